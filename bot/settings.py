@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     model_patch: str = ""
     model_summarize: str = ""
     model_timeout_seconds: float = 120.0
+    #: How to ask for JSON-schema output: "openai" (`json_schema`), "llama" (llama.cpp's
+    #: `json_object` + `schema`), or "auto" (llama for the embedded model, else openai).
+    model_schema_style: Literal["auto", "openai", "llama"] = "auto"
     #: JSON object: model name -> {"prompt": $/1M tokens, "completion": $/1M tokens}.
     prices: dict[str, Price] = Field(default_factory=dict)
     #: Path to a GGUF file for the embedded model; empty = the one the `local` extra ships.

@@ -1,0 +1,8 @@
+"""The loops, by name. Each is `async def run(job, ctx) -> Outcome` in its own module."""
+
+from __future__ import annotations
+
+from loops import triage
+from loops.engine import LoopFn
+
+LOOPS: dict[str, LoopFn] = {"triage": triage.run}

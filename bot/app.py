@@ -1,0 +1,215 @@
+"""The one place that composes bot/ with handlers/ and loops/: process resources, the job
+runner, the aiohttp app for `serve`, and the local (no GitHub) entry points."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from gidgethub.sansio import Event
+
+import handlers
+from bot import db as dbmod
+from bot.forge import DryRunForge, GitHubForge, Issue
+from bot.github import GitHubApp
+from bot.local_model import EmbeddedModel
+from bot.model import ModelClient
+from bot.server import NOTIFY, STORE, create_app
+from bot.settings import Settings
+from bot.store import Job, JobSpec, Store
+from bot.worker import WorkerPool
+from loops import LOOPS
+from loops.engine import LoopContext, Outcome, execute
+
+log = logging.getLogger("loopwright")
+
+
+class Runtime:
+    """The resources one process shares: store, HTTP session, GitHub App, model, workers."""
+
+    def __init__(self, settings: Settings, store: Store) -> None:
+        self.settings = settings
+        self.store = store
+        self.session: aiohttp.ClientSession | None = None
+        self.github: GitHubApp | None = None
+        self.model: ModelClient | None = None
+        self.embedded: EmbeddedModel | None = None
+        self.pool: WorkerPool | None = None
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def open(
+        cls, settings: Settings, *, github: bool = False, model: bool = False, workers: int = 0
+    ) -> AsyncIterator[Runtime]:
+        if github or workers:
+            settings.require("app_id", "private_key")
+            key = settings.private_key_pem()
+        database = await dbmod.connect(settings.resolved_database_url())
+        rt = cls(settings, Store(database))
+        try:
+            await rt.store.init()
+            if github or workers:
+                rt.session = aiohttp.ClientSession()
+                assert settings.app_id is not None
+                rt.github = GitHubApp(
+                    rt.session, app_id=settings.app_id, private_key_pem=key,
+                    base_url=settings.github_api_url, max_tries=settings.github_max_tries,
+                    max_wait=settings.github_max_wait_seconds,
+                )
+            if model or workers:
+                await rt._open_model()
+            if workers:
+                rt.pool = WorkerPool(
+                    rt.store, rt.run_job, concurrency=workers,
+                    lease_seconds=settings.job_lease_seconds,
+                    backoff_seconds=settings.job_backoff_seconds,
+                )
+                rt.pool.start()
+            yield rt
+        finally:
+            if rt.pool:
+                await rt.pool.stop()
+            if rt.model:
+                await rt.model.close()
+            if rt.embedded:
+                await rt.embedded.stop()
+            if rt.session:
+                await rt.session.close()
+            await database.close()
+
+    async def _open_model(self) -> None:
+        s = self.settings
+        style = s.model_schema_style
+        if s.model_base_url:
+            base_url = s.model_base_url
+            style = "openai" if style == "auto" else style
+        else:
+            self.embedded = EmbeddedModel(s)
+            base_url = await self.embedded.start()
+            style = "llama" if style == "auto" else style
+        self.model = ModelClient(
+            s, base_url=base_url, api_key=s.model_api_key.get_secret_value(),
+            schema_style=style,
+        )
+
+    def notify(self) -> None:
+        if self.pool:
+            self.pool.notify()
+
+    async def run_job(self, job: Job) -> None:
+        """Run one leased job; an exception makes the worker retry it with backoff."""
+        assert self.github is not None and self.model is not None
+        if job.kind not in LOOPS:
+            raise ValueError(f"no loop named {job.kind!r}")
+        if job.installation_id is None:
+            raise ValueError("the delivery carried no installation id")
+        forge = GitHubForge(
+            self.github.for_repo(job.installation_id, job.repo),
+            bot_login=await self.github.bot_login(), secrets=self.settings.secret_values(),
+        )
+        await self.run_loop(job, forge)
+
+    async def run_loop(self, job: Job, forge: Any, *, dry_run: bool = False) -> Outcome:
+        assert self.model is not None
+        run_id = await self.store.start_run(job.id or None, job.kind, job.repo, job.number)
+        ctx = LoopContext(self.settings, self.store, forge, self.model, run_id, dry_run=dry_run)
+        try:
+            outcome = await execute(job.kind, LOOPS[job.kind], job, ctx)
+        except BaseException as exc:
+            await self.store.finish_run(run_id, "error", type(exc).__name__, str(exc))
+            raise
+        await self.store.finish_run(run_id, "done", outcome.exit.value, outcome.detail)
+        log.info("run %d (%s %s#%s): %s %s", run_id, job.kind, job.repo, job.number,
+                 outcome.exit.value, outcome.detail)
+        return outcome
+
+
+async def decide(event: Event, settings: Settings) -> list[JobSpec]:
+    return await handlers.decide_jobs(event, app_id=settings.app_id)
+
+
+def build_app(settings: Settings, *, workers: int) -> web.Application:
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        async with Runtime.open(settings, workers=workers) as rt:
+            app[STORE] = rt.store
+            app[NOTIFY] = rt.notify
+            yield
+
+    async def route(event: Event) -> list[JobSpec]:
+        return await decide(event, settings)
+
+    return create_app(settings, decide=route, lifecycle=lifecycle)
+
+
+# --- local mode -----------------------------------------------------------------------------------
+
+
+@dataclass
+class LocalResult:
+    outcome: Outcome
+    forge: DryRunForge
+    run_id: int
+    note: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "exit": self.outcome.exit.value,
+            "detail": self.outcome.detail,
+            "labels": self.forge.added_labels,
+            "comment": self.forge.comment,
+            "usage": self.outcome.usage.as_dict(),
+            "run_id": self.run_id,
+            **({"note": self.note} if self.note else {}),
+        }
+
+
+def read_issue_file(path: Path, number: int = 1) -> Issue:
+    """Markdown whose first `# ` line is the title; the rest is the body."""
+    text = path.read_text()
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("# "):
+            body = "\n".join(lines[:i] + lines[i + 1 :]).strip()
+            return Issue(number=number, title=line[2:].strip(), body=body, author="local")
+    raise ValueError(f"{path}: no '# Title' line found")
+
+
+async def run_local(
+    rt: Runtime, kind: str, repo_name: str, forge: DryRunForge, number: int,
+    payload: dict[str, Any] | None = None,
+) -> LocalResult:
+    job = Job(id=0, delivery_id=None, kind=kind, repo=repo_name, installation_id=None,
+              number=number, payload=payload or {}, attempts=1, max_attempts=1,
+              lease_owner="local")
+    outcome = await rt.run_loop(job, forge, dry_run=True)
+    runs = await rt.store.list_runs(limit=1)
+    return LocalResult(outcome, forge, int(runs[0]["id"]) if runs else 0)
+
+
+async def replay(
+    rt: Runtime, event: Event, *, labels: list[str] | None, repo_path: Path | None
+) -> list[LocalResult]:
+    """Route a saved payload through the handlers; run each job in dry-run."""
+    results = []
+    for spec in await decide(event, rt.settings):
+        issue_data = event.data.get("issue") or event.data.get("pull_request") or {}
+        issue = Issue(
+            number=int(issue_data.get("number", spec.number or 0)),
+            title=issue_data.get("title") or "", body=issue_data.get("body") or "",
+            author=(issue_data.get("user") or {}).get("login", ""),
+        )
+        forge = DryRunForge(spec.repo, issue=issue, labels=labels, repo_path=repo_path,
+                            secrets=rt.settings.secret_values())
+        result = await run_local(rt, spec.kind, spec.repo, forge, spec.number or 0,
+                                 spec.payload)
+        if spec.payload.get("requires_write_from"):
+            result.note = (f"dry run: the permission of {spec.payload['requires_write_from']} "
+                           "was not checked (no GitHub)")
+        results.append(result)
+    return results

@@ -1,0 +1,197 @@
+"""Calls to an OpenAI-compatible chat model, with structured output, usage and cost accounting.
+
+The model never holds a credential and never chooses an action outside the schema it is given;
+what it returns is data, validated with pydantic before anything uses it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, Literal, TypeVar
+
+import openai
+from pydantic import BaseModel, ValidationError
+
+from bot.settings import Settings
+from bot.store import StepRecord
+
+T = TypeVar("T", bound=BaseModel)
+SchemaStyle = Literal["openai", "llama"]
+Recorder = Callable[[StepRecord], Awaitable[None]]
+
+#: A header our scripted test model uses to pick the script for a step; real servers ignore it.
+STEP_HEADER = "X-Loopwright-Step"
+
+
+class ModelError(Exception):
+    """Base of the typed model failures a loop turns into an exit reason."""
+
+
+class ModelOutputError(ModelError):
+    """The model's output failed validation on every allowed attempt."""
+
+
+class ModelUnavailable(ModelError):
+    """The model endpoint could not be reached or kept erroring."""
+
+
+@dataclass
+class Usage:
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+
+    def add(self, other: Usage) -> None:
+        self.calls += other.calls
+        self.prompt_tokens += other.prompt_tokens
+        self.completion_tokens += other.completion_tokens
+        self.cost += other.cost
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"calls": self.calls, "prompt_tokens": self.prompt_tokens,
+                "completion_tokens": self.completion_tokens, "cost": round(self.cost, 6)}
+
+
+@dataclass
+class Reply(Generic[T]):
+    value: T
+    model: str
+    usage: Usage
+    attempts: int
+    raw: str = field(repr=False, default="")
+
+
+def extract_json(text: str) -> Any:
+    """Parse a JSON object from a reply, tolerating a Markdown fence around it."""
+    stripped = text.strip()
+    if stripped.startswith("```"):
+        stripped = stripped.split("\n", 1)[1] if "\n" in stripped else ""
+        stripped = stripped.rsplit("```", 1)[0]
+    start, end = stripped.find("{"), stripped.rfind("}")
+    if start == -1 or end < start:
+        raise ValueError("no JSON object in the reply")
+    return json.loads(stripped[start : end + 1])
+
+
+class ModelClient:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        base_url: str,
+        api_key: str,
+        schema_style: SchemaStyle = "openai",
+        max_attempts: int = 2,
+    ) -> None:
+        self.settings = settings
+        self.schema_style = schema_style
+        self.max_attempts = max_attempts
+        self.client = openai.AsyncOpenAI(
+            base_url=base_url,
+            api_key=api_key or "unused",
+            timeout=settings.model_timeout_seconds,
+            max_retries=2,
+        )
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    def _response_format(self, name: str, schema: dict[str, Any]) -> dict[str, Any]:
+        if self.schema_style == "llama":
+            # llama-cpp-python's server compiles this into a grammar, so the reply is
+            # constrained token by token rather than merely asked for.
+            return {"type": "json_object", "schema": schema}
+        return {"type": "json_schema", "json_schema": {"name": name, "schema": schema,
+                                                        "strict": False}}
+
+    def cost_of(self, model: str, prompt_tokens: int, completion_tokens: int) -> float:
+        price = self.settings.price_of(model)
+        return (prompt_tokens * price.prompt + completion_tokens * price.completion) / 1e6
+
+    async def structured(
+        self,
+        step: str,
+        messages: list[dict[str, str]],
+        output_type: type[T],
+        *,
+        schema: dict[str, Any] | None = None,
+        record: Recorder | None = None,
+        max_tokens: int = 400,
+    ) -> Reply[T]:
+        """One call returning `output_type`; an invalid reply gets one corrective retry.
+
+        The retry goes to the next model of the step's escalation list when there is one: an
+        invalid reply is a verified failure of the smaller model.
+        """
+        models = self.settings.models_for(step)
+        schema = schema or output_type.model_json_schema()
+        usage = Usage()
+        convo = list(messages)
+        last_error = ""
+        for attempt in range(1, self.max_attempts + 1):
+            model = models[min(attempt - 1, len(models) - 1)]
+            started = time.perf_counter()
+            try:
+                request: dict[str, Any] = {
+                    "model": model, "messages": convo, "temperature": 0,
+                    "max_tokens": max_tokens,
+                    "response_format": self._response_format(step, schema),
+                    "extra_headers": {STEP_HEADER: step},
+                }
+                resp = await self.client.chat.completions.create(**request)
+            except openai.APIError as exc:
+                if record:
+                    await record(StepRecord(
+                        name=step, kind="model", verdict="unavailable", model=model,
+                        input=_render(convo), output=f"{type(exc).__name__}: {exc}",
+                        duration_ms=(time.perf_counter() - started) * 1000,
+                    ))
+                raise ModelUnavailable(f"{step}: {type(exc).__name__}: {exc}") from exc
+            ms = (time.perf_counter() - started) * 1000
+            text = (resp.choices[0].message.content or "") if resp.choices else ""
+            pt = resp.usage.prompt_tokens if resp.usage else 0
+            ct = resp.usage.completion_tokens if resp.usage else 0
+            call = Usage(1, pt, ct, self.cost_of(model, pt, ct))
+            usage.add(call)
+            try:
+                value = output_type.model_validate(extract_json(text))
+            except (ValueError, ValidationError) as exc:
+                last_error = _short_error(exc)
+                if record:
+                    await record(StepRecord(
+                        name=step, kind="model", verdict=f"invalid: {last_error}", model=model,
+                        input=_render(convo), output=text, prompt_tokens=pt,
+                        completion_tokens=ct, cost=call.cost, duration_ms=ms,
+                    ))
+                convo = [*messages, {"role": "assistant", "content": text[:2000]}, {
+                    "role": "user",
+                    "content": f"That reply was invalid ({last_error}). Answer again with only "
+                    "a JSON object that matches the schema.",
+                }]
+                continue
+            if record:
+                await record(StepRecord(
+                    name=step, kind="model", verdict="valid", model=model, input=_render(convo),
+                    output=text, prompt_tokens=pt, completion_tokens=ct, cost=call.cost,
+                    duration_ms=ms,
+                ))
+            return Reply(value=value, model=model, usage=usage, attempts=attempt, raw=text)
+        raise ModelOutputError(
+            f"{step}: invalid output after {self.max_attempts} attempts ({last_error})"
+        )
+
+
+def _render(messages: list[dict[str, str]]) -> str:
+    return "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in messages)
+
+
+def _short_error(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"]) or "value"
+        return f"{loc}: {err['msg']}"
+    return str(exc)[:200]

@@ -1,0 +1,105 @@
+"""`.github/loopwright.yml`: a repository's own settings for loopwright."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+CONFIG_PATH = ".github/loopwright.yml"
+
+IssueType = Literal["bug", "feature", "question", "docs"]
+Severity = Literal["low", "medium", "high", "critical"]
+
+#: Labels GitHub creates in every new repository that describe status, not area.
+NON_AREA_LABELS = frozenset(
+    {"duplicate", "good first issue", "help wanted", "invalid", "wontfix", "question", "bug",
+     "enhancement", "documentation"}
+)
+
+
+class _Strict(BaseModel):
+    # Unknown keys are errors: a typo like `lables:` must not silently fall back to defaults.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LoopsConfig(_Strict):
+    triage: bool = True
+    reproduce: bool = True
+    patch: bool = True
+    retest: bool = True
+    ci_repair: bool = True
+    deps: bool = True
+
+
+class TriageConfig(_Strict):
+    #: Issue type -> the repository label that means it.
+    labels: dict[IssueType, str] = Field(
+        default_factory=lambda: {  # type: ignore[arg-type]
+            "bug": "bug", "feature": "enhancement", "question": "question",
+            "docs": "documentation",
+        }
+    )
+    #: Severity -> label; severities without an entry get no label.
+    severity_labels: dict[Severity, str] = Field(default_factory=dict)
+    #: Labels the model may choose the area from; empty = every repo label that is not a
+    #: type, severity or GitHub default status label.
+    area_labels: list[str] = Field(default_factory=list)
+    #: Added when the model lists missing information (only if the label exists).
+    needs_info_label: str | None = None
+    #: Create mapped labels that do not exist in the repository (off: never invent labels).
+    create_missing_labels: bool = False
+    #: Token budget for the issue title + body in the prompt.
+    max_issue_tokens: int = Field(default=1200, ge=100, le=16000)
+
+
+class BudgetConfig(_Strict):
+    max_iterations: int = Field(default=6, ge=1, le=50)
+    max_tokens: int = Field(default=40000, ge=1000)
+    max_cost_usd: float = Field(default=1.0, ge=0)
+    wall_clock_seconds: int = Field(default=1800, ge=10)
+
+
+class RepoConfig(_Strict):
+    loops: LoopsConfig = Field(default_factory=LoopsConfig)
+    triage: TriageConfig = Field(default_factory=TriageConfig)
+    budgets: BudgetConfig = Field(default_factory=BudgetConfig)
+
+
+class ConfigError(Exception):
+    """The repository's config is invalid; `problems` name each key and why."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def parse_config(text: str | None) -> RepoConfig:
+    """Parse the YAML text of `.github/loopwright.yml` (None or empty → all defaults)."""
+    if text is None or not text.strip():
+        return RepoConfig()
+    try:
+        data: Any = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError([f"not valid YAML{where}: {problem}"]) from None
+    if data is None:
+        return RepoConfig()
+    if not isinstance(data, dict):
+        raise ConfigError([f"the top level must be a mapping of keys, not {type(data).__name__}"])
+    try:
+        return RepoConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+            msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+            problems.append(f"`{key}`: {msg}")
+        raise ConfigError(problems) from None
+
+
+def config_json_schema() -> dict[str, Any]:
+    return RepoConfig.model_json_schema()

@@ -1,0 +1,65 @@
+"""Shared intake helpers: what every handler needs to turn an event into jobs, without I/O."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from gidgethub.sansio import Event
+
+from bot.store import JobSpec
+
+#: `/loopwright <command> [args]` at the start of a line of a comment.
+COMMAND = re.compile(r"^\s*/loopwright[ \t]+([a-z][a-z-]*)\b[ \t]*(.*)$", re.MULTILINE)
+
+#: Commands a comment can give, and the loop each one starts.
+COMMANDS = {"triage": "triage"}
+
+
+@dataclass
+class IntakeDeps:
+    """What handlers get at intake: a list to append jobs to, and nothing that does I/O."""
+
+    app_id: int | None = None
+    jobs: list[JobSpec] = field(default_factory=list)
+
+
+class NoIOAtIntake:
+    """Passed as `gh` to handlers at intake.
+
+    Intake must answer GitHub within its 10 s delivery timeout and before any side effect, so a
+    handler that reaches for the API is a bug; this makes it fail loudly in tests.
+    """
+
+    def __getattr__(self, name: str) -> Any:
+        raise RuntimeError(f"handlers may not call GitHub at intake (tried gh.{name})")
+
+
+def repo_of(event: Event) -> str:
+    return str(event.data["repository"]["full_name"])
+
+
+def installation_of(event: Event) -> int | None:
+    inst = event.data.get("installation") or {}
+    return int(inst["id"]) if "id" in inst else None
+
+
+def is_automated(event: Event, app_id: int | None) -> bool:
+    """Bots (including ourselves) never trigger loops: that is how bot-to-bot storms start."""
+    sender = event.data.get("sender") or {}
+    if sender.get("type") == "Bot" or str(sender.get("login", "")).endswith("[bot]"):
+        return True
+    if app_id is not None:
+        for key in ("comment", "issue", "pull_request"):
+            via = (event.data.get(key) or {}).get("performed_via_github_app") or {}
+            if via.get("id") == app_id:
+                return True
+    return False
+
+
+def parse_command(body: str) -> tuple[str, str] | None:
+    m = COMMAND.search(body or "")
+    if not m:
+        return None
+    return m.group(1), m.group(2).strip()
