@@ -1,0 +1,112 @@
+"""The durable store on both backends: atomic intake, leases, retries, dead jobs, runs."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from bot import db as dbmod
+from bot.store import JobSpec, StepRecord, Store
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+async def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+async def store(database_url: str, clock: Clock) -> AsyncIterator[Store]:
+    database = await dbmod.connect(database_url)
+    s = Store(database, clock=clock)
+    await s.init()
+    yield s
+    await database.close()
+
+
+def spec(number: int = 1) -> JobSpec:
+    return JobSpec(kind="triage", repo="octo/hello", installation_id=7, number=number,
+                   payload={"trigger": "issues.opened"})
+
+
+async def test_delivery_and_jobs_commit_together_and_duplicates_add_nothing(store: Store) -> None:
+    assert await store.record_delivery("d-1", "issues", "opened", "octo/hello", [spec(1), spec(2)],
+                                       max_attempts=3)
+    assert not await store.record_delivery("d-1", "issues", "opened", "octo/hello", [spec(3)],
+                                           max_attempts=3)
+    jobs = await store.list_jobs()
+    assert sorted(j["number"] for j in jobs) == [1, 2]
+
+
+async def test_a_failing_job_insert_rolls_back_the_delivery(store: Store) -> None:
+    bad = JobSpec(kind="triage", repo=None, installation_id=1, number=1)  # type: ignore[arg-type]
+    with pytest.raises(dbmod.IntegrityError):
+        await store.record_delivery("d-2", "issues", "opened", "octo/hello", [bad], max_attempts=3)
+    # Nothing half-written: the same delivery can be stored again once it is valid.
+    assert await store.record_delivery("d-2", "issues", "opened", "octo/hello", [spec()],
+                                       max_attempts=3)
+
+
+async def test_lease_is_exclusive_until_it_lapses(store: Store, clock: Clock) -> None:
+    await store.enqueue(spec(), max_attempts=3)
+    job = await store.lease("w1", lease_seconds=30)
+    assert job is not None and job.attempts == 1 and job.payload["trigger"] == "issues.opened"
+    assert await store.lease("w2", lease_seconds=30) is None
+    clock.now += 10
+    assert await store.heartbeat(job, 30)
+    clock.now += 25  # t=35: the heartbeat at t=10 moved the lease to t=40; still held
+    assert await store.lease("w2", lease_seconds=30) is None
+    clock.now += 10  # t=45: lapsed, the worker is presumed dead
+    again = await store.lease("w2", lease_seconds=30)
+    assert again is not None and again.id == job.id and again.attempts == 2
+    assert not await store.heartbeat(job, 30), "the old owner must learn it lost the lease"
+
+
+async def test_failures_back_off_then_go_dead(store: Store, clock: Clock) -> None:
+    await store.enqueue(spec(), max_attempts=2)
+    job = await store.lease("w", 30)
+    assert job is not None
+    assert await store.fail(job, "boom", backoff_seconds=5) == "queued"
+    assert await store.lease("w", 30) is None, "backoff must delay the retry"
+    clock.now += 5.1
+    job = await store.lease("w", 30)
+    assert job is not None and job.attempts == 2
+    assert await store.fail(job, "boom again", backoff_seconds=5) == "dead"
+    clock.now += 1000
+    assert await store.lease("w", 30) is None
+    dead = await store.list_jobs("dead")
+    assert len(dead) == 1 and "boom again" in dead[0]["last_error"]
+
+
+async def test_lapsed_lease_on_last_attempt_is_dead_not_retried(store: Store, clock: Clock) -> None:
+    await store.enqueue(spec(), max_attempts=1)
+    assert await store.lease("w1", 30) is not None
+    clock.now += 31
+    assert await store.lease("w2", 30) is None
+    assert (await store.job_counts()).get("dead") == 1
+
+
+async def test_runs_accumulate_model_usage_from_steps(store: Store) -> None:
+    run_id = await store.start_run(None, "triage", "octo/hello", 5)
+    await store.record_step(run_id, StepRecord(name="triage", kind="model", verdict="invalid",
+                                               model="m", prompt_tokens=100,
+                                               completion_tokens=10, cost=0.001))
+    await store.record_step(run_id, StepRecord(name="triage", kind="model", verdict="valid",
+                                               model="m", prompt_tokens=120,
+                                               completion_tokens=12, cost=0.002))
+    await store.record_step(run_id, StepRecord(name="post", kind="deterministic", verdict="ok"))
+    await store.finish_run(run_id, "done", "done", "bug/high/none")
+    run = await store.get_run(run_id)
+    assert run is not None
+    assert (run["model_calls"], run["prompt_tokens"], run["completion_tokens"]) == (2, 220, 22)
+    assert run["cost"] == pytest.approx(0.003)
+    assert run["exit_reason"] == "done" and run["finished_at"] is not None
+    assert [s["verdict"] for s in await store.steps_for(run_id)] == ["invalid", "valid", "ok"]
