@@ -1,0 +1,766 @@
+"""Ephemeral git workspaces for jobs: a bare mirror per repository, a cheap working copy per job.
+
+Layout under the data directory:
+
+    mirrors/<owner>/<repo>.git          bare mirror, fetched incrementally over HTTPS
+    mirrors/<owner>/<repo>.git.lock     flock: one fetch per repository across processes
+    workspaces/<owner>/<repo>/<slot>/
+        lock                            flock held by the job using the slot
+        owner                           JSON {pid, job}; present only while a job holds the slot
+        tree/                           the working copy (`tree/.git` borrows the mirror's objects)
+
+Why this shape (numbers in docs/workspace.md): the working copy's `.git` lists the mirror's object
+directory as an *alternate*, so making one copies no objects at all; what costs time is writing
+the ~N files of the tree. A finished job's slot is reset and kept warm (up to `keep_warm` per
+repository), so the next job on the same repository only rewrites the files that differ between
+the two base commits. `keep_warm=0` gives a fresh checkout per job, deleted when it ends.
+
+Security: the installation token only ever lives in memory (a pygit2 credential callback), never
+in a URL, a config file or a log; every file operation is confined to the tree; pushes go only to
+`loopwright/*` and never carry a change under `.github/workflows/`; git hooks and fsmonitor are
+disabled in every workspace config. We never shell out to git here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import fnmatch
+import json
+import logging
+import os
+import re
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any, TypeVar
+
+import pygit2
+from pygit2.enums import CheckoutStrategy, DiffOption, FetchPrune, SortMode
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+BRANCH_PREFIX = "loopwright/"
+PROTECTED_PREFIXES = (".github/workflows/",)
+DEFAULT_AUTHOR_NAME = "loopwright[bot]"
+DEFAULT_AUTHOR_EMAIL = "loopwright[bot]@users.noreply.github.com"
+DEFAULT_REFSPECS = ("+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*")
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
+_BRANCH_PART_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
+_BINARY_SNIFF = 8192
+_MAX_LINE_CHARS = 500
+
+
+class WorkspaceError(Exception):
+    """Base of every error this module raises on purpose."""
+
+
+class FetchError(WorkspaceError):
+    """Fetching into the mirror failed (network, missing repository, server error)."""
+
+
+class AuthenticationError(FetchError):
+    """The server rejected the installation token."""
+
+
+class UnsafePathError(WorkspaceError):
+    """A path points outside the workspace (`..`, absolute, symlink out) or into `.git`."""
+
+
+class EditError(WorkspaceError):
+    """An exact search/replace edit could not be applied."""
+
+
+class SearchTextNotFound(EditError):
+    pass
+
+
+class SearchTextNotUnique(EditError):
+    pass
+
+
+class PushRefused(WorkspaceError):
+    """A push that policy forbids; refused before any network traffic."""
+
+
+class ProtectedBranchError(PushRefused):
+    pass
+
+
+class ProtectedPathError(PushRefused):
+    pass
+
+
+class PushError(WorkspaceError):
+    """The server or the network failed the push."""
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    path: str
+    line: int
+    text: str
+
+
+def _check_repo_name(full_name: str) -> tuple[str, str]:
+    # The name becomes a path on disk; refuse anything that could climb out of the data dir.
+    owner, sep, repo = full_name.partition("/")
+    for part in (owner, repo):
+        if not sep or not _NAME_RE.match(part) or part in (".", ".."):
+            raise WorkspaceError(f"invalid repository name {full_name!r}")
+    return owner, repo
+
+
+def branch_name(loop: str, number: int) -> str:
+    """The deterministic branch of one (loop, issue/PR number)."""
+    if not _BRANCH_PART_RE.match(loop) or loop.startswith(".") or ".." in loop:
+        raise WorkspaceError(f"invalid loop name {loop!r}")
+    return f"{BRANCH_PREFIX}{loop}-{int(number)}"
+
+
+def _check_push_branch(branch: str) -> None:
+    if not branch.startswith(BRANCH_PREFIX):
+        raise ProtectedBranchError(f"refusing to push {branch!r}: only {BRANCH_PREFIX}* is allowed")
+    rest = branch[len(BRANCH_PREFIX) :]
+    parts = rest.split("/")
+    if not rest or any(not _BRANCH_PART_RE.match(p) or p.startswith(".") for p in parts):
+        raise ProtectedBranchError(f"refusing to push {branch!r}: not a plain branch name")
+    if ".." in rest or rest.endswith(".lock"):
+        raise ProtectedBranchError(f"refusing to push {branch!r}: not a plain branch name")
+
+
+def _is_protected(path: str) -> bool:
+    # Lower-cased so that a case-insensitive checkout elsewhere cannot smuggle a workflow in.
+    lowered = path.lower()
+    return any(lowered.startswith(prefix) for prefix in PROTECTED_PREFIXES)
+
+
+class _TokenCallbacks(pygit2.RemoteCallbacks):
+    """Hands the token to libgit2 once; a second request means the server rejected it."""
+
+    def __init__(self, token: str) -> None:
+        super().__init__()
+        self._token = token
+        self.asked = 0
+        self.rejected: dict[str, str] = {}
+
+    def credentials(
+        self,
+        url: str,
+        username_from_url: str | None,
+        allowed_types: pygit2.enums.CredentialType,
+    ) -> pygit2.UserPass:
+        self.asked += 1
+        if self.asked > 1:
+            # Without this libgit2 would retry the same rejected token several times.
+            raise AuthenticationError("the server rejected the installation token")
+        return pygit2.UserPass("x-access-token", self._token)
+
+    def push_update_reference(self, refname: str, message: str | None) -> None:
+        if message:
+            self.rejected[refname] = message
+
+
+class _FileLock:
+    """An exclusive flock on a file; the kernel drops it when the holder dies."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd: int | None = None
+
+    def acquire(self, blocking: bool = True) -> bool:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        self.acquire()
+        try:
+            yield
+        finally:
+            self.release()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _harden_config(repo: pygit2.Repository) -> None:
+    # pygit2 runs no hooks and no fsmonitor, but other git tools may touch this repository
+    # (a human debugging, or a test suite calling git in the sandbox), so switch both off.
+    config = repo.config
+    config["core.hooksPath"] = os.devnull
+    config["core.fsmonitor"] = False
+    config["gc.auto"] = 0
+    config["maintenance.auto"] = False
+
+
+class MirrorCache:
+    """Bare mirrors of repositories, fetched incrementally with an installation token."""
+
+    def __init__(self, data_dir: Path, *, git_base_url: str = "https://github.com") -> None:
+        self.data_dir = Path(data_dir)
+        self.git_base_url = git_base_url.rstrip("/")
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def path_for(self, full_name: str) -> Path:
+        owner, repo = _check_repo_name(full_name)
+        return self.data_dir / "mirrors" / owner / f"{repo}.git"
+
+    def url_for(self, full_name: str) -> str:
+        owner, repo = _check_repo_name(full_name)
+        return f"{self.git_base_url}/{owner}/{repo}.git"
+
+    def lock_for(self, full_name: str) -> asyncio.Lock:
+        return self._locks.setdefault(full_name, asyncio.Lock())
+
+    async def fetch(
+        self, full_name: str, token: str, *, refspecs: tuple[str, ...] = DEFAULT_REFSPECS
+    ) -> Path:
+        """Create or update the mirror of `full_name`; returns its path.
+
+        Extra refs (`+refs/pull/7/head:refs/pull/7/head`) can be asked for through `refspecs`.
+        """
+        path = self.path_for(full_name)
+        url = self.url_for(full_name)
+        async with self.lock_for(full_name):
+            await asyncio.to_thread(self._fetch_sync, path, url, token, refspecs)
+        return path
+
+    @staticmethod
+    def _fetch_sync(path: Path, url: str, token: str, refspecs: tuple[str, ...]) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with _FileLock(path.with_name(path.name + ".lock")).held():
+            if (path / "HEAD").exists():
+                repo = pygit2.Repository(str(path))
+            else:
+                repo = pygit2.init_repository(str(path), bare=True)
+                _harden_config(repo)
+            # An anonymous remote keeps even the (token-free) URL out of the config.
+            remote = repo.remotes.create_anonymous(url)
+            callbacks = _TokenCallbacks(token)
+            try:
+                remote.fetch(list(refspecs), callbacks=callbacks, prune=FetchPrune.PRUNE)
+            except AuthenticationError:
+                raise AuthenticationError(
+                    f"fetching {url} failed: the server rejected the installation token"
+                ) from None
+            except (pygit2.GitError, OSError) as exc:
+                if callbacks.asked > 1:
+                    raise AuthenticationError(
+                        f"fetching {url} failed: the server rejected the installation token"
+                    ) from None
+                raise FetchError(f"fetching {url} failed: {_scrub(str(exc), token)}") from None
+
+
+def _scrub(text: str, token: str) -> str:
+    return text.replace(token, "***") if token else text
+
+
+class Workspace:
+    """One job's working copy. Use `open_workspace`; every method is confined to `root`."""
+
+    def __init__(
+        self,
+        *,
+        root: Path,
+        full_name: str,
+        remote_url: str,
+        branch: str,
+        base: str,
+        author_name: str,
+        author_email: str,
+    ) -> None:
+        self.root = root
+        self.full_name = full_name
+        self.branch = branch
+        self.base = base
+        self.last_kept = base
+        self._remote_url = remote_url
+        self._author_name = author_name
+        self._author_email = author_email
+        self._repo = pygit2.Repository(str(root))
+        self._real_root = root.resolve()
+        # pygit2 objects are not meant for concurrent use; one operation at a time.
+        self._op_lock = asyncio.Lock()
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        async with self._op_lock:
+            return await asyncio.to_thread(fn, *args)
+
+    # -- paths ---------------------------------------------------------------------------------
+
+    def _resolve(self, path: str) -> Path:
+        """The real path of a workspace-relative `path`, or UnsafePathError."""
+        if not path or "\x00" in path:
+            raise UnsafePathError(f"invalid path {path!r}")
+        pure = PurePosixPath(path)
+        if pure.is_absolute() or path.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", path):
+            raise UnsafePathError(f"absolute path {path!r} refused")
+        if ".." in pure.parts:
+            raise UnsafePathError(f"path {path!r} climbs out of the workspace")
+        if pure.parts and pure.parts[0] == ".git":
+            raise UnsafePathError(f"path {path!r} is inside .git")
+        real = (self._real_root / pure).resolve()
+        # resolve() follows every symlink on the way, so a link anywhere in the path that
+        # points out of the tree (or into .git) lands here.
+        if not real.is_relative_to(self._real_root):
+            raise UnsafePathError(f"path {path!r} resolves outside the workspace")
+        if real.is_relative_to(self._real_root / ".git"):
+            raise UnsafePathError(f"path {path!r} resolves into .git")
+        return real
+
+    # -- reading -------------------------------------------------------------------------------
+
+    async def list_files(self, glob: str | None = None) -> list[str]:
+        """Tracked and new (untracked, not ignored) files, sorted; `glob` is matched against
+        the whole relative path with fnmatch (so `*` also crosses `/`)."""
+        return await self._run(self._list_files_sync, glob)
+
+    def _list_files_sync(self, glob: str | None) -> list[str]:
+        self._repo.index.read(force=False)
+        names = {entry.path for entry in self._repo.index}
+        for path, flags in self._repo.status(untracked_files="all").items():
+            if flags & pygit2.enums.FileStatus.WT_NEW:
+                names.add(path)
+            if flags & pygit2.enums.FileStatus.WT_DELETED:
+                names.discard(path)
+        if glob is not None:
+            names = {n for n in names if fnmatch.fnmatchcase(n, glob)}
+        return sorted(names)
+
+    async def read_file(self, path: str, start: int = 1, end: int | None = None) -> str:
+        """Lines `start`..`end` (1-based, inclusive; `end=None` means to the end)."""
+        return await self._run(self._read_file_sync, path, start, end)
+
+    def _read_file_sync(self, path: str, start: int, end: int | None) -> str:
+        real = self._resolve(path)
+        if not real.is_file():
+            raise WorkspaceError(f"{path!r} is not a file")
+        lines = real.read_text(encoding="utf-8", errors="replace").splitlines(keepends=True)
+        first = max(start, 1) - 1
+        return "".join(lines[first:end])
+
+    async def search(
+        self, pattern: str, max_results: int = 100, glob: str | None = None
+    ) -> list[SearchHit]:
+        """Regex search over tracked text files, at most `max_results` hits."""
+        try:
+            regex = re.compile(pattern)
+        except re.error as exc:
+            raise WorkspaceError(f"invalid search pattern: {exc}") from None
+        return await self._run(self._search_sync, regex, max_results, glob)
+
+    def _search_sync(
+        self, regex: re.Pattern[str], max_results: int, glob: str | None
+    ) -> list[SearchHit]:
+        hits: list[SearchHit] = []
+        for name in self._list_files_sync(glob):
+            try:
+                real = self._resolve(name)
+                data = real.read_bytes()
+            except (UnsafePathError, OSError):
+                continue
+            if b"\x00" in data[:_BINARY_SNIFF]:
+                continue
+            text = data.decode("utf-8", errors="replace")
+            for number, line in enumerate(text.splitlines(), start=1):
+                if regex.search(line):
+                    hits.append(SearchHit(name, number, line[:_MAX_LINE_CHARS]))
+                    if len(hits) >= max_results:
+                        return hits
+        return hits
+
+    # -- writing -------------------------------------------------------------------------------
+
+    async def edit(self, path: str, search: str, replace: str) -> None:
+        """Replace the one exact occurrence of `search` in `path`."""
+        await self._run(self._edit_sync, path, search, replace)
+
+    def _edit_sync(self, path: str, search: str, replace: str) -> None:
+        real = self._resolve(path)
+        if not real.is_file():
+            raise SearchTextNotFound(f"{path!r} does not exist")
+        if not search:
+            raise SearchTextNotFound("the search text is empty")
+        text = real.read_text(encoding="utf-8")
+        count = text.count(search)
+        if count == 0:
+            raise SearchTextNotFound(f"the search text does not occur in {path!r}")
+        if count > 1:
+            raise SearchTextNotUnique(f"the search text occurs {count} times in {path!r}")
+        self._atomic_write(real, text.replace(search, replace, 1))
+
+    async def write_file(self, path: str, content: str) -> None:
+        """Create or overwrite a whole file (for new files such as a reproduction test)."""
+        await self._run(self._write_file_sync, path, content)
+
+    def _write_file_sync(self, path: str, content: str) -> None:
+        real = self._resolve(path)
+        real.parent.mkdir(parents=True, exist_ok=True)
+        # mkdir may have created directories through links; check again before writing.
+        self._resolve(path)
+        self._atomic_write(real, content)
+
+    @staticmethod
+    def _atomic_write(real: Path, content: str) -> None:
+        # Write-then-rename: never leaves a half-written file, and replaces a hard link
+        # instead of writing through it.
+        tmp = real.with_name(f".{real.name}.loopwright-{uuid.uuid4().hex[:8]}")
+        mode = real.stat().st_mode & 0o7777 if real.exists() else 0o644
+        try:
+            with open(tmp, "x", encoding="utf-8", newline="") as handle:
+                handle.write(content)
+            os.chmod(tmp, mode)
+            os.replace(tmp, real)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+
+    # -- history -------------------------------------------------------------------------------
+
+    async def diff(self) -> str:
+        """Unified diff of the working tree (committed or not, new files included) vs base."""
+        return await self._run(self._diff_sync)
+
+    def _diff_sync(self) -> str:
+        base = self._repo[self.base].peel(pygit2.Commit)
+        flags = (
+            DiffOption.INCLUDE_UNTRACKED
+            | DiffOption.RECURSE_UNTRACKED_DIRS
+            | DiffOption.SHOW_UNTRACKED_CONTENT
+        )
+        return base.tree.diff_to_workdir(flags=flags).patch or ""
+
+    async def commit(self, message: str) -> str | None:
+        """Commit every change on the job branch; None when there is nothing to commit."""
+        return await self._run(self._commit_sync, message)
+
+    def _commit_sync(self, message: str) -> str | None:
+        repo = self._repo
+        index = repo.index
+        index.read(force=False)
+        index.add_all()
+        index.write()
+        tree_id = index.write_tree()
+        head = repo.head.peel(pygit2.Commit)
+        if tree_id == head.tree_id:
+            return None
+        signature = pygit2.Signature(self._author_name, self._author_email)
+        oid = repo.create_commit(
+            f"refs/heads/{self.branch}", signature, signature, message, tree_id, [head.id]
+        )
+        return str(oid)
+
+    async def keep(self, message: str | None = None) -> str:
+        """Mark the current state as kept (committing first when `message` is given)."""
+        return await self._run(self._keep_sync, message)
+
+    def _keep_sync(self, message: str | None) -> str:
+        if message is not None:
+            self._commit_sync(message)
+        self.last_kept = str(self._repo.head.target)
+        return self.last_kept
+
+    async def reset_to_last_kept(self) -> str:
+        """Drop every commit and edit since the last kept state (the revert of keep/revert)."""
+        return await self._run(self._reset_sync, self.last_kept, False)
+
+    def _reset_sync(self, target: str, remove_ignored: bool) -> str:
+        commit = self._repo[target].peel(pygit2.Commit)
+        strategy = CheckoutStrategy.FORCE | CheckoutStrategy.REMOVE_UNTRACKED
+        if remove_ignored:
+            strategy |= CheckoutStrategy.REMOVE_IGNORED
+        # Ignored files (a prepared .venv, caches) survive a revert: they are not the edit.
+        self._repo.checkout_tree(commit, strategy=strategy)  # type: ignore[no-untyped-call]
+        self._repo.references.create(f"refs/heads/{self.branch}", commit.id, force=True)
+        self._repo.set_head(f"refs/heads/{self.branch}")
+        self._repo.index.read(force=True)
+        return target
+
+    # -- push ----------------------------------------------------------------------------------
+
+    def changed_paths(self) -> set[str]:
+        """Every path touched by any commit between base and the branch head."""
+        repo = self._repo
+        head = repo.references[f"refs/heads/{self.branch}"].target
+        walker = repo.walk(head, SortMode.TOPOLOGICAL)
+        walker.hide(repo[self.base].peel(pygit2.Commit).id)
+        paths: set[str] = set()
+        for commit in walker:
+            # Each commit on its own: a workflow added then removed still passes through the
+            # remote, and GitHub checks every pushed commit, not only the tip.
+            diffs = [repo.diff(parent, commit) for parent in commit.parents]
+            if not diffs:
+                diffs = [commit.tree.diff_to_tree(swap=True)]
+            for diff in diffs:
+                for delta in diff.deltas:
+                    paths.add(delta.old_file.path)
+                    paths.add(delta.new_file.path)
+        return paths
+
+    async def push(self, token: str, branch: str | None = None) -> str:
+        """Push the job branch (or `branch`, which must also be under loopwright/) to the
+        repository; force-updates it because reruns rebuild it from base. Returns the sha."""
+        target = branch or self.branch
+        _check_push_branch(target)
+        return await self._run(self._push_sync, token, target)
+
+    def _push_sync(self, token: str, target: str) -> str:
+        local = f"refs/heads/{self.branch}"
+        touched = sorted(p for p in self.changed_paths() if _is_protected(p))
+        if touched:
+            raise ProtectedPathError(
+                f"refusing to push: the commits change protected paths: {', '.join(touched)}"
+            )
+        sha = str(self._repo.references[local].target)
+        remote = self._repo.remotes.create_anonymous(self._remote_url)
+        callbacks = _TokenCallbacks(token)
+        try:
+            remote.push([f"+{local}:refs/heads/{target}"], callbacks=callbacks)
+        except AuthenticationError:
+            raise AuthenticationError(
+                f"pushing to {self._remote_url} failed: the server rejected the token"
+            ) from None
+        except (pygit2.GitError, OSError) as exc:
+            raise PushError(
+                f"pushing {target} to {self._remote_url} failed: {_scrub(str(exc), token)}"
+            ) from None
+        if callbacks.rejected:
+            reasons = "; ".join(f"{ref}: {msg}" for ref, msg in callbacks.rejected.items())
+            raise PushError(f"the server rejected the push: {_scrub(reasons, token)}")
+        return sha
+
+
+# -- slots: creation, reuse, cleanup -----------------------------------------------------------
+
+
+def _workspaces_dir(data_dir: Path) -> Path:
+    return Path(data_dir) / "workspaces"
+
+
+def _new_tree(tree: Path, mirror: Path) -> pygit2.Repository:
+    repo = pygit2.init_repository(str(tree))
+    # Borrow every object from the mirror instead of copying: creation cost is independent of
+    # history size. The mirror is never garbage-collected (gc.auto=0), so the objects stay.
+    alternates = tree / ".git" / "objects" / "info" / "alternates"
+    alternates.write_text(str((mirror / "objects").resolve()) + "\n")
+    repo = pygit2.Repository(str(tree))
+    _harden_config(repo)
+    return repo
+
+
+def _prepare_tree(tree: Path, mirror: Path, base: str, branch: str, fresh: bool) -> str:
+    """Make `tree` a clean checkout of `base` on `branch`; returns the base commit sha."""
+    # Names (`main`, `refs/pull/7/head`) live in the mirror; the tree only shares its objects.
+    try:
+        commit = pygit2.Repository(str(mirror)).revparse_single(base).peel(pygit2.Commit)
+    except (KeyError, ValueError, pygit2.GitError):
+        raise WorkspaceError(f"base {base!r} is not in the mirror; fetch it first") from None
+    repo = pygit2.Repository(str(tree)) if not fresh else _new_tree(tree, mirror)
+    commit = repo[commit.id].peel(pygit2.Commit)
+    strategy = (
+        CheckoutStrategy.FORCE | CheckoutStrategy.REMOVE_UNTRACKED | CheckoutStrategy.REMOVE_IGNORED
+    )
+    repo.checkout_tree(commit, strategy=strategy)  # type: ignore[no-untyped-call]
+    repo.references.create(f"refs/heads/{branch}", commit.id, force=True)
+    repo.set_head(f"refs/heads/{branch}")
+    # Old job branches in a reused slot are irrelevant and could be pushed by mistake.
+    for name in list(repo.branches.local):
+        if name != branch:
+            with contextlib.suppress(pygit2.GitError):
+                repo.branches.local.delete(name)
+    return str(commit.id)
+
+
+@dataclass
+class _Slot:
+    dir: Path
+    lock: _FileLock
+
+    @property
+    def tree(self) -> Path:
+        return self.dir / "tree"
+
+    @property
+    def owner(self) -> Path:
+        return self.dir / "owner"
+
+
+def _remove_slot(slot_dir: Path) -> None:
+    # Rename first so nobody picks up a half-deleted slot.
+    trash = slot_dir.with_name(f".trash-{uuid.uuid4().hex}")
+    try:
+        slot_dir.rename(trash)
+    except FileNotFoundError:
+        return
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def _acquire_slot(repo_dir: Path, job: str) -> tuple[_Slot, bool]:
+    """An unused slot for `repo_dir` (reused if a warm one is free); True if the tree is new."""
+    repo_dir.mkdir(parents=True, exist_ok=True)
+    for slot_dir in sorted(p for p in repo_dir.iterdir() if not p.name.startswith(".")):
+        lock = _FileLock(slot_dir / "lock")
+        try:
+            if not lock.acquire(blocking=False):
+                continue
+        except FileNotFoundError:
+            continue
+        slot = _Slot(slot_dir, lock)
+        if slot.owner.exists() or not (slot.tree / ".git").is_dir():
+            # A holder died mid-job: its tree is in an unknown state, start over.
+            shutil.rmtree(slot.tree, ignore_errors=True)
+            _write_owner(slot, job)
+            return slot, True
+        _write_owner(slot, job)
+        return slot, False
+    slot_dir = repo_dir / f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    slot_dir.mkdir()
+    lock = _FileLock(slot_dir / "lock")
+    lock.acquire()
+    slot = _Slot(slot_dir, lock)
+    _write_owner(slot, job)
+    return slot, True
+
+
+def _write_owner(slot: _Slot, job: str) -> None:
+    slot.owner.write_text(json.dumps({"pid": os.getpid(), "job": job}))
+
+
+def _release_slot(slot: _Slot, mirror: Path, base: str, branch: str, keep_warm: int) -> None:
+    try:
+        warm = [
+            p
+            for p in slot.dir.parent.iterdir()
+            if p != slot.dir and not p.name.startswith(".") and not (p / "owner").exists()
+        ]
+        if len(warm) >= keep_warm:
+            _remove_slot(slot.dir)
+            return
+        # Wipe the job's changes now, so an idle slot holds nothing of it and the next job's
+        # reset is cheap.
+        _prepare_tree(slot.tree, mirror, base, branch, fresh=False)
+        repo = pygit2.Repository(str(slot.tree))
+        repo.set_head(repo.head.target)
+        repo.branches.local.delete(branch)
+        slot.owner.unlink()
+    except (OSError, pygit2.GitError, WorkspaceError):
+        _remove_slot(slot.dir)
+    finally:
+        slot.lock.release()
+
+
+@contextlib.asynccontextmanager
+async def open_workspace(
+    mirrors: MirrorCache,
+    full_name: str,
+    base: str,
+    *,
+    loop: str,
+    number: int,
+    keep_warm: int = 2,
+    author_name: str = DEFAULT_AUTHOR_NAME,
+    author_email: str = DEFAULT_AUTHOR_EMAIL,
+) -> AsyncIterator[Workspace]:
+    """A working copy of `full_name` at `base` (a sha or a ref of the mirror) on the branch
+    `loopwright/<loop>-<number>`, for the duration of the `async with` block.
+
+    The mirror must have been fetched. Concurrent jobs on one repository get separate slots.
+    """
+    owner, repo = _check_repo_name(full_name)
+    branch = branch_name(loop, number)
+    mirror = mirrors.path_for(full_name)
+    if not (mirror / "HEAD").exists():
+        raise WorkspaceError(f"no mirror of {full_name}; call MirrorCache.fetch first")
+    repo_dir = _workspaces_dir(mirrors.data_dir) / owner / repo
+    async with mirrors.lock_for(full_name):
+        slot, fresh = await asyncio.to_thread(_acquire_slot, repo_dir, branch)
+    base_sha = ""
+    try:
+        base_sha = await asyncio.to_thread(_prepare_tree, slot.tree, mirror, base, branch, fresh)
+        workspace = Workspace(
+            root=slot.tree,
+            full_name=full_name,
+            remote_url=mirrors.url_for(full_name),
+            branch=branch,
+            base=base_sha,
+            author_name=author_name,
+            author_email=author_email,
+        )
+    except BaseException:
+        await asyncio.to_thread(_remove_slot_and_unlock, slot)
+        raise
+    try:
+        yield workspace
+    finally:
+        async with workspace._op_lock:
+            await asyncio.shield(
+                asyncio.to_thread(_release_slot, slot, mirror, base_sha, branch, keep_warm)
+            )
+
+
+def _remove_slot_and_unlock(slot: _Slot) -> None:
+    try:
+        _remove_slot(slot.dir)
+    finally:
+        slot.lock.release()
+
+
+def sweep_stale(data_dir: Path) -> list[Path]:
+    """Remove workspaces left by dead processes (call at start-up); returns what was removed.
+
+    A slot is stale when it still has an owner marker but nobody holds its lock: the kernel
+    drops a flock when its holder dies, so this also covers a pid reused by another process.
+    """
+    removed: list[Path] = []
+    root = _workspaces_dir(data_dir)
+    if not root.is_dir():
+        return removed
+    for owner_dir in root.iterdir():
+        for repo_dir in owner_dir.iterdir() if owner_dir.is_dir() else ():
+            for slot_dir in list(repo_dir.iterdir()):
+                if slot_dir.name.startswith(".trash-"):
+                    shutil.rmtree(slot_dir, ignore_errors=True)
+                    continue
+                marker = slot_dir / "owner"
+                if not marker.exists():
+                    continue
+                try:
+                    pid = int(json.loads(marker.read_text())["pid"])
+                except (OSError, ValueError, KeyError, TypeError):
+                    pid = -1
+                lock = _FileLock(slot_dir / "lock")
+                if not lock.acquire(blocking=False):
+                    continue
+                try:
+                    if pid > 0 and _pid_alive(pid):
+                        # Alive yet not holding the lock: the pid was reused; still stale.
+                        log.info("pid %d of %s is alive but holds no lock", pid, slot_dir)
+                    _remove_slot(slot_dir)
+                    removed.append(slot_dir)
+                finally:
+                    lock.release()
+    return removed
