@@ -9,7 +9,19 @@ recognise, or a body its schema rejects, is recorded in ``fake.violations`` so t
 API misuse that a hand-written mock would happily accept.
 
 Request pipeline (order matters for tests that combine scenarios):
-match path -> auth -> JSON parse + schema -> injected fault -> handler.
+match path (+ query names) -> auth -> JSON parse + schema -> injected fault -> handler.
+
+Quick use::
+
+    async with running_fake() as fake:
+        fake.add_repo("octo/hello", installation_id=1, labels=["bug"], files={...})
+        fake.add_issue("octo/hello", number=1, title="...", user="alice")
+        gh = GitHubAPI(session, "test", oauth_token=fake.mint_token(1).token, base_url=fake.url)
+        ...
+        fake.assert_no_violations()
+
+New endpoints: write `async def handler(fake, ctx) -> web.StreamResponse` and register it with
+`@operation("<operationId>", "<installation permission>")` (module-wide) or `fake.register(...)`.
 """
 
 from __future__ import annotations
@@ -80,6 +92,8 @@ class Operation:
     body_schema: Mapping[str, Any] | None
     body_required: bool
     success: frozenset[int]
+    # Declared query parameters: name -> enum of allowed values (None = any value).
+    query_params: Mapping[str, tuple[str, ...] | None]
 
 
 def _openapi30_to_jsonschema(node: Any) -> Any:
@@ -99,6 +113,11 @@ def _openapi30_to_jsonschema(node: Any) -> Any:
             key = "oneOf" if "oneOf" in out else "anyOf"
             out[key] = [*out[key], {"type": "null"}]
     return out
+
+
+def _enum_of(schema: Mapping[str, Any]) -> tuple[str, ...] | None:
+    enum = schema.get("enum")
+    return tuple(str(v) for v in enum) if isinstance(enum, list) else None
 
 
 def _compile_template(path: str, int_params: set[str]) -> tuple[re.Pattern[str], int, int]:
@@ -147,6 +166,11 @@ class OperationIndex:
                 body_schema=_openapi30_to_jsonschema(schema) if schema else None,
                 body_required=bool(request_body.get("required")),
                 success=frozenset(int(s) for s in entry.get("success", []) if s.isdigit()),
+                query_params={
+                    p["name"]: _enum_of(p.get("schema", {}))
+                    for p in entry.get("parameters", [])
+                    if p.get("in") == "query"
+                },
             )
             self.operations.append(op)
             self._by_key.setdefault((op.method, self._first_segment(op.path)), []).append(op)
@@ -816,7 +840,15 @@ class FakeGitHub:
             return self.bot_login, "Bot"
         return "unknown", "User"
 
-    def paginate(self, request: web.Request, items: list[Any]) -> web.Response:
+    def paginate(
+        self,
+        request: web.Request,
+        items: list[Any],
+        *,
+        wrap: Callable[[list[Any]], Any] | None = None,
+    ) -> web.Response:
+        """One page of `items` with GitHub's Link header; `wrap` builds an object body for the
+        few list endpoints that answer `{"total_count": ..., "<key>": [...]}`."""
         # GitHub: per_page defaults to 30 and is silently capped at 100; a page past the end is
         # an empty list, not an error; Link carries absolute URLs and only the rels that apply.
         per_page = _int_query(request, "per_page", 30)
@@ -824,7 +856,7 @@ class FakeGitHub:
         page = max(_int_query(request, "page", 1), 1)
         last = max(1, math.ceil(len(items) / per_page))
         chunk = items[(page - 1) * per_page : page * per_page]
-        response = _json(chunk)
+        response = _json(wrap(chunk) if wrap else chunk)
         links = []
 
         def link(n: int, rel: str) -> str:
@@ -891,6 +923,7 @@ class FakeGitHub:
             raise GitHubError(404, "Not Found")
         op, params = matched
         rec.operation_id = op.operation_id
+        self._check_query(op, rec)
         spec = self.handlers.get(op.operation_id)
 
         token, repo = self._authorize(op, params, auth_kind, credential, spec)
@@ -916,11 +949,29 @@ class FakeGitHub:
             token=token,
             repo=repo,
         )
-        response = await spec.fn(self, ctx)
+        try:
+            response = await spec.fn(self, ctx)
+        except GitHubError:
+            raise
+        except Exception as exc:
+            # A crash in the fake must fail the test loudly, not look like a GitHub outage.
+            self._violation(rec, f"FakeGitHub handler crashed: {exc!r}")
+            raise GitHubError(500, "FakeGitHub handler crashed") from exc
         if 200 <= response.status < 300 and op.success and response.status not in op.success:
             # A bug in the fake itself: it answered with a status GitHub never uses here.
             self._violation(rec, f"fake answered {response.status}, spec allows {op.success}")
         return response
+
+    def _check_query(self, op: Operation, rec: RecordedRequest) -> None:
+        # GitHub silently ignores unknown or invalid query parameters, which is exactly how a
+        # typo (`perpage`, `state=opened`) goes unnoticed; record it instead of failing the call.
+        for name, value in rec.query.items():
+            if name not in op.query_params:
+                self._violation(rec, f"{op.operation_id}: unknown query parameter {name!r}")
+                continue
+            allowed = op.query_params[name]
+            if allowed is not None and value not in allowed:
+                self._violation(rec, f"{op.operation_id}: {name}={value!r} not in {allowed}")
 
     def _validate_body(self, op: Operation, rec: RecordedRequest, *, has_body: bool) -> None:
         validator = self.operations.validator(op)
@@ -1015,7 +1066,9 @@ class FakeGitHub:
 
         if spec is not None and spec.permission is not None:
             needed = "read" if op.method in ("GET", "HEAD") else "write"
-            have = token.permissions.get(spec.permission, "none")
+            # Every installation can read metadata, whatever else it was granted.
+            floor = "read" if spec.permission == "metadata" else "none"
+            have = token.permissions.get(spec.permission, floor)
             if PERMISSION_LEVELS.get(have, 0) < PERMISSION_LEVELS[needed]:
                 raise GitHubError(403, "Resource not accessible by integration")
         return token, repo
@@ -1260,6 +1313,28 @@ async def _create_access_token(fake: FakeGitHub, ctx: Ctx) -> web.StreamResponse
     return _json(data, 201)
 
 
+@operation("apps/list-repos-accessible-to-installation", None)
+async def _installation_repos(fake: FakeGitHub, ctx: Ctx) -> web.StreamResponse:
+    token = cast(InstallationToken, ctx.token)
+    repos = [
+        r
+        for key, r in sorted(fake.repos.items())
+        if r.installation_id == token.installation_id
+        and (token.repositories is None or key in token.repositories)
+    ]
+    # Unlike most lists this one is wrapped in an object (getiter needs
+    # iterable_key="repositories").
+    return fake.paginate(
+        ctx.request,
+        [fake.repo_json(r) for r in repos],
+        wrap=lambda page: {
+            "total_count": len(repos),
+            "repository_selection": "all" if token.repositories is None else "selected",
+            "repositories": page,
+        },
+    )
+
+
 @operation("repos/get", "metadata")
 async def _get_repo(fake: FakeGitHub, ctx: Ctx) -> web.StreamResponse:
     repo = _require_repo(ctx)
@@ -1473,7 +1548,10 @@ async def _list_comments(fake: FakeGitHub, ctx: Ctx) -> web.StreamResponse:
     comments = issue.comments
     since = ctx.request.query.get("since")
     if since:
-        cutoff = datetime.fromisoformat(since)
+        try:
+            cutoff = datetime.fromisoformat(since)
+        except ValueError as exc:
+            raise GitHubError(422, f"Invalid value for `since`: {since}") from exc
         comments = [c for c in comments if datetime.fromisoformat(c.updated_at) >= cutoff]
     return fake.paginate(ctx.request, [fake.comment_json(repo, c) for c in comments])
 

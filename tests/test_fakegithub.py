@@ -365,3 +365,39 @@ async def test_create_issue_and_label_conflict(
     )
     assert created["color"] == "1d76db"
     fake.assert_no_violations()
+
+
+async def test_query_typos_are_violations_but_still_answered(
+    fake: FakeGitHub, session: aiohttp.ClientSession
+) -> None:
+    gh = token_client(session, fake)
+    url = "/repos/{owner}/{repo}/issues/{issue_number}/comments?perpage=100"
+    assert [c async for c in gh.getiter(url, {**REPO, "issue_number": 1})] == []
+    assert fake.violations == [
+        "GET /repos/octo/hello/issues/1/comments: issues/list-comments: "
+        "unknown query parameter 'perpage'"
+    ]
+
+
+async def test_installation_repositories_respect_token_scope(
+    fake: FakeGitHub, session: aiohttp.ClientSession
+) -> None:
+    gh = token_client(session, fake, fake.mint_token(1, repositories=["other"]).token)
+    names = [
+        r["full_name"]
+        async for r in gh.getiter("/installation/repositories", iterable_key="repositories")
+    ]
+    assert names == ["octo/other"]
+    assert fake.token_allows(gh.oauth_token or "", "octo/other", write=True)
+    assert not fake.token_allows(gh.oauth_token or "", "octo/hello", write=False)
+    fake.assert_no_violations()
+
+
+async def test_repo_endpoints_reject_jwt_and_anonymous_calls(
+    fake: FakeGitHub, session: aiohttp.ClientSession
+) -> None:
+    for headers in ({"Authorization": f"Bearer {make_jwt(fake)}"}, {}):
+        async with session.get(f"{fake.url}/repos/octo/hello", headers=headers) as resp:
+            assert resp.status == 401
+    assert [r.auth_kind for r in fake.requests] == ["jwt", None]
+    assert fake.violations == []
