@@ -1,0 +1,850 @@
+"""Run untrusted repository code: bubblewrap jail, rlimits, wall-clock kill, capped output.
+
+Every command that executes code from a repository under test (its setup, its tests, a CI
+command being repaired) goes through `run_sandboxed`. See docs/sandbox.md for the threat model;
+the short version:
+
+* no network (unless the caller asks, which only the dependency *setup* phase does),
+* a cleared environment - the bwrap process itself is started with a minimal environment too,
+  because bwrap's own process is pid 1 inside and its environment is readable as /proc/1/environ,
+* system directories read-only, the workspace read-write at `/work`, its `.git` read-only,
+  a private `/tmp`,
+* rlimits (CPU seconds, address space, file size, open files, processes),
+* a wall-clock timeout that kills the whole process tree, also when the caller is cancelled or
+  dies (`--die-with-parent` plus a pid namespace),
+* when loopwright runs as root, the command runs as an unprivileged user (`run_as`), because
+  RLIMIT_NPROC does not bind uid 0.
+
+Two ways to launch bubblewrap, chosen by who we are:
+
+* not root: plain unprivileged bubblewrap (user namespace), command runs as ourselves;
+* root with `run_as`: bubblewrap runs as root (so it can bind paths under /root, such as a pyenv
+  interpreter or the data directory, that the sandbox user cannot traverse), keeps only
+  CAP_SETUID/CAP_SETGID for the first process, which is `setpriv` switching to the sandbox user
+  with an empty capability bounding set before exec'ing the command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import pwd
+import re
+import resource
+import shutil
+import signal
+import stat
+import sys
+import tempfile
+import time
+import tomllib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from configparser import ConfigParser
+from configparser import Error as ConfigParserError
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+log = logging.getLogger(__name__)
+
+SandboxMode = Literal["bwrap", "none"]
+
+#: Where the workspace appears inside the jail. Fixed, so that paths recorded by an editable
+#: install in a cached virtualenv stay valid for the next job's (differently located) workspace.
+SANDBOX_WORKDIR = "/work"
+#: Where a prepared virtualenv appears inside the jail (same reason: absolute paths in scripts).
+SANDBOX_VENV = "/venv"
+DEFAULT_BWRAP = "bwrap"
+DEFAULT_OUTPUT_CAP = 1024 * 1024
+BASE_PATH = ("/usr/local/bin", "/usr/bin", "/bin")
+#: The jail's private tmpfs (not the host's /tmp).
+SANDBOX_TMP = "/tmp"  # noqa: S108
+
+INSTALL_HINT = (
+    "bubblewrap is required to run repository code safely: install it with "
+    "`apt-get install bubblewrap` (Debian/Ubuntu) or `dnf install bubblewrap`; "
+    "for local development only, LOOPWRIGHT_SANDBOX=none runs commands without isolation"
+)
+
+#: The parts of /etc that ordinary programs need; everything else (app configs, pip.conf with
+#: index credentials, gitconfig, ssh keys) stays out.
+ETC_ENTRIES = (
+    "alternatives",
+    "ca-certificates",
+    "ca-certificates.conf",
+    "crypto-policies",
+    "debian_version",
+    "gai.conf",
+    "group",
+    "host.conf",
+    "hosts",
+    "ld.so.cache",
+    "ld.so.conf",
+    "ld.so.conf.d",
+    "localtime",
+    "mime.types",
+    "nsswitch.conf",
+    "os-release",
+    "passwd",
+    "pki",
+    "protocols",
+    "resolv.conf",
+    "services",
+    "ssl",
+    "timezone",
+)
+#: Top-level system directories bound read-only (or recreated as symlinks on merged-/usr systems).
+SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+
+
+class SandboxError(Exception):
+    """Base class for sandbox failures that are not the command's own failure."""
+
+
+class SandboxUnavailable(SandboxError):
+    """Isolation was asked for but cannot be provided; the message says what to do."""
+
+
+class EnvironmentSetupFailed(SandboxError):
+    """A dependency setup command failed; `result` holds its output."""
+
+    def __init__(self, message: str, result: SandboxResult) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-process rlimits; None leaves that limit as inherited."""
+
+    cpu_seconds: int | None = 900
+    address_space_bytes: int | None = 8 * 1024**3
+    file_size_bytes: int | None = 1024**3
+    open_files: int | None = 1024
+    #: Counted per real uid across the whole host (all sandboxes sharing the user, plus bwrap's
+    #: own processes), so it must leave room for concurrency.
+    processes: int | None = 512
+
+    def rlimits(self) -> list[tuple[int, int]]:
+        pairs = (
+            (resource.RLIMIT_CPU, self.cpu_seconds),
+            (resource.RLIMIT_AS, self.address_space_bytes),
+            (resource.RLIMIT_FSIZE, self.file_size_bytes),
+            (resource.RLIMIT_NOFILE, self.open_files),
+            (resource.RLIMIT_NPROC, self.processes),
+        )
+        return [(res, value) for res, value in pairs if value is not None]
+
+
+@dataclass(frozen=True)
+class Bind:
+    """A host path made visible inside the jail. In mode "none" commands see the host path."""
+
+    host: Path
+    inside: str
+    writable: bool = False
+
+
+@dataclass(frozen=True)
+class SandboxUser:
+    name: str
+    uid: int
+    gid: int
+
+
+@dataclass
+class SandboxResult:
+    command: list[str]
+    exit_code: int
+    duration_s: float
+    output: str
+    timed_out: bool = False
+    truncated: bool = False
+    bytes_cut: int = 0
+    mode: SandboxMode = "bwrap"
+    network: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and not self.timed_out
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SandboxResult:
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+
+def resolve_user(run_as: str | int | None) -> SandboxUser | None:
+    """The user a sandboxed command runs as; None means "as ourselves"."""
+    if run_as is None:
+        return None
+    try:
+        entry = pwd.getpwuid(run_as) if isinstance(run_as, int) else pwd.getpwnam(run_as)
+    except KeyError:
+        raise SandboxUnavailable(f"sandbox user {run_as!r} does not exist") from None
+    if entry.pw_uid == 0:
+        raise SandboxUnavailable("the sandbox user must not be root: rlimits do not bind root")
+    if entry.pw_uid == os.geteuid():
+        return None
+    if os.geteuid() != 0:
+        raise SandboxUnavailable(
+            f"cannot run as {entry.pw_name!r}: switching users needs root; "
+            "as a non-root service, leave the sandbox user unset"
+        )
+    return SandboxUser(entry.pw_name, entry.pw_uid, entry.pw_gid)
+
+
+def grant_workspace(workdir: Path, run_as: str | int | None) -> None:
+    """Let the sandbox user write the workspace, except `.git`.
+
+    Files keep their owner (so host-side git, which checks repository ownership, is not upset);
+    the tree gets the sandbox user's group with group write, and directories the setgid bit so
+    files created inside inherit that group.
+    """
+    user = resolve_user(run_as)
+    if user is None:
+        return
+    for dirpath, dirnames, filenames in os.walk(workdir):
+        if Path(dirpath) == workdir and ".git" in dirnames:
+            dirnames.remove(".git")
+        _grant_one(Path(dirpath), user.gid, is_dir=True)
+        for name in filenames:
+            _grant_one(Path(dirpath) / name, user.gid, is_dir=False)
+
+
+def _grant_one(path: Path, gid: int, *, is_dir: bool) -> None:
+    st = path.lstat()
+    if stat.S_ISLNK(st.st_mode):
+        return
+    os.chown(path, -1, gid)
+    mode = stat.S_IMODE(st.st_mode) | stat.S_IRGRP | stat.S_IWGRP
+    if is_dir:
+        mode |= stat.S_IXGRP | stat.S_ISGID
+    elif st.st_mode & stat.S_IXUSR:
+        mode |= stat.S_IXGRP
+    os.chmod(path, mode)
+
+
+def _chown_tree_to(path: Path, user: SandboxUser | None) -> None:
+    if user is None:
+        return
+    for dirpath, _dirnames, filenames in os.walk(path):
+        os.chown(dirpath, user.uid, user.gid)
+        for name in filenames:
+            os.lchown(Path(dirpath) / name, user.uid, user.gid)
+
+
+def python_prefix() -> Path:
+    """The host interpreter's installation, offered to repositories under test."""
+    return Path(sys.base_prefix).resolve()
+
+
+def _minimal_path(path_prepend: Sequence[str], mode: SandboxMode) -> str:
+    parts = list(path_prepend)
+    py_bin = str(python_prefix() / "bin")
+    if py_bin not in BASE_PATH:
+        parts.append(py_bin)
+    parts.extend(BASE_PATH)
+    return ":".join(parts)
+
+
+def sandbox_workdir(workdir: Path, mode: SandboxMode) -> str:
+    """The workspace path as commands see it."""
+    return SANDBOX_WORKDIR if mode == "bwrap" else str(workdir)
+
+
+def sandbox_path(bind: Bind, mode: SandboxMode) -> str:
+    """Where a bound path appears to commands in `mode`."""
+    return bind.inside if mode == "bwrap" else str(bind.host)
+
+
+class _CappedOutput:
+    """Keeps the first and last `cap // 2` bytes of a stream and counts what falls between."""
+
+    def __init__(self, cap: int) -> None:
+        self.head_cap = cap // 2
+        self.tail_cap = cap - self.head_cap
+        self.head = bytearray()
+        self.tail = bytearray()
+        self.total = 0
+
+    def feed(self, chunk: bytes) -> None:
+        self.total += len(chunk)
+        room = self.head_cap - len(self.head)
+        if room > 0:
+            self.head += chunk[:room]
+            chunk = chunk[room:]
+        if chunk:
+            self.tail += chunk
+            if len(self.tail) > self.tail_cap:
+                del self.tail[: len(self.tail) - self.tail_cap]
+
+    @property
+    def cut(self) -> int:
+        return self.total - len(self.head) - len(self.tail)
+
+    def text(self) -> str:
+        if not self.cut:
+            return (bytes(self.head) + bytes(self.tail)).decode("utf-8", "replace")
+        marker = f"\n… [loopwright: {self.cut} bytes cut] …\n"
+        return (
+            bytes(self.head).decode("utf-8", "replace")
+            + marker
+            + bytes(self.tail).decode("utf-8", "replace")
+        )
+
+
+def _bwrap_argv(
+    bwrap: str,
+    cmd: Sequence[str],
+    *,
+    workdir: Path,
+    network: bool,
+    binds: Sequence[Bind],
+    env: Mapping[str, str],
+    user: SandboxUser | None,
+) -> list[str]:
+    argv = [bwrap]
+    if user is None:
+        # Unprivileged: bubblewrap needs a user namespace; forbid nesting another one inside.
+        argv += ["--unshare-all", "--unshare-user", "--disable-userns"]
+        if network:
+            argv.append("--share-net")
+    else:
+        # As root a user namespace would map the sandbox to host root, where RLIMIT_NPROC does
+        # not apply; so no user namespace, and setpriv drops to the sandbox user below.
+        argv += ["--unshare-ipc", "--unshare-pid", "--unshare-uts", "--unshare-cgroup-try"]
+        if not network:
+            argv.append("--unshare-net")
+    argv += ["--hostname", "loopwright-sandbox", "--die-with-parent", "--new-session"]
+    argv.append("--clearenv")
+    for key, value in env.items():
+        argv += ["--setenv", key, value]
+
+    made: set[str] = set()
+
+    def mkdirs(dest: str) -> None:
+        # Directories bubblewrap creates implicitly are 0700 when it runs as root, which would
+        # hide e.g. /root/.pyenv from the sandbox user; create every ancestor 0755 explicitly.
+        parent = str(Path(dest).parent)
+        chain: list[str] = []
+        while parent not in ("/", "") and parent not in made:
+            chain.append(parent)
+            parent = str(Path(parent).parent)
+        for d in reversed(chain):
+            argv.extend(["--perms", "0755", "--dir", d])
+            made.add(d)
+
+    for sysdir in SYSTEM_DIRS:
+        p = Path(sysdir)
+        if p.is_symlink():
+            argv += ["--symlink", os.readlink(p), sysdir]
+        elif p.is_dir():
+            argv += ["--ro-bind", sysdir, sysdir]
+    mkdirs("/etc/x")
+    for entry in ETC_ENTRIES:
+        argv += ["--ro-bind-try", f"/etc/{entry}", f"/etc/{entry}"]
+    for name in os.listdir("/etc"):
+        if re.fullmatch(r"python3(\.\d+)?", name):
+            argv += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
+
+    prefix = python_prefix()
+    if not any(prefix.is_relative_to(d) for d in SYSTEM_DIRS if Path(d).is_dir()):
+        mkdirs(str(prefix))
+        argv += ["--ro-bind", str(prefix), str(prefix)]
+
+    argv += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", SANDBOX_TMP]
+    # /tmp is a tmpfs owned by whoever runs bwrap; make it usable for the dropped user.
+    argv += ["--chmod", "1777", SANDBOX_TMP]
+
+    argv += ["--bind", str(workdir), SANDBOX_WORKDIR]
+    git = workdir / ".git"
+    if git.exists() or git.is_symlink():
+        # Re-bound read-only on top: hooks, config and refs must not be writable from inside,
+        # since git commands on the host later read them.
+        argv += ["--ro-bind", str(git), f"{SANDBOX_WORKDIR}/.git"]
+    for bind in binds:
+        mkdirs(bind.inside)
+        argv += ["--bind" if bind.writable else "--ro-bind", str(bind.host), bind.inside]
+    argv += ["--chdir", SANDBOX_WORKDIR]
+
+    if user is not None:
+        argv += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID", "--"]
+        argv += [
+            _setpriv(),
+            f"--reuid={user.uid}",
+            f"--regid={user.gid}",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+        ]
+    argv.append("--")
+    argv.extend(cmd)
+    return argv
+
+
+def _setpriv() -> str:
+    found = shutil.which("setpriv", path=":".join(BASE_PATH))
+    if found is None:
+        raise SandboxUnavailable(
+            "setpriv (util-linux) is needed to drop to the sandbox user: "
+            "`apt-get install util-linux`"
+        )
+    return found
+
+
+def _find_bwrap(bwrap_path: str | os.PathLike[str] | None) -> str:
+    candidate = str(bwrap_path) if bwrap_path is not None else DEFAULT_BWRAP
+    found = shutil.which(candidate) if os.sep not in candidate else candidate
+    if found is None or not os.access(found, os.X_OK):
+        raise SandboxUnavailable(f"{candidate} not found. {INSTALL_HINT}")
+    return found
+
+
+def _make_preexec(limits: Limits) -> Callable[[], None]:
+    pairs = limits.rlimits()
+
+    def apply() -> None:
+        # Runs in the forked child before exec: only plain C-level calls, no logging or locks.
+        for res, value in pairs:
+            resource.setrlimit(res, (value, value))
+
+    return apply
+
+
+def _kill_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+async def run_sandboxed(
+    cmd: Sequence[str],
+    *,
+    workdir: Path,
+    timeout: float,  # noqa: ASYNC109 - a wall clock that kills the tree and is reported
+    network: bool = False,
+    limits: Limits | None = None,
+    output_cap: int = DEFAULT_OUTPUT_CAP,
+    binds: Iterable[Bind] = (),
+    env_extra: Mapping[str, str] | None = None,
+    path_prepend: Sequence[str] = (),
+    mode: SandboxMode = "bwrap",
+    run_as: str | int | None = None,
+    bwrap_path: str | os.PathLike[str] | None = None,
+) -> SandboxResult:
+    """Run `cmd` in `workdir` under the sandbox and return its (capped) combined output.
+
+    The command sees the workspace at `/work` (mode "bwrap") or at its real path (mode "none").
+    It never raises for the command's own failure; it raises `SandboxUnavailable` when the
+    requested isolation cannot be provided.
+    """
+    if not cmd:
+        raise ValueError("empty command")
+    workdir = Path(workdir).resolve()  # noqa: ASYNC240 - local metadata only
+    if not workdir.is_dir():
+        raise ValueError(f"workdir {workdir} is not a directory")
+    limits = limits or Limits()
+    user = resolve_user(run_as)
+    bind_list = list(binds)
+    env = {
+        "PATH": _minimal_path(path_prepend, mode),
+        "HOME": SANDBOX_TMP,
+        "TMPDIR": SANDBOX_TMP,
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+    }
+    for key, value in (env_extra or {}).items():
+        if key.upper().startswith("LOOPWRIGHT_"):
+            # Settings never cross the boundary, whatever a caller passes.
+            raise ValueError(f"refusing to pass {key} into the sandbox")
+        env[key] = value
+
+    scratch: str | None = None
+    if mode == "bwrap":
+        bwrap = _find_bwrap(bwrap_path)
+        if user is None and os.geteuid() == 0:
+            raise SandboxUnavailable(
+                "loopwright runs as root, and rlimits do not bind root: configure an "
+                "unprivileged sandbox user (run_as)"
+            )
+        argv = _bwrap_argv(
+            bwrap, cmd, workdir=workdir, network=network, binds=bind_list, env=env, user=user
+        )
+        cwd = "/"
+        user_kwargs: dict[str, Any] = {}
+        # bwrap's own process keeps the environment it starts with (readable inside as
+        # /proc/1/environ), so it gets the same minimal environment, not ours.
+        launch_env = dict(env)
+    else:
+        log.warning(
+            "LOOPWRIGHT_SANDBOX=none: running %s WITHOUT isolation (no namespaces, network "
+            "and the host filesystem are reachable); for local development only",
+            cmd[0],
+        )
+        if user is None and os.geteuid() == 0:
+            log.warning("sandbox mode none as root: process limits do not apply")
+        scratch = tempfile.mkdtemp(prefix="loopwright-none-")
+        if user is not None:
+            os.chown(scratch, user.uid, user.gid)
+        env["HOME"] = env["TMPDIR"] = scratch
+        argv = list(cmd)
+        cwd = str(workdir)
+        user_kwargs = (
+            {}
+            if user is None
+            else {
+                "user": user.uid,
+                "group": user.gid,
+                "extra_groups": [],
+            }
+        )
+        launch_env = env
+
+    started = time.monotonic()
+    buffer = _CappedOutput(max(output_cap, 2))
+    timed_out = False
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            cwd=cwd,
+            env=launch_env,
+            start_new_session=True,
+            preexec_fn=_make_preexec(limits),
+            **user_kwargs,
+        )
+    except FileNotFoundError as exc:
+        if scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
+        if mode == "bwrap":
+            raise SandboxUnavailable(f"{exc.filename} not found. {INSTALL_HINT}") from None
+        return SandboxResult(
+            list(cmd), 127, time.monotonic() - started, f"{exc}\n", mode=mode, network=network
+        )
+
+    async def pump() -> None:
+        assert proc.stdout is not None
+        while chunk := await proc.stdout.read(65536):
+            buffer.feed(chunk)
+
+    reader = asyncio.create_task(pump())
+    done = False
+    try:
+        try:
+            await asyncio.wait_for(proc.wait(), timeout)
+        except TimeoutError:
+            timed_out = True
+            _kill_group(proc.pid)
+            await proc.wait()
+        # Background children still in the group would hold the pipe open (mode "none"; under
+        # bwrap the pid namespace is already gone with its init).
+        _kill_group(proc.pid)
+        try:
+            await asyncio.wait_for(asyncio.shield(reader), 5)
+        except TimeoutError:
+            reader.cancel()
+        done = True
+    finally:
+        if not done:
+            # Cancelled (or failed) while the command ran: it must not outlive us.
+            _kill_group(proc.pid)
+            reader.cancel()
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            with contextlib.suppress(BaseException):
+                await asyncio.shield(proc.wait())
+        if scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    exit_code = proc.returncode if proc.returncode is not None else -1
+    return SandboxResult(
+        command=list(cmd),
+        exit_code=exit_code,
+        duration_s=time.monotonic() - started,
+        output=buffer.text(),
+        timed_out=timed_out,
+        truncated=buffer.cut > 0,
+        bytes_cut=buffer.cut,
+        mode=mode,
+        network=network,
+    )
+
+
+# --- dependency environments -------------------------------------------------------------
+
+DEPENDENCY_GLOBS = (
+    "pyproject.toml",
+    "setup.cfg",
+    "setup.py",
+    "requirements*.txt",
+    "requirements/*.txt",
+)
+_READY_MARKER = ".loopwright-env.json"
+
+
+@dataclass
+class EnvInfo:
+    """A prepared virtualenv for one repository state, and how to use it in the test phase."""
+
+    venv_host: Path
+    venv_inside: str
+    key: str
+    cache_hit: bool
+    mode: SandboxMode
+    setup_results: list[SandboxResult] = field(default_factory=list)
+    duration_s: float = 0.0
+
+    @property
+    def binds(self) -> list[Bind]:
+        # Read-only in the test phase: tests must not be able to poison the next job's venv.
+        return [Bind(self.venv_host, SANDBOX_VENV)] if self.mode == "bwrap" else []
+
+    @property
+    def path_prepend(self) -> list[str]:
+        return [f"{self.venv_inside}/bin"]
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"VIRTUAL_ENV": self.venv_inside}
+
+
+def dependency_files(workdir: Path) -> list[Path]:
+    found: set[Path] = set()
+    for pattern in DEPENDENCY_GLOBS:
+        found.update(p for p in workdir.glob(pattern) if p.is_file() and not p.is_symlink())
+    return sorted(found)
+
+
+def _extras_declared(workdir: Path) -> set[str]:
+    extras: set[str] = set()
+    pyproject = workdir / "pyproject.toml"
+    if pyproject.is_file():
+        try:
+            data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+            extras.update(data.get("project", {}).get("optional-dependencies", {}) or {})
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError, AttributeError):
+            pass
+    setup_cfg = workdir / "setup.cfg"
+    if setup_cfg.is_file():
+        parser = ConfigParser()
+        try:
+            parser.read_string(setup_cfg.read_text(encoding="utf-8"))
+            if parser.has_section("options.extras_require"):
+                extras.update(parser.options("options.extras_require"))
+        except (ConfigParserError, UnicodeDecodeError):
+            pass
+    return extras
+
+
+def default_setup_commands(workdir: Path) -> list[list[str]]:
+    """Create a venv at `{venv}` and install the project with its test extras, plus pytest.
+
+    A project (pyproject.toml / setup.py / setup.cfg) is installed editable with the first
+    declared extra among test, tests, testing, dev; a requirements-only repository gets its
+    requirements*.txt files installed. pytest is always added, since it runs the tests.
+    """
+    pip = ["{venv}/bin/python", "-m", "pip", "install", "--disable-pip-version-check"]
+    cmds: list[list[str]] = [["python3", "-m", "venv", "{venv}"]]
+    is_project = any((workdir / n).is_file() for n in ("pyproject.toml", "setup.py", "setup.cfg"))
+    if is_project:
+        extras = _extras_declared(workdir)
+        chosen = next((e for e in ("test", "tests", "testing", "dev") if e in extras), None)
+        cmds.append([*pip, "-e", f".[{chosen}]" if chosen else ".", "pytest"])
+    else:
+        reqs = [p.name for p in sorted(workdir.glob("requirements*.txt")) if p.is_file()]
+        args: list[str] = []
+        for name in reqs:
+            args += ["-r", name]
+        cmds.append([*pip, *args, "pytest"])
+    return cmds
+
+
+def environment_key(workdir: Path, setup_cmds: Sequence[Sequence[str]], mode: SandboxMode) -> str:
+    digest = hashlib.sha256()
+    digest.update(json.dumps([list(c) for c in setup_cmds]).encode())
+    digest.update(f"\0{mode}\0{python_prefix()}\0{sys.version_info[:2]}\0".encode())
+    if mode == "none":
+        # Without the fixed /work mount, editable installs record the real workspace path.
+        digest.update(str(workdir).encode())
+    for path in dependency_files(workdir):
+        digest.update(b"\0" + str(path.relative_to(workdir)).encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()[:32]
+
+
+def repo_slug(repo: str) -> str:
+    """A filesystem-safe name for "owner/name"."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", repo.replace("/", "__")).strip("._")
+    return slug or "_"
+
+
+@contextlib.asynccontextmanager
+async def _file_lock(path: Path) -> Any:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                await asyncio.sleep(0.2)
+        yield
+    finally:
+        os.close(fd)
+
+
+async def prepare_environment(
+    workdir: Path,
+    *,
+    repo: str,
+    cache_root: Path,
+    setup_cmds: Sequence[Sequence[str]] | None = None,
+    timeout: float = 900.0,  # noqa: ASYNC109 - per setup command, see run_sandboxed
+    limits: Limits | None = None,
+    mode: SandboxMode = "bwrap",
+    run_as: str | int | None = None,
+    bwrap_path: str | os.PathLike[str] | None = None,
+    env_extra: Mapping[str, str] | None = None,
+    output_cap: int = DEFAULT_OUTPUT_CAP,
+) -> EnvInfo:
+    """Build (or reuse) the repository's virtualenv; setup runs WITH network, still jailed.
+
+    `{venv}` in a setup command is replaced by the venv's path as the command sees it. The venv
+    is cached under `cache_root/<repo>/<key>`, key = hash of the dependency files, the setup
+    commands and the interpreter; a second job with the same key skips setup.
+    """
+    workdir = Path(workdir).resolve()  # noqa: ASYNC240 - local metadata only
+    cmds = [list(c) for c in (setup_cmds or default_setup_commands(workdir))]
+    key = environment_key(workdir, cmds, mode)
+    repo_dir = Path(cache_root) / repo_slug(repo)
+    venv_host = repo_dir / key
+    venv_inside = SANDBOX_VENV if mode == "bwrap" else str(venv_host)
+    marker = venv_host / _READY_MARKER
+    started = time.monotonic()
+
+    async with _file_lock(repo_dir / f"{key}.lock"):
+        if _marker_key(marker) == key:
+            return EnvInfo(venv_host, venv_inside, key, True, mode, [], time.monotonic() - started)
+        if venv_host.exists():
+            shutil.rmtree(venv_host)  # a half-built environment from a crashed job
+        venv_host.mkdir(parents=True)
+        user = resolve_user(run_as)
+        if user is not None:
+            os.chown(venv_host, user.uid, user.gid)
+        bind = Bind(venv_host, SANDBOX_VENV, writable=True)
+        results: list[SandboxResult] = []
+        for raw in cmds:
+            cmd = [arg.replace("{venv}", venv_inside) for arg in raw]
+            result = await run_sandboxed(
+                cmd,
+                workdir=workdir,
+                timeout=timeout,
+                network=True,
+                limits=limits,
+                output_cap=output_cap,
+                binds=[bind],
+                env_extra=env_extra,
+                mode=mode,
+                run_as=run_as,
+                bwrap_path=bwrap_path,
+            )
+            results.append(result)
+            if not result.ok:
+                shutil.rmtree(venv_host, ignore_errors=True)
+                why = "timed out" if result.timed_out else f"exited {result.exit_code}"
+                raise EnvironmentSetupFailed(f"setup command {cmd} {why}", result)
+        marker.write_text(json.dumps({"key": key, "commands": cmds, "created": time.time()}))
+        return EnvInfo(
+            venv_host, venv_inside, key, False, mode, results, time.monotonic() - started
+        )
+
+
+def _marker_key(marker: Path) -> str | None:
+    try:
+        data = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return None
+    value = data.get("key") if isinstance(data, dict) else None
+    return value if isinstance(value, str) else None
+
+
+# --- CLI ---------------------------------------------------------------------------------
+
+
+def cli(argv: list[str]) -> int:
+    """`loopwright sandbox --workdir PATH [--timeout S] [--network] [--json] -- CMD ...`"""
+    parser = argparse.ArgumentParser(
+        prog="loopwright sandbox",
+        description="Run one command in the sandbox exactly the way loops do.",
+    )
+    parser.add_argument("--workdir", type=Path, required=True)
+    parser.add_argument("--timeout", type=float, default=600.0, help="wall-clock seconds")
+    parser.add_argument("--network", action="store_true", help="allow network (setup phase)")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument("--user", default=None, help="unprivileged user to run as (when root)")
+    parser.add_argument("--mode", choices=("bwrap", "none"), default=None)
+    parser.add_argument("--output-cap", type=int, default=DEFAULT_OUTPUT_CAP)
+    parser.add_argument("cmd", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+    cmd = list(args.cmd)
+    if cmd and cmd[0] == "--":
+        cmd = cmd[1:]
+    if not cmd:
+        parser.error("no command given (put it after --)")
+
+    mode: SandboxMode = args.mode
+    run_as: str | None = args.user
+    if mode is None or run_as is None:
+        from bot.settings import load_settings
+
+        settings = load_settings()
+        mode = mode or settings.sandbox
+        # `sandbox_user` is not a setting yet; pick it up once it exists.
+        run_as = run_as or getattr(settings, "sandbox_user", None) or None
+    if mode == "none":
+        logging.basicConfig(level=logging.WARNING, format="loopwright: %(message)s")
+    try:
+        if run_as is not None:
+            grant_workspace(args.workdir.resolve(), run_as)
+        result = asyncio.run(
+            run_sandboxed(
+                cmd,
+                workdir=args.workdir,
+                timeout=args.timeout,
+                network=args.network,
+                output_cap=args.output_cap,
+                mode=mode,
+                run_as=run_as,
+            )
+        )
+    except (SandboxError, ValueError) as exc:
+        print(f"loopwright sandbox: {exc}", file=sys.stderr)
+        return 125
+    if args.json:
+        print(result.to_json())
+    else:
+        sys.stdout.write(result.output)
+        if result.output and not result.output.endswith("\n"):
+            sys.stdout.write("\n")
+        state = "timed out" if result.timed_out else f"exit {result.exit_code}"
+        cut = f", {result.bytes_cut} bytes of output cut" if result.truncated else ""
+        print(
+            f"--- loopwright sandbox ({result.mode}{', network' if result.network else ''}): "
+            f"{state} in {result.duration_s:.2f}s{cut}",
+            file=sys.stderr,
+        )
+    return result.exit_code if result.exit_code >= 0 else 128 - result.exit_code
