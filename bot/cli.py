@@ -37,7 +37,8 @@ def _setup_logging(settings: Settings, level: str) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    for noisy in ("httpx", "httpx2", "openai"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -48,9 +49,12 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="receive webhooks (and run workers in-process)")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8080)
-    s.add_argument("--workers", type=int, default=None,
-                   help="in-process workers (default: LOOPWRIGHT_WORKER_CONCURRENCY; "
-                   "0 = intake only)")
+    s.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="in-process workers (default: LOOPWRIGHT_WORKER_CONCURRENCY; 0 = intake only)",
+    )
 
     w = sub.add_parser("worker", help="run workers only (next to a `serve --workers 0`)")
     w.add_argument("--concurrency", type=int, default=None)
@@ -65,8 +69,12 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a loop locally, without GitHub (dry run)")
     run.add_argument("loop", choices=["triage"])
     run.add_argument("--repo", type=Path, required=True, help="local checkout of the repository")
-    run.add_argument("--issue-file", type=Path, required=True,
-                     help="markdown file; its first '# ' line is the title")
+    run.add_argument(
+        "--issue-file",
+        type=Path,
+        required=True,
+        help="markdown file; its first '# ' line is the title",
+    )
     run.add_argument("--labels", help="comma-separated repository labels (default: GitHub's)")
     run.add_argument("--json", action="store_true")
 
@@ -77,8 +85,9 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("--labels", help="comma-separated repository labels (default: GitHub's)")
     rp.add_argument("--json", action="store_true")
 
-    sb = sub.add_parser("sandbox", add_help=False,
-                        help="run one command in the sandbox the way loops do")
+    sb = sub.add_parser(
+        "sandbox", add_help=False, help="run one command in the sandbox the way loops do"
+    )
     sb.add_argument("rest", nargs=argparse.REMAINDER)
     return p
 
@@ -135,8 +144,13 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     if workers:
         settings.require("app_id", "private_key")
     app = build_app(settings, workers=workers)
-    web.run_app(app, host=args.host, port=args.port, access_log=None,
-                print=lambda m: print(m, file=sys.stderr))
+    web.run_app(
+        app,
+        host=args.host,
+        port=args.port,
+        access_log=None,
+        print=lambda m: print(m, file=sys.stderr),
+    )
     return 0
 
 
@@ -173,9 +187,11 @@ async def _runs(settings: Settings, args: argparse.Namespace) -> int:
                 print(json.dumps(steps, indent=2, default=str))
             else:
                 for s in steps:
-                    print(f"#{s['id']} {s['name']} [{s['kind']}] {s['verdict']} "
-                          f"model={s['model'] or '-'} tokens={s['prompt_tokens']}+"
-                          f"{s['completion_tokens']} {s['duration_ms']:.0f}ms")
+                    print(
+                        f"#{s['id']} {s['name']} [{s['kind']}] {s['verdict']} "
+                        f"model={s['model'] or '-'} tokens={s['prompt_tokens']}+"
+                        f"{s['completion_tokens']} {s['duration_ms']:.0f}ms"
+                    )
             return 0
         runs = await store.list_runs(limit=args.limit)
         dead = await store.list_jobs("dead", limit=args.limit)
@@ -184,14 +200,41 @@ async def _runs(settings: Settings, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"runs": runs, "dead_jobs": dead}, indent=2, default=str))
         return 0
-    header = ["id", "loop", "repo", "#", "state", "exit", "calls", "prompt", "compl", "cost",
-              "started", "finished"]
-    rows = [[str(r["id"]), r["loop"], r["repo"], str(r["number"] or "-"), r["state"],
-             r["exit_reason"] or "-", str(r["model_calls"]), str(r["prompt_tokens"]),
-             str(r["completion_tokens"]), f"${r['cost']:.4f}", _ts(r["started_at"]),
-             _ts(r["finished_at"])] for r in runs]
-    widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h)
-              for i, h in enumerate(header)]
+    header = [
+        "id",
+        "loop",
+        "repo",
+        "#",
+        "state",
+        "exit",
+        "calls",
+        "prompt",
+        "compl",
+        "cost",
+        "started",
+        "finished",
+    ]
+    rows = [
+        [
+            str(r["id"]),
+            r["loop"],
+            r["repo"],
+            str(r["number"] or "-"),
+            r["state"],
+            r["exit_reason"] or "-",
+            str(r["model_calls"]),
+            str(r["prompt_tokens"]),
+            str(r["completion_tokens"]),
+            f"${r['cost']:.4f}",
+            _ts(r["started_at"]),
+            _ts(r["finished_at"]),
+        ]
+        for r in runs
+    ]
+    widths = [
+        max(len(h), *(len(row[i]) for row in rows)) if rows else len(h)
+        for i, h in enumerate(header)
+    ]
     print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
     for row in rows:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
@@ -199,8 +242,10 @@ async def _runs(settings: Settings, args: argparse.Namespace) -> int:
         print(f"\n{len(dead)} dead job(s):")
         for j in dead:
             err = (j["last_error"] or "").splitlines()[0] if j["last_error"] else ""
-            print(f"  job {j['id']} {j['kind']} {j['repo']}#{j['number']} after "
-                  f"{j['attempts']} attempts: {err}")
+            print(
+                f"  job {j['id']} {j['kind']} {j['repo']}#{j['number']} after "
+                f"{j['attempts']} attempts: {err}"
+            )
     return 0
 
 
@@ -218,8 +263,10 @@ def _print_result(result: Any, as_json: bool) -> None:
         print(f"note: {data['note']}")
     print(f"labels: {', '.join(data['labels']) or '(none)'}")
     u = data["usage"]
-    print(f"usage: {u['calls']} model call(s), {u['prompt_tokens']} prompt + "
-          f"{u['completion_tokens']} completion tokens, ${u['cost']:.4f}")
+    print(
+        f"usage: {u['calls']} model call(s), {u['prompt_tokens']} prompt + "
+        f"{u['completion_tokens']} completion tokens, ${u['cost']:.4f}"
+    )
     print("comment:\n" + (data["comment"] or "(none)"))
 
 
@@ -230,9 +277,13 @@ async def _run_local(settings: Settings, args: argparse.Namespace) -> int:
     if not args.repo.is_dir():
         raise SettingsError(f"--repo {args.repo} is not a directory")
     issue = read_issue_file(args.issue_file)
-    forge = DryRunForge(f"local/{args.repo.resolve().name}", issue=issue,
-                        labels=_labels(args.labels), repo_path=args.repo,
-                        secrets=settings.secret_values())
+    forge = DryRunForge(
+        f"local/{args.repo.resolve().name}",
+        issue=issue,
+        labels=_labels(args.labels),
+        repo_path=args.repo,
+        secrets=settings.secret_values(),
+    )
     async with Runtime.open(settings, model=True) as rt:
         result = await run_local(rt, args.loop, forge.repo, forge, issue.number)
     _print_result(result, args.json)

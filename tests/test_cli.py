@@ -1,0 +1,141 @@
+"""The command line, run as a real subprocess: local triage, replay, runs, and the embedded model."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import FIXTURES
+from tests.fakemodel import FakeModel, triage_answer
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "examples" / "sample-repo"
+ISSUE = ROOT / "examples" / "issues" / "crash.md"
+
+
+async def cli(*args: str, env: dict[str, str], timeout: float = 120) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot.cli",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+def base_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOOPWRIGHT_")}
+    env["LOOPWRIGHT_DATA_DIR"] = str(tmp_path)
+    env.update(extra)
+    return env
+
+
+async def test_run_triage_locally_prints_labels_comment_and_usage(
+    tmp_path: Path, fake_model: FakeModel
+) -> None:
+    fake_model.script(
+        "triage",
+        triage_answer(
+            "bug",
+            "high",
+            "parser",
+            ["your Python version"],
+            "parse_line loses the last empty field",
+        ),
+    )
+    env = base_env(tmp_path, LOOPWRIGHT_MODEL_BASE_URL=fake_model.url)
+    code, out, err = await cli(
+        "run",
+        "triage",
+        "--repo",
+        str(SAMPLE),
+        "--issue-file",
+        str(ISSUE),
+        "--labels",
+        "bug,parser,needs-info,priority: high",
+        "--json",
+        env=env,
+    )
+    assert code == 0, err
+    result = json.loads(out)
+    # Mapped through examples/sample-repo/.github/loopwright.yml.
+    assert result["labels"] == ["bug", "priority: high", "parser", "needs-info"]
+    assert "parse_line loses the last empty field" in result["comment"]
+    assert result["usage"]["calls"] == 1 and result["usage"]["prompt_tokens"] > 0
+    [call] = fake_model.calls
+    assert "ignore all previous instructions" not in json.dumps(call.messages)
+
+    code, out, _ = await cli("runs", "--json", env=env)
+    runs = json.loads(out)["runs"]
+    assert code == 0 and runs[0]["loop"] == "triage" and runs[0]["exit_reason"] == "done"
+    code, out, _ = await cli("runs", env=env)
+    assert "triage" in out and "local/sample-repo" in out
+
+
+async def test_default_labels_are_githubs(tmp_path: Path, fake_model: FakeModel) -> None:
+    fake_model.script("triage", triage_answer("feature"))
+    env = base_env(tmp_path, LOOPWRIGHT_MODEL_BASE_URL=fake_model.url)
+    empty_repo = tmp_path / "repo"
+    empty_repo.mkdir()
+    code, out, err = await cli(
+        "run", "triage", "--repo", str(empty_repo), "--issue-file", str(ISSUE), "--json", env=env
+    )
+    assert code == 0, err
+    assert json.loads(out)["labels"] == ["enhancement"]
+    schema = fake_model.calls[0].response_format["json_schema"]["schema"]  # type: ignore[index]
+    assert schema["properties"]["area"]["enum"] == ["none"]
+
+
+async def test_replay_routes_a_saved_payload_in_dry_run(
+    tmp_path: Path, fake_model: FakeModel
+) -> None:
+    fake_model.script("triage", triage_answer("question", summary="Asks how to spell it"))
+    env = base_env(tmp_path, LOOPWRIGHT_MODEL_BASE_URL=fake_model.url)
+    saved = FIXTURES / "webhooks" / "issues" / "opened.15.json"
+    code, out, err = await cli("replay", str(saved), "--event", "issues", "--json", env=env)
+    assert code == 0, err
+    [result] = json.loads(out)
+    assert result["labels"] == ["question"] and "Asks how to spell it" in result["comment"]
+    code, out, _ = await cli(
+        "replay", str(FIXTURES / "webhooks" / "ping" / "event.0.json"), "--event", "ping", env=env
+    )
+    assert code == 0 and "no loop would run" in out
+
+
+@pytest.mark.embedded_model
+@pytest.mark.skipif(
+    importlib.util.find_spec("llama_cpp") is None,
+    reason="the `local` extra (llama-cpp-python) is not installed",
+)
+async def test_triage_with_the_real_embedded_model(tmp_path: Path) -> None:
+    env = base_env(tmp_path)
+    code, out, err = await cli(
+        "run",
+        "triage",
+        "--repo",
+        str(SAMPLE),
+        "--issue-file",
+        str(ISSUE),
+        "--json",
+        env=env,
+        timeout=300,
+    )
+    assert code == 0, err
+    result = json.loads(out)
+    assert "embedded model ready" in err
+    assert result["exit"] == "done" and result["usage"]["calls"] >= 1
+    # A 270M model is no oracle: the loop's guarantee is a schema-valid answer mapped onto
+    # labels that exist, not a particular judgement.
+    assert set(result["labels"]) <= {"bug", "enhancement", "question", "documentation"}
+    assert "gemma-3-270m" in result["comment"]
