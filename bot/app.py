@@ -58,15 +58,20 @@ class Runtime:
                 rt.session = aiohttp.ClientSession()
                 assert settings.app_id is not None
                 rt.github = GitHubApp(
-                    rt.session, app_id=settings.app_id, private_key_pem=key,
-                    base_url=settings.github_api_url, max_tries=settings.github_max_tries,
+                    rt.session,
+                    app_id=settings.app_id,
+                    private_key_pem=key,
+                    base_url=settings.github_api_url,
+                    max_tries=settings.github_max_tries,
                     max_wait=settings.github_max_wait_seconds,
                 )
             if model or workers:
                 await rt._open_model()
             if workers:
                 rt.pool = WorkerPool(
-                    rt.store, rt.run_job, concurrency=workers,
+                    rt.store,
+                    rt.run_job,
+                    concurrency=workers,
                     lease_seconds=settings.job_lease_seconds,
                     backoff_seconds=settings.job_backoff_seconds,
                 )
@@ -94,7 +99,9 @@ class Runtime:
             base_url = await self.embedded.start()
             style = "llama" if style == "auto" else style
         self.model = ModelClient(
-            s, base_url=base_url, api_key=s.model_api_key.get_secret_value(),
+            s,
+            base_url=base_url,
+            api_key=s.model_api_key.get_secret_value(),
             schema_style=style,
         )
 
@@ -111,7 +118,8 @@ class Runtime:
             raise ValueError("the delivery carried no installation id")
         forge = GitHubForge(
             self.github.for_repo(job.installation_id, job.repo),
-            bot_login=await self.github.bot_login(), secrets=self.settings.secret_values(),
+            bot_login=await self.github.bot_login(),
+            secrets=self.settings.secret_values(),
         )
         await self.run_loop(job, forge)
 
@@ -125,8 +133,15 @@ class Runtime:
             await self.store.finish_run(run_id, "error", type(exc).__name__, str(exc))
             raise
         await self.store.finish_run(run_id, "done", outcome.exit.value, outcome.detail)
-        log.info("run %d (%s %s#%s): %s %s", run_id, job.kind, job.repo, job.number,
-                 outcome.exit.value, outcome.detail)
+        log.info(
+            "run %d (%s %s#%s): %s %s",
+            run_id,
+            job.kind,
+            job.repo,
+            job.number,
+            outcome.exit.value,
+            outcome.detail,
+        )
         return outcome
 
 
@@ -181,12 +196,25 @@ def read_issue_file(path: Path, number: int = 1) -> Issue:
 
 
 async def run_local(
-    rt: Runtime, kind: str, repo_name: str, forge: DryRunForge, number: int,
+    rt: Runtime,
+    kind: str,
+    repo_name: str,
+    forge: DryRunForge,
+    number: int,
     payload: dict[str, Any] | None = None,
 ) -> LocalResult:
-    job = Job(id=0, delivery_id=None, kind=kind, repo=repo_name, installation_id=None,
-              number=number, payload=payload or {}, attempts=1, max_attempts=1,
-              lease_owner="local")
+    job = Job(
+        id=0,
+        delivery_id=None,
+        kind=kind,
+        repo=repo_name,
+        installation_id=None,
+        number=number,
+        payload=payload or {},
+        attempts=1,
+        max_attempts=1,
+        lease_owner="local",
+    )
     outcome = await rt.run_loop(job, forge, dry_run=True)
     runs = await rt.store.list_runs(limit=1)
     return LocalResult(outcome, forge, int(runs[0]["id"]) if runs else 0)
@@ -201,15 +229,22 @@ async def replay(
         issue_data = event.data.get("issue") or event.data.get("pull_request") or {}
         issue = Issue(
             number=int(issue_data.get("number", spec.number or 0)),
-            title=issue_data.get("title") or "", body=issue_data.get("body") or "",
+            title=issue_data.get("title") or "",
+            body=issue_data.get("body") or "",
             author=(issue_data.get("user") or {}).get("login", ""),
         )
-        forge = DryRunForge(spec.repo, issue=issue, labels=labels, repo_path=repo_path,
-                            secrets=rt.settings.secret_values())
-        result = await run_local(rt, spec.kind, spec.repo, forge, spec.number or 0,
-                                 spec.payload)
+        forge = DryRunForge(
+            spec.repo,
+            issue=issue,
+            labels=labels,
+            repo_path=repo_path,
+            secrets=rt.settings.secret_values(),
+        )
+        result = await run_local(rt, spec.kind, spec.repo, forge, spec.number or 0, spec.payload)
         if spec.payload.get("requires_write_from"):
-            result.note = (f"dry run: the permission of {spec.payload['requires_write_from']} "
-                           "was not checked (no GitHub)")
+            result.note = (
+                f"dry run: the permission of {spec.payload['requires_write_from']} "
+                "was not checked (no GitHub)"
+            )
         results.append(result)
     return results

@@ -28,8 +28,15 @@ _SECTION = re.compile(
 
 #: The labels of a new GitHub repository, used when there is no GitHub to ask.
 GITHUB_DEFAULT_LABELS = [
-    "bug", "documentation", "duplicate", "enhancement", "good first issue", "help wanted",
-    "invalid", "question", "wontfix",
+    "bug",
+    "documentation",
+    "duplicate",
+    "enhancement",
+    "good first issue",
+    "help wanted",
+    "invalid",
+    "question",
+    "wontfix",
 ]
 
 WRITE_PERMISSIONS = frozenset({"admin", "maintain", "write"})
@@ -97,10 +104,13 @@ class GitHubForge(BaseForge):
         return str(data["default_branch"])
 
     async def get_issue(self, number: int) -> Issue:
-        data = await self.client.get("/repos/{owner}/{repo}/issues/{issue_number}",
-                                     {"issue_number": number})
+        data = await self.client.get(
+            "/repos/{owner}/{repo}/issues/{issue_number}", {"issue_number": number}
+        )
         return Issue(
-            number=number, title=data.get("title") or "", body=data.get("body") or "",
+            number=number,
+            title=data.get("title") or "",
+            body=data.get("body") or "",
             author=(data.get("user") or {}).get("login", ""),
             labels=[lb["name"] for lb in data.get("labels", [])],
         )
@@ -111,8 +121,9 @@ class GitHubForge(BaseForge):
     async def read_file(self, path: str) -> str | None:
         ref = await self.default_branch()
         try:
-            data = await self.client.get("/repos/{owner}/{repo}/contents/{path}{?ref}",
-                                         {"path": path, "ref": ref})
+            data = await self.client.get(
+                "/repos/{owner}/{repo}/contents/{path}{?ref}", {"path": path, "ref": ref}
+            )
         except BadRequest as exc:
             if exc.status_code == 404:
                 return None
@@ -133,13 +144,19 @@ class GitHubForge(BaseForge):
         return str(data.get("permission", "none"))
 
     async def add_reaction(self, number: int, content: str) -> None:
-        await self.client.post("/repos/{owner}/{repo}/issues/{issue_number}/reactions",
-                               {"issue_number": number}, data={"content": content})
+        await self.client.post(
+            "/repos/{owner}/{repo}/issues/{issue_number}/reactions",
+            {"issue_number": number},
+            data={"content": content},
+        )
 
     async def add_labels(self, number: int, labels: list[str]) -> None:
         if labels:
-            await self.client.post("/repos/{owner}/{repo}/issues/{issue_number}/labels",
-                                   {"issue_number": number}, data={"labels": labels})
+            await self.client.post(
+                "/repos/{owner}/{repo}/issues/{issue_number}/labels",
+                {"issue_number": number},
+                data={"labels": labels},
+            )
 
     async def _find_sticky(self, number: int) -> tuple[int, str] | None:
         async for c in self.client.getiter(
@@ -154,13 +171,19 @@ class GitHubForge(BaseForge):
         return None
 
     async def _create_comment(self, number: int, body: str) -> str:
-        data = await self.client.post("/repos/{owner}/{repo}/issues/{issue_number}/comments",
-                                      {"issue_number": number}, data={"body": body})
+        data = await self.client.post(
+            "/repos/{owner}/{repo}/issues/{issue_number}/comments",
+            {"issue_number": number},
+            data={"body": body},
+        )
         return str(data.get("html_url", ""))
 
     async def _update_comment(self, comment_id: int, body: str) -> str:
-        data = await self.client.patch("/repos/{owner}/{repo}/issues/comments/{comment_id}",
-                                       {"comment_id": comment_id}, data={"body": body})
+        data = await self.client.patch(
+            "/repos/{owner}/{repo}/issues/comments/{comment_id}",
+            {"comment_id": comment_id},
+            data={"body": body},
+        )
         return str(data.get("html_url", ""))
 
 
@@ -220,5 +243,4 @@ class DryRunForge(BaseForge):
         return "(dry run)"
 
     def posted(self) -> dict[str, Any]:
-        return {"labels": self.added_labels, "reactions": self.reactions,
-                "comment": self.comment}
+        return {"labels": self.added_labels, "reactions": self.reactions, "comment": self.comment}

@@ -60,9 +60,7 @@ class RetryingGitHubAPI(gh_aiohttp.GitHubAPI):
         last = ""
         for attempt in range(1, self.max_tries + 1):
             try:
-                status, resp_headers, resp_body = await super()._request(
-                    method, url, headers, body
-                )
+                status, resp_headers, resp_body = await super()._request(method, url, headers, body)
             except (TimeoutError, aiohttp.ClientConnectionError) as exc:
                 last = f"{type(exc).__name__}: {exc}"
                 if attempt == self.max_tries:
@@ -74,15 +72,30 @@ class RetryingGitHubAPI(gh_aiohttp.GitHubAPI):
                 return status, resp_headers, resp_body
             last = f"HTTP {status}"
             if attempt == self.max_tries or wait > self.max_wait:
-                log.warning("github: %s %s gave up after %d tries (%s)", method,
-                            _strip_query(url), attempt, last)
+                log.warning(
+                    "github: %s %s gave up after %d tries (%s)",
+                    method,
+                    _strip_query(url),
+                    attempt,
+                    last,
+                )
                 # Let gidgethub turn the final response into its typed exception.
                 return status, resp_headers, resp_body
-            log.info("github: %s %s answered %d; retrying in %.1fs", method, _strip_query(url),
-                     status, wait)
+            log.info(
+                "github: %s %s answered %d; retrying in %.1fs",
+                method,
+                _strip_query(url),
+                status,
+                wait,
+            )
             await self._sleep_fn(wait)
-        log.warning("github: %s %s gave up after %d tries (%s)", method, _strip_query(url),
-                    self.max_tries, last)
+        log.warning(
+            "github: %s %s gave up after %d tries (%s)",
+            method,
+            _strip_query(url),
+            self.max_tries,
+            last,
+        )
         raise GitHubGaveUp(method, _strip_query(url), self.max_tries, last)
 
     @staticmethod
@@ -137,8 +150,12 @@ class GitHubApp:
         self._key = private_key_pem
         self._clock = clock
         self.api = RetryingGitHubAPI(
-            session, f"loopwright-app-{app_id}", base_url=base_url, max_tries=max_tries,
-            max_wait=max_wait, sleep=sleep,
+            session,
+            f"loopwright-app-{app_id}",
+            base_url=base_url,
+            max_tries=max_tries,
+            max_wait=max_wait,
+            sleep=sleep,
         )
         self._tokens: dict[tuple[int, str], _Token] = {}
         self._locks: dict[tuple[int, str], asyncio.Lock] = {}
@@ -209,13 +226,12 @@ class RepoClient:
         self, path: str, url_vars: Mapping[str, Any] | None = None
     ) -> AsyncIterator[Any]:
         token = await self.token()
-        async for item in self.app.api.getiter(path, url_vars=self._vars(url_vars),
-                                               oauth_token=token):
+        async for item in self.app.api.getiter(
+            path, url_vars=self._vars(url_vars), oauth_token=token
+        ):
             yield item
 
-    async def post(
-        self, path: str, url_vars: Mapping[str, Any] | None = None, *, data: Any
-    ) -> Any:
+    async def post(self, path: str, url_vars: Mapping[str, Any] | None = None, *, data: Any) -> Any:
         return await self.app.api.post(
             path, url_vars=self._vars(url_vars), data=data, oauth_token=await self.token()
         )

@@ -85,11 +85,27 @@ class EmbeddedModel:
         started = time.perf_counter()
         with log_path.open("ab") as log_file:
             self.proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "llama_cpp.server", "--model", str(path),
-                "--model_alias", EMBEDDED_MODEL_NAME, "--host", "127.0.0.1",
-                "--port", str(port), "--n_ctx", "4096", "--n_threads", threads,
-                "--verbose", "false",
-                stdout=log_file, stderr=log_file, env=env, start_new_session=True,
+                sys.executable,
+                "-m",
+                "llama_cpp.server",
+                "--model",
+                str(path),
+                "--model_alias",
+                EMBEDDED_MODEL_NAME,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--n_ctx",
+                "4096",
+                "--n_threads",
+                threads,
+                "--verbose",
+                "false",
+                stdout=log_file,
+                stderr=log_file,
+                env=env,
+                start_new_session=True,
             )
         self.base_url = f"http://127.0.0.1:{port}/v1"
         await self._wait_ready(log_path)

@@ -52,8 +52,12 @@ class Usage:
         self.cost += other.cost
 
     def as_dict(self) -> dict[str, Any]:
-        return {"calls": self.calls, "prompt_tokens": self.prompt_tokens,
-                "completion_tokens": self.completion_tokens, "cost": round(self.cost, 6)}
+        return {
+            "calls": self.calls,
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "cost": round(self.cost, 6),
+        }
 
 
 @dataclass
@@ -105,8 +109,10 @@ class ModelClient:
             # llama-cpp-python's server compiles this into a grammar, so the reply is
             # constrained token by token rather than merely asked for.
             return {"type": "json_object", "schema": schema}
-        return {"type": "json_schema", "json_schema": {"name": name, "schema": schema,
-                                                        "strict": False}}
+        return {
+            "type": "json_schema",
+            "json_schema": {"name": name, "schema": schema, "strict": False},
+        }
 
     def cost_of(self, model: str, prompt_tokens: int, completion_tokens: int) -> float:
         price = self.settings.price_of(model)
@@ -137,7 +143,9 @@ class ModelClient:
             started = time.perf_counter()
             try:
                 request: dict[str, Any] = {
-                    "model": model, "messages": convo, "temperature": 0,
+                    "model": model,
+                    "messages": convo,
+                    "temperature": 0,
                     "max_tokens": max_tokens,
                     "response_format": self._response_format(step, schema),
                     "extra_headers": {STEP_HEADER: step},
@@ -145,11 +153,17 @@ class ModelClient:
                 resp = await self.client.chat.completions.create(**request)
             except openai.APIError as exc:
                 if record:
-                    await record(StepRecord(
-                        name=step, kind="model", verdict="unavailable", model=model,
-                        input=_render(convo), output=f"{type(exc).__name__}: {exc}",
-                        duration_ms=(time.perf_counter() - started) * 1000,
-                    ))
+                    await record(
+                        StepRecord(
+                            name=step,
+                            kind="model",
+                            verdict="unavailable",
+                            model=model,
+                            input=_render(convo),
+                            output=f"{type(exc).__name__}: {exc}",
+                            duration_ms=(time.perf_counter() - started) * 1000,
+                        )
+                    )
                 raise ModelUnavailable(f"{step}: {type(exc).__name__}: {exc}") from exc
             ms = (time.perf_counter() - started) * 1000
             text = (resp.choices[0].message.content or "") if resp.choices else ""
@@ -162,23 +176,45 @@ class ModelClient:
             except (ValueError, ValidationError) as exc:
                 last_error = _short_error(exc)
                 if record:
-                    await record(StepRecord(
-                        name=step, kind="model", verdict=f"invalid: {last_error}", model=model,
-                        input=_render(convo), output=text, prompt_tokens=pt,
-                        completion_tokens=ct, cost=call.cost, duration_ms=ms,
-                    ))
-                convo = [*messages, {"role": "assistant", "content": text[:2000]}, {
-                    "role": "user",
-                    "content": f"That reply was invalid ({last_error}). Answer again with only "
-                    "a JSON object that matches the schema.",
-                }]
+                    await record(
+                        StepRecord(
+                            name=step,
+                            kind="model",
+                            verdict=f"invalid: {last_error}",
+                            model=model,
+                            input=_render(convo),
+                            output=text,
+                            prompt_tokens=pt,
+                            completion_tokens=ct,
+                            cost=call.cost,
+                            duration_ms=ms,
+                        )
+                    )
+                convo = [
+                    *messages,
+                    {"role": "assistant", "content": text[:2000]},
+                    {
+                        "role": "user",
+                        "content": f"That reply was invalid ({last_error}). Answer again with only "
+                        "a JSON object that matches the schema.",
+                    },
+                ]
                 continue
             if record:
-                await record(StepRecord(
-                    name=step, kind="model", verdict="valid", model=model, input=_render(convo),
-                    output=text, prompt_tokens=pt, completion_tokens=ct, cost=call.cost,
-                    duration_ms=ms,
-                ))
+                await record(
+                    StepRecord(
+                        name=step,
+                        kind="model",
+                        verdict="valid",
+                        model=model,
+                        input=_render(convo),
+                        output=text,
+                        prompt_tokens=pt,
+                        completion_tokens=ct,
+                        cost=call.cost,
+                        duration_ms=ms,
+                    )
+                )
             return Reply(value=value, model=model, usage=usage, attempts=attempt, raw=text)
         raise ModelOutputError(
             f"{step}: invalid output after {self.max_attempts} attempts ({last_error})"

@@ -14,8 +14,17 @@ Severity = Literal["low", "medium", "high", "critical"]
 
 #: Labels GitHub creates in every new repository that describe status, not area.
 NON_AREA_LABELS = frozenset(
-    {"duplicate", "good first issue", "help wanted", "invalid", "wontfix", "question", "bug",
-     "enhancement", "documentation"}
+    {
+        "duplicate",
+        "good first issue",
+        "help wanted",
+        "invalid",
+        "wontfix",
+        "question",
+        "bug",
+        "enhancement",
+        "documentation",
+    }
 )
 
 
@@ -37,7 +46,9 @@ class TriageConfig(_Strict):
     #: Issue type -> the repository label that means it.
     labels: dict[IssueType, str] = Field(
         default_factory=lambda: {  # type: ignore[arg-type]
-            "bug": "bug", "feature": "enhancement", "question": "question",
+            "bug": "bug",
+            "feature": "enhancement",
+            "question": "question",
             "docs": "documentation",
         }
     )

@@ -86,7 +86,11 @@ async def webhook(request: web.Request) -> web.StreamResponse:
         return _error(400, f"malformed {event_name} payload: {type(exc).__name__} {exc}")
     repo = (data.get("repository") or {}).get("full_name")
     stored = await request.app[STORE].record_delivery(
-        delivery, event_name, data.get("action"), repo, jobs,
+        delivery,
+        event_name,
+        data.get("action"),
+        repo,
+        jobs,
         max_attempts=settings.job_max_attempts,
     )
     if not stored:
@@ -112,4 +116,3 @@ def create_app(settings: Settings, *, decide: Decide, lifecycle: Lifecycle) -> w
     app.router.add_post("/webhook", webhook)
     app.router.add_get("/healthz", healthz)
     return app
-

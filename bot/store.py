@@ -173,8 +173,14 @@ class Store:
             inserted = await tx.execute(
                 "INSERT INTO deliveries (id, event, action, repo, received_at, job_count) "
                 "VALUES (:id, :event, :action, :repo, :now, :n) ON CONFLICT (id) DO NOTHING",
-                {"id": delivery_id, "event": event, "action": action, "repo": repo, "now": now,
-                 "n": len(jobs)},
+                {
+                    "id": delivery_id,
+                    "event": event,
+                    "action": action,
+                    "repo": repo,
+                    "now": now,
+                    "n": len(jobs),
+                },
             )
             if inserted == 0:
                 return False
@@ -193,10 +199,16 @@ class Store:
             "INSERT INTO jobs (delivery_id, kind, repo, installation_id, number, payload, state, "
             "attempts, max_attempts, run_after, created_at, updated_at) VALUES (:delivery, :kind, "
             ":repo, :inst, :number, :payload, 'queued', 0, :max, :now, :now, :now) RETURNING id",
-            {"delivery": delivery_id, "kind": spec.kind, "repo": spec.repo,
-             "inst": spec.installation_id, "number": spec.number,
-             "payload": json.dumps(spec.payload, separators=(",", ":")), "max": max_attempts,
-             "now": now},
+            {
+                "delivery": delivery_id,
+                "kind": spec.kind,
+                "repo": spec.repo,
+                "inst": spec.installation_id,
+                "number": spec.number,
+                "payload": json.dumps(spec.payload, separators=(",", ":")),
+                "max": max_attempts,
+                "now": now,
+            },
         )
         assert row is not None
         return int(row["id"])
@@ -250,8 +262,14 @@ class Store:
             await tx.execute(
                 "UPDATE jobs SET state=:state, run_after=:after, last_error=:err, "
                 "lease_owner=NULL, updated_at=:now WHERE id=:id AND lease_owner=:w",
-                {"state": state, "after": run_after, "err": error[:2000], "now": now,
-                 "id": job.id, "w": job.lease_owner},
+                {
+                    "state": state,
+                    "after": run_after,
+                    "err": error[:2000],
+                    "now": now,
+                    "id": job.id,
+                    "w": job.lease_owner,
+                },
             )
         return state
 
@@ -276,8 +294,7 @@ class Store:
             row = await tx.fetchone(
                 "INSERT INTO runs (job_id, loop, repo, number, state, started_at) "
                 "VALUES (:job, :loop, :repo, :number, 'running', :now) RETURNING id",
-                {"job": job_id, "loop": loop, "repo": repo, "number": number,
-                 "now": self._clock()},
+                {"job": job_id, "loop": loop, "repo": repo, "number": number, "now": self._clock()},
             )
         assert row is not None
         return int(row["id"])
@@ -288,28 +305,45 @@ class Store:
                 "INSERT INTO steps (run_id, name, kind, model, input, output, prompt_tokens, "
                 "completion_tokens, cost, duration_ms, verdict, created_at) VALUES (:run, :name, "
                 ":kind, :model, :input, :output, :pt, :ct, :cost, :ms, :verdict, :now)",
-                {"run": run_id, "name": step.name, "kind": step.kind, "model": step.model,
-                 "input": step.input, "output": step.output, "pt": step.prompt_tokens,
-                 "ct": step.completion_tokens, "cost": step.cost, "ms": step.duration_ms,
-                 "verdict": step.verdict, "now": self._clock()},
+                {
+                    "run": run_id,
+                    "name": step.name,
+                    "kind": step.kind,
+                    "model": step.model,
+                    "input": step.input,
+                    "output": step.output,
+                    "pt": step.prompt_tokens,
+                    "ct": step.completion_tokens,
+                    "cost": step.cost,
+                    "ms": step.duration_ms,
+                    "verdict": step.verdict,
+                    "now": self._clock(),
+                },
             )
             if step.kind == "model":
                 await tx.execute(
                     "UPDATE runs SET model_calls=model_calls+1, prompt_tokens=prompt_tokens+:pt, "
                     "completion_tokens=completion_tokens+:ct, cost=cost+:cost WHERE id=:run",
-                    {"pt": step.prompt_tokens, "ct": step.completion_tokens, "cost": step.cost,
-                     "run": run_id},
+                    {
+                        "pt": step.prompt_tokens,
+                        "ct": step.completion_tokens,
+                        "cost": step.cost,
+                        "run": run_id,
+                    },
                 )
 
-    async def finish_run(
-        self, run_id: int, state: str, exit_reason: str, detail: str = ""
-    ) -> None:
+    async def finish_run(self, run_id: int, state: str, exit_reason: str, detail: str = "") -> None:
         async with self.db.transaction() as tx:
             await tx.execute(
                 "UPDATE runs SET state=:state, exit_reason=:reason, detail=:detail, "
                 "finished_at=:now WHERE id=:id",
-                {"state": state, "reason": exit_reason, "detail": detail[:4000],
-                 "now": self._clock(), "id": run_id},
+                {
+                    "state": state,
+                    "reason": exit_reason,
+                    "detail": detail[:4000],
+                    "now": self._clock(),
+                    "id": run_id,
+                },
             )
 
     async def get_run(self, run_id: int) -> Row | None:

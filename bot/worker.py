@@ -79,8 +79,16 @@ class WorkerPool:
         job = await self.store.lease(worker_id, self.lease_seconds)
         if job is None:
             return False
-        log.info("job %d (%s %s#%s) leased by %s, attempt %d/%d", job.id, job.kind, job.repo,
-                 job.number, worker_id, job.attempts, job.max_attempts)
+        log.info(
+            "job %d (%s %s#%s) leased by %s, attempt %d/%d",
+            job.id,
+            job.kind,
+            job.repo,
+            job.number,
+            worker_id,
+            job.attempts,
+            job.max_attempts,
+        )
         work: asyncio.Task[None] = asyncio.ensure_future(self.runner(job))
         beat = asyncio.create_task(self._heartbeat(job, work))
         try:
@@ -92,7 +100,8 @@ class WorkerPool:
             raise
         except Exception as exc:
             state = await self.store.fail(
-                job, f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}",
+                job,
+                f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}",
                 backoff_seconds=self.backoff_seconds,
             )
             log.warning("job %d failed (%s: %s); now %s", job.id, type(exc).__name__, exc, state)

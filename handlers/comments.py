@@ -19,10 +19,17 @@ async def on_issue_comment_created(event: Event, gh: Any, *, deps: IntakeDeps) -
     if command is None or command[0] not in COMMANDS:
         return
     sender = event.data["sender"]["login"]
-    deps.jobs.append(JobSpec(
-        kind=COMMANDS[command[0]], repo=repo_of(event), installation_id=installation_of(event),
-        number=int(event.data["issue"]["number"]),
-        # The sender's permission is checked by the worker: intake may not call GitHub.
-        payload={"trigger": f"/loopwright {command[0]}", "requires_write_from": sender,
-                 "comment_id": event.data["comment"].get("id")},
-    ))
+    deps.jobs.append(
+        JobSpec(
+            kind=COMMANDS[command[0]],
+            repo=repo_of(event),
+            installation_id=installation_of(event),
+            number=int(event.data["issue"]["number"]),
+            # The sender's permission is checked by the worker: intake may not call GitHub.
+            payload={
+                "trigger": f"/loopwright {command[0]}",
+                "requires_write_from": sender,
+                "comment_id": event.data["comment"].get("id"),
+            },
+        )
+    )

@@ -16,7 +16,12 @@ router = Router()
 @router.register("issues", action="opened")
 async def on_issues_opened(event: Event, gh: Any, *, deps: IntakeDeps) -> None:
     issue = event.data["issue"]
-    deps.jobs.append(JobSpec(
-        kind="triage", repo=repo_of(event), installation_id=installation_of(event),
-        number=int(issue["number"]), payload={"trigger": "issues.opened"},
-    ))
+    deps.jobs.append(
+        JobSpec(
+            kind="triage",
+            repo=repo_of(event),
+            installation_id=installation_of(event),
+            number=int(issue["number"]),
+            payload={"trigger": "issues.opened"},
+        )
+    )

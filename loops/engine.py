@@ -80,16 +80,27 @@ class LoopContext:
         try:
             result = await fn()
         except Exception as exc:
-            await self.record(StepRecord(
-                name=name, kind="deterministic", verdict=f"error: {type(exc).__name__}",
-                input=describe_input, output=str(exc)[:2000],
-                duration_ms=(time.perf_counter() - started) * 1000,
-            ))
+            await self.record(
+                StepRecord(
+                    name=name,
+                    kind="deterministic",
+                    verdict=f"error: {type(exc).__name__}",
+                    input=describe_input,
+                    output=str(exc)[:2000],
+                    duration_ms=(time.perf_counter() - started) * 1000,
+                )
+            )
             raise
-        await self.record(StepRecord(
-            name=name, kind="deterministic", verdict="ok", input=describe_input,
-            output=repr(result)[:4000], duration_ms=(time.perf_counter() - started) * 1000,
-        ))
+        await self.record(
+            StepRecord(
+                name=name,
+                kind="deterministic",
+                verdict="ok",
+                input=describe_input,
+                output=repr(result)[:4000],
+                duration_ms=(time.perf_counter() - started) * 1000,
+            )
+        )
         return result
 
 
@@ -114,9 +125,15 @@ async def execute(loop: str, fn: LoopFn, job: Job, ctx: LoopContext) -> Outcome:
     requester = job.payload.get("requires_write_from")
     if requester:
         perm = await ctx.forge.permission(str(requester))
-        await ctx.record(StepRecord(name="authorize", kind="deterministic",
-                                    verdict="allowed" if perm in WRITE_PERMISSIONS else "denied",
-                                    input=str(requester), output=perm))
+        await ctx.record(
+            StepRecord(
+                name="authorize",
+                kind="deterministic",
+                verdict="allowed" if perm in WRITE_PERMISSIONS else "denied",
+                input=str(requester),
+                output=perm,
+            )
+        )
         if perm not in WRITE_PERMISSIONS:
             log.info("ignoring /loopwright %s from %s (permission %s)", loop, requester, perm)
             return Outcome(ExitReason.UNAUTHORIZED, f"{requester} has {perm} permission")
@@ -126,18 +143,28 @@ async def execute(loop: str, fn: LoopFn, job: Job, ctx: LoopContext) -> Outcome:
     try:
         ctx.config = parse_config(text)
     except ConfigError as exc:
-        await ctx.record(StepRecord(name="config", kind="deterministic", verdict="invalid",
-                                    input=CONFIG_PATH, output="\n".join(exc.problems)))
+        await ctx.record(
+            StepRecord(
+                name="config",
+                kind="deterministic",
+                verdict="invalid",
+                input=CONFIG_PATH,
+                output="\n".join(exc.problems),
+            )
+        )
         if number is not None:
             problems = "\n".join(f"- {p}" for p in exc.problems)
             # The complaint lives in the loop's own section, so the next good run replaces it.
-            await ctx.forge.upsert_sticky(number, loop, (
-                f"**loopwright could not run `{loop}`: `{CONFIG_PATH}` is invalid.**\n\n"
-                f"{problems}\n\nFix the file on the default branch; `loopwright config-schema` "
-                f"prints the full schema.\n\n<sub>run #{ctx.run_id}</sub>"
-            ))
+            await ctx.forge.upsert_sticky(
+                number,
+                loop,
+                (
+                    f"**loopwright could not run `{loop}`: `{CONFIG_PATH}` is invalid.**\n\n"
+                    f"{problems}\n\nFix the file on the default branch; `loopwright config-schema` "
+                    f"prints the full schema.\n\n<sub>run #{ctx.run_id}</sub>"
+                ),
+            )
         return Outcome(ExitReason.CONFIG_ERROR, "; ".join(exc.problems))
     if not getattr(ctx.config.loops, loop, True):
         return Outcome(ExitReason.DISABLED, f"loops.{loop} is off in {CONFIG_PATH}")
     return await fn(job, ctx)
-

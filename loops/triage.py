@@ -46,8 +46,9 @@ def result_model(areas: list[str]) -> type[_TriageBase]:
     """The output type, with `area` constrained to this repository's labels."""
     choices = tuple([*areas, NO_AREA])
     area_type: Any = Literal[choices]
-    model: type[_TriageBase] = create_model("TriageResult", __base__=_TriageBase,
-                                            area=(area_type, ...))
+    model: type[_TriageBase] = create_model(
+        "TriageResult", __base__=_TriageBase, area=(area_type, ...)
+    )
     return model
 
 
@@ -61,9 +62,11 @@ def json_schema(areas: list[str]) -> dict[str, Any]:
             "type": {"type": "string", "enum": ["bug", "feature", "question", "docs"]},
             "severity": {"type": "string", "enum": ["low", "medium", "high", "critical"]},
             "area": {"type": "string", "enum": [*areas, NO_AREA]},
-            "missing_information": {"type": "array", "items": {"type": "string",
-                                                                "maxLength": 200},
-                                    "maxItems": 3},
+            "missing_information": {
+                "type": "array",
+                "items": {"type": "string", "maxLength": 200},
+                "maxItems": 3,
+            },
         },
         "required": ["summary", "type", "severity", "area", "missing_information"],
         "additionalProperties": False,
@@ -112,9 +115,7 @@ def map_labels(
     return apply, skipped
 
 
-def render_comment(
-    result: _TriageBase, applied: list[str], skipped: list[str], footer: str
-) -> str:
+def render_comment(result: _TriageBase, applied: list[str], skipped: list[str], footer: str) -> str:
     labels = ", ".join(f"`{lb}`" for lb in applied) or "none"
     lines = [
         "### loopwright triage",
@@ -129,8 +130,11 @@ def render_comment(
         f"| Labels applied | {labels} |",
     ]
     if skipped:
-        lines += ["", "Not applied (no such label in this repository): "
-                  + ", ".join(f"`{lb}`" for lb in skipped)]
+        lines += [
+            "",
+            "Not applied (no such label in this repository): "
+            + ", ".join(f"`{lb}`" for lb in skipped),
+        ]
     if result.missing_information:
         lines += ["", "**To move this forward, could you add:**"]
         lines += [f"- {strip_hidden(item)}" for item in result.missing_information]
@@ -142,8 +146,9 @@ async def run(job: Job, ctx: LoopContext) -> Outcome:
     number = job.number
     assert number is not None, "triage needs an issue number"
     cfg = ctx.config.triage
-    issue: Issue = await ctx.deterministic("read_issue", lambda: ctx.forge.get_issue(number),
-                                           describe_input=f"#{number}")
+    issue: Issue = await ctx.deterministic(
+        "read_issue", lambda: ctx.forge.get_issue(number), describe_input=f"#{number}"
+    )
     repo_labels: list[str] = await ctx.deterministic("list_labels", ctx.forge.list_labels)
     areas = candidate_areas(repo_labels, cfg)
     messages = build_messages(ctx.forge.repo, issue, areas, cfg.max_issue_tokens)
@@ -170,15 +175,26 @@ async def run(job: Job, ctx: LoopContext) -> Outcome:
 
     result = reply.value
     applied, skipped = map_labels(result, repo_labels, cfg)
-    await ctx.record(StepRecord(name="map_labels", kind="deterministic", verdict="ok",
-                                input=result.model_dump_json(),
-                                output=f"apply={applied} skipped={skipped}"))
-    comment = render_comment(result, applied, skipped, format_footer(ctx, reply.usage,
-                                                                     models_used))
+    await ctx.record(
+        StepRecord(
+            name="map_labels",
+            kind="deterministic",
+            verdict="ok",
+            input=result.model_dump_json(),
+            output=f"apply={applied} skipped={skipped}",
+        )
+    )
+    comment = render_comment(result, applied, skipped, format_footer(ctx, reply.usage, models_used))
     await ctx.forge.add_labels(number, applied)
     url = await ctx.forge.upsert_sticky(number, "triage", comment)
-    await ctx.record(StepRecord(name="post", kind="deterministic", verdict="ok",
-                                output=f"labels={applied} comment={url}"))
+    await ctx.record(
+        StepRecord(
+            name="post",
+            kind="deterministic",
+            verdict="ok",
+            output=f"labels={applied} comment={url}",
+        )
+    )
     return Outcome(
         ExitReason.DONE,
         f"{result.type}/{result.severity}/{result.area}",
@@ -191,5 +207,9 @@ async def _usage_of_run(ctx: LoopContext) -> Usage:
     row = await ctx.store.get_run(ctx.run_id)
     if row is None:
         return Usage()
-    return Usage(int(row["model_calls"]), int(row["prompt_tokens"]),
-                 int(row["completion_tokens"]), float(row["cost"]))
+    return Usage(
+        int(row["model_calls"]),
+        int(row["prompt_tokens"]),
+        int(row["completion_tokens"]),
+        float(row["cost"]),
+    )

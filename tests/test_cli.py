@@ -1,4 +1,4 @@
-"""The command line, run as a real subprocess: local triage, replay, runs, and the embedded model."""
+"""The command line as a real subprocess: local triage, replay, runs, the embedded model."""
 
 from __future__ import annotations
 

@@ -17,7 +17,11 @@ async def test_issue_opened_becomes_a_triage_job() -> None:
     data = payload("issues/opened.15", installation={"id": 42})
     [job] = await decide_jobs(event("issues", data), app_id=1)
     assert (job.kind, job.repo, job.number, job.installation_id) == (
-        "triage", "Codertocat/Hello-World", 1, 42)
+        "triage",
+        "Codertocat/Hello-World",
+        1,
+        42,
+    )
     assert "requires_write_from" not in job.payload
 
 

@@ -29,8 +29,7 @@ async def test_valid_reply_is_parsed_and_costed(fake_model: FakeModel) -> None:
     async def record(step: StepRecord) -> None:
         steps.append(step)
 
-    reply = await c.structured("triage", [{"role": "user", "content": "hi"}], Answer,
-                               record=record)
+    reply = await c.structured("triage", [{"role": "user", "content": "hi"}], Answer, record=record)
     await c.close()
     assert reply.value == Answer(verdict="ok", score=3) and reply.model == "small"
     u = reply.usage

@@ -19,21 +19,26 @@ def test_missing_or_empty_config_is_all_defaults() -> None:
 
 
 def test_valid_config_overrides() -> None:
-    cfg = parse_config("loops:\n  triage: false\ntriage:\n  labels:\n    bug: 'type: bug'\n"
-                       "  severity_labels:\n    critical: P0\n  create_missing_labels: true\n")
+    cfg = parse_config(
+        "loops:\n  triage: false\ntriage:\n  labels:\n    bug: 'type: bug'\n"
+        "  severity_labels:\n    critical: P0\n  create_missing_labels: true\n"
+    )
     assert not cfg.loops.triage
     assert cfg.triage.labels == {"bug": "type: bug"}
     assert cfg.triage.severity_labels == {"critical": "P0"}
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("triage:\n  lables: {}\n", "`triage.lables`: unknown key"),
-    ("loops:\n  triage: maybe\n", "`loops.triage`"),
-    ("triage:\n  labels:\n    chore: x\n", "`triage.labels.chore"),
-    ("budgets:\n  max_iterations: 0\n", "`budgets.max_iterations`"),
-    ("triage: [1, 2\n", "not valid YAML at line"),
-    ("- a\n- b\n", "top level must be a mapping"),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("triage:\n  lables: {}\n", "`triage.lables`: unknown key"),
+        ("loops:\n  triage: maybe\n", "`loops.triage`"),
+        ("triage:\n  labels:\n    chore: x\n", "`triage.labels.chore"),
+        ("budgets:\n  max_iterations: 0\n", "`budgets.max_iterations`"),
+        ("triage: [1, 2\n", "not valid YAML at line"),
+        ("- a\n- b\n", "top level must be a mapping"),
+    ],
+)
 def test_invalid_config_names_the_key(text: str, expected: str) -> None:
     with pytest.raises(ConfigError) as err:
         parse_config(text)
@@ -41,7 +46,11 @@ def test_invalid_config_names_the_key(text: str, expected: str) -> None:
 
 
 def test_config_schema_command_prints_the_schema() -> None:
-    out = subprocess.run([sys.executable, "-m", "bot.cli", "config-schema"], check=True,
-                         capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "config-schema"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
     schema = json.loads(out)
     assert set(schema["properties"]) == {"loops", "triage", "budgets"}

@@ -30,8 +30,13 @@ def test_invalid_value_is_one_line_naming_the_variable(monkeypatch: pytest.Monke
 
 def test_missing_setting_on_the_command_line_is_one_clear_line(tmp_path: object) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LOOPWRIGHT_")}
-    proc = subprocess.run([sys.executable, "-m", "bot.cli", "serve", "--port", "0"], env=env,
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "serve", "--port", "0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip() == "loopwright: LOOPWRIGHT_WEBHOOK_SECRET is not set"
 

@@ -33,15 +33,22 @@ async def store(database_url: str, clock: Clock) -> AsyncIterator[Store]:
 
 
 def spec(number: int = 1) -> JobSpec:
-    return JobSpec(kind="triage", repo="octo/hello", installation_id=7, number=number,
-                   payload={"trigger": "issues.opened"})
+    return JobSpec(
+        kind="triage",
+        repo="octo/hello",
+        installation_id=7,
+        number=number,
+        payload={"trigger": "issues.opened"},
+    )
 
 
 async def test_delivery_and_jobs_commit_together_and_duplicates_add_nothing(store: Store) -> None:
-    assert await store.record_delivery("d-1", "issues", "opened", "octo/hello", [spec(1), spec(2)],
-                                       max_attempts=3)
-    assert not await store.record_delivery("d-1", "issues", "opened", "octo/hello", [spec(3)],
-                                           max_attempts=3)
+    assert await store.record_delivery(
+        "d-1", "issues", "opened", "octo/hello", [spec(1), spec(2)], max_attempts=3
+    )
+    assert not await store.record_delivery(
+        "d-1", "issues", "opened", "octo/hello", [spec(3)], max_attempts=3
+    )
     jobs = await store.list_jobs()
     assert sorted(j["number"] for j in jobs) == [1, 2]
 
@@ -51,8 +58,9 @@ async def test_a_failing_job_insert_rolls_back_the_delivery(store: Store) -> Non
     with pytest.raises(dbmod.IntegrityError):
         await store.record_delivery("d-2", "issues", "opened", "octo/hello", [bad], max_attempts=3)
     # Nothing half-written: the same delivery can be stored again once it is valid.
-    assert await store.record_delivery("d-2", "issues", "opened", "octo/hello", [spec()],
-                                       max_attempts=3)
+    assert await store.record_delivery(
+        "d-2", "issues", "opened", "octo/hello", [spec()], max_attempts=3
+    )
 
 
 async def test_lease_is_exclusive_until_it_lapses(store: Store, clock: Clock) -> None:
@@ -96,12 +104,30 @@ async def test_lapsed_lease_on_last_attempt_is_dead_not_retried(store: Store, cl
 
 async def test_runs_accumulate_model_usage_from_steps(store: Store) -> None:
     run_id = await store.start_run(None, "triage", "octo/hello", 5)
-    await store.record_step(run_id, StepRecord(name="triage", kind="model", verdict="invalid",
-                                               model="m", prompt_tokens=100,
-                                               completion_tokens=10, cost=0.001))
-    await store.record_step(run_id, StepRecord(name="triage", kind="model", verdict="valid",
-                                               model="m", prompt_tokens=120,
-                                               completion_tokens=12, cost=0.002))
+    await store.record_step(
+        run_id,
+        StepRecord(
+            name="triage",
+            kind="model",
+            verdict="invalid",
+            model="m",
+            prompt_tokens=100,
+            completion_tokens=10,
+            cost=0.001,
+        ),
+    )
+    await store.record_step(
+        run_id,
+        StepRecord(
+            name="triage",
+            kind="model",
+            verdict="valid",
+            model="m",
+            prompt_tokens=120,
+            completion_tokens=12,
+            cost=0.002,
+        ),
+    )
     await store.record_step(run_id, StepRecord(name="post", kind="deterministic", verdict="ok"))
     await store.finish_run(run_id, "done", "done", "bug/high/none")
     run = await store.get_run(run_id)
