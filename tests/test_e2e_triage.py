@@ -348,3 +348,19 @@ async def test_unreachable_model_retries_then_the_job_is_dead(stack_factory: Any
     assert "ModelUnavailable" in job["last_error"]
     runs = await s.store.list_runs()
     assert [r["state"] for r in runs] == ["error", "error"]
+
+
+async def test_server_errors_are_retried_and_tokens_are_cached(stack_factory: Any) -> None:
+    s: Stack = await stack_factory()
+    s.model.script("triage", triage_answer("bug"))
+    s.gh.fail_next(method="GET", path_regex=r"/issues/1$", status=502, times=2)
+    await s.deliver("issues", opened())
+    await s.settle()
+    await s.deliver("issue_comment", command("/loopwright triage"))
+    await s.settle()
+    assert len(s.gh.requests_for("issues/get")) == 4  # two 502s, then one per job
+    assert s.issue().labels == ["bug"]
+    # One repository-scoped token serves both jobs: minted once, cached until near expiry.
+    [mint] = s.gh.requests_for("apps/create-installation-access-token")
+    assert mint.json == {"repositories": ["Hello-World"]}
+    s.gh.assert_no_violations()
