@@ -221,11 +221,16 @@ async def run_local(
 
 
 async def replay(
-    rt: Runtime, event: Event, *, labels: list[str] | None, repo_path: Path | None
+    rt: Runtime,
+    event: Event,
+    specs: list[JobSpec],
+    *,
+    labels: list[str] | None,
+    repo_path: Path | None,
 ) -> list[LocalResult]:
-    """Route a saved payload through the handlers; run each job in dry-run."""
+    """Run the jobs the handlers decided for a saved payload, each in dry-run."""
     results = []
-    for spec in await decide(event, rt.settings):
+    for spec in specs:
         issue_data = event.data.get("issue") or event.data.get("pull_request") or {}
         issue = Issue(
             number=int(issue_data.get("number", spec.number or 0)),

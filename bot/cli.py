@@ -85,14 +85,20 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("--labels", help="comma-separated repository labels (default: GitHub's)")
     rp.add_argument("--json", action="store_true")
 
-    sb = sub.add_parser(
-        "sandbox", add_help=False, help="run one command in the sandbox the way loops do"
+    # Parsed by bot.sandbox itself (see main); listed here for --help only.
+    sub.add_parser(
+        "sandbox",
+        add_help=False,
+        help="run one command in the sandbox the way loops do "
+        "(--workdir PATH [--timeout S] [--network] [--json] -- CMD ...)",
     )
-    sb.add_argument("rest", nargs=argparse.REMAINDER)
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["sandbox"]:
+        return _sandbox(argv[1:])
     args = _parser().parse_args(argv)
     try:
         settings = load_settings()
@@ -121,17 +127,14 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return asyncio.run(_run_local(settings, args))
     if args.command == "replay":
         return asyncio.run(_replay(settings, args))
-    if args.command == "sandbox":
-        import importlib
-
-        try:
-            sandbox = importlib.import_module("bot.sandbox")
-        except ImportError:
-            print("loopwright: the sandbox is not available in this build", file=sys.stderr)
-            return 2
-        rest = args.rest[1:] if args.rest[:1] == ["--"] else args.rest
-        return int(sandbox.cli(rest))
     raise AssertionError(args.command)
+
+
+def _sandbox(argv: list[str]) -> int:
+    # bot.sandbox has its own parser: everything after `--` is the command, flags included.
+    from bot import sandbox
+
+    return int(sandbox.cli(argv))
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:
@@ -293,15 +296,17 @@ async def _run_local(settings: Settings, args: argparse.Namespace) -> int:
 async def _replay(settings: Settings, args: argparse.Namespace) -> int:
     from gidgethub.sansio import Event
 
-    from bot.app import Runtime, replay
+    from bot.app import Runtime, decide, replay
 
     data = json.loads(args.payload.read_text())
     event = Event(data, event=args.event, delivery_id=f"replay-{args.payload.name}")
-    async with Runtime.open(settings, model=True) as rt:
-        results = await replay(rt, event, labels=_labels(args.labels), repo_path=args.repo)
-    if not results:
-        print("no loop would run for this event" if not args.json else "[]")
+    specs = await decide(event, settings)
+    if not specs:
+        # Decided before any model starts: nothing to run, nothing to load.
+        print("[]" if args.json else "no loop would run for this event")
         return 0
+    async with Runtime.open(settings, model=True) as rt:
+        results = await replay(rt, event, specs, labels=_labels(args.labels), repo_path=args.repo)
     if args.json:
         print(json.dumps([r.as_dict() for r in results], indent=2))
     else:
