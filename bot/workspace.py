@@ -273,6 +273,22 @@ class MirrorCache:
                         f"fetching {url} failed: the server rejected the installation token"
                     ) from None
                 raise FetchError(f"fetching {url} failed: {_scrub(str(exc), token)}") from None
+            _follow_remote_head(repo, remote)
+
+
+def _follow_remote_head(repo: pygit2.Repository, remote: pygit2.Remote) -> None:
+    """Point the mirror's HEAD at the server's default branch, so `base="HEAD"` works."""
+    try:
+        # The advertisement of the fetch just made; connect=False reuses it without traffic.
+        heads = remote.list_heads(connect=False)
+    except pygit2.GitError:
+        return
+    for head in heads:
+        target = head.symref_target
+        if head.name == "HEAD" and target and target.startswith("refs/heads/"):
+            if target in repo.references:
+                repo.set_head(target)
+            return
 
 
 def _scrub(text: str, token: str) -> str:

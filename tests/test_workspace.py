@@ -128,6 +128,8 @@ async def test_incremental_fetch_sees_new_commit(env: Env) -> None:
     assert str(pygit2.Repository(str(mirror)).references["refs/heads/main"].target) == sha
     async with open_workspace(env.mirrors, REPO, sha, loop="fix", number=2) as ws:
         assert await ws.read_file("NEWS.md") == "news\n"
+    async with open_workspace(env.mirrors, REPO, "HEAD", loop="fix", number=2) as ws:
+        assert ws.base == sha
 
 
 async def test_read_list_search_diff(env: Env) -> None:
