@@ -1,0 +1,386 @@
+"""Test results as data: run the suite in the sandbox, parse JUnit XML, compare runs per test.
+
+The JUnit file is written by code from the repository under test, so it is untrusted: it is size
+capped, refused when it carries a DOCTYPE (pytest never writes one; entity tricks need one), and
+parsed with the stdlib parser, which does not fetch external entities.
+"""
+
+from __future__ import annotations
+
+import configparser
+import hashlib
+import json
+import os
+import re
+import shlex
+import shutil
+import stat
+import tempfile
+import tomllib
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal, cast
+
+from bot.sandbox import (
+    DEFAULT_OUTPUT_CAP,
+    Bind,
+    EnvInfo,
+    Limits,
+    SandboxMode,
+    repo_slug,
+    resolve_user,
+    run_sandboxed,
+    sandbox_path,
+)
+
+Outcome = Literal["passed", "failed", "error", "skipped"]
+FAILING: frozenset[str] = frozenset({"failed", "error"})
+#: Worst first: when one test id appears twice (e.g. a call failure plus a teardown error),
+#: the worse outcome wins.
+_SEVERITY: dict[str, int] = {"error": 3, "failed": 2, "skipped": 1, "passed": 0}
+
+MAX_JUNIT_BYTES = 32 * 1024 * 1024
+MAX_MESSAGE_CHARS = 4000
+DEFAULT_TEST_COMMAND = ("python", "-m", "pytest")
+#: Where the JUnit file's directory appears inside the jail.
+SANDBOX_RESULTS_DIR = "/loopwright-results"
+
+
+class JUnitError(ValueError):
+    """The JUnit XML is missing, too large, or not acceptable."""
+
+
+@dataclass(frozen=True)
+class TestOutcome:
+    __test__ = False  # not a pytest test class
+
+    test_id: str
+    outcome: Outcome
+    message: str = ""
+    duration_s: float = 0.0
+
+
+@dataclass
+class TestRun:
+    __test__ = False
+
+    outcomes: dict[str, TestOutcome]
+    exit_code: int
+    duration_s: float
+    output: str
+    timed_out: bool = False
+    #: False when the run produced no (usable) JUnit file: outcomes are then unknown, not empty.
+    junit_found: bool = True
+    junit_error: str = ""
+    command: list[str] = field(default_factory=list)
+
+    @property
+    def failing(self) -> set[str]:
+        return {t for t, o in self.outcomes.items() if o.outcome in FAILING}
+
+    @property
+    def passing(self) -> set[str]:
+        return {t for t, o in self.outcomes.items() if o.outcome == "passed"}
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["outcomes"] = [asdict(o) for o in self.outcomes.values()]
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TestRun:
+        outcomes = {o["test_id"]: TestOutcome(**o) for o in data.get("outcomes", [])}
+        return cls(
+            outcomes=outcomes,
+            exit_code=int(data["exit_code"]),
+            duration_s=float(data["duration_s"]),
+            output=str(data.get("output", "")),
+            timed_out=bool(data.get("timed_out", False)),
+            junit_found=bool(data.get("junit_found", True)),
+            junit_error=str(data.get("junit_error", "")),
+            command=list(data.get("command", [])),
+        )
+
+
+# --- parsing -----------------------------------------------------------------------------
+
+
+def parse_junit_xml(data: bytes) -> dict[str, TestOutcome]:
+    """Per-test outcomes from a JUnit XML document (pytest's, xunit1 or xunit2 family)."""
+    if len(data) > MAX_JUNIT_BYTES:
+        raise JUnitError(f"JUnit XML is {len(data)} bytes, over the {MAX_JUNIT_BYTES} cap")
+    if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
+        raise JUnitError("JUnit XML with a DOCTYPE or ENTITY declaration is refused")
+    try:
+        root = ET.fromstring(data)  # noqa: S314 - capped, no DOCTYPE; expat fetches nothing
+    except ET.ParseError as exc:
+        raise JUnitError(f"JUnit XML does not parse: {exc}") from None
+    outcomes: dict[str, TestOutcome] = {}
+    for case in root.iter("testcase"):
+        parsed = _parse_case(case)
+        known = outcomes.get(parsed.test_id)
+        if known is None or _SEVERITY[parsed.outcome] > _SEVERITY[known.outcome]:
+            outcomes[parsed.test_id] = parsed
+    return outcomes
+
+
+def _parse_case(case: ET.Element) -> TestOutcome:
+    outcome: Outcome = "passed"
+    message = ""
+    for child in case:
+        kind = child.tag
+        if kind in ("failure", "error", "skipped"):
+            candidate = cast(Outcome, "failed" if kind == "failure" else kind)
+            if _SEVERITY[candidate] >= _SEVERITY[outcome]:
+                outcome = candidate
+                text = child.get("message") or ""
+                body = (child.text or "").strip()
+                message = f"{text}\n{body}".strip() if body and body != text else text
+    try:
+        duration = float(case.get("time") or 0.0)
+    except ValueError:
+        duration = 0.0
+    return TestOutcome(_test_id(case), outcome, message[:MAX_MESSAGE_CHARS], duration)
+
+
+def _test_id(case: ET.Element) -> str:
+    """A pytest node id when the file is known (xunit1), else `classname::name`."""
+    name = case.get("name") or "?"
+    classname = case.get("classname") or ""
+    file = case.get("file") or ""
+    if file.endswith(".py"):
+        module = file[:-3].replace("/", ".")
+        if classname == module or classname.startswith(module + "."):
+            rest = [p for p in classname[len(module) :].split(".") if p]
+            return "::".join([file, *rest, name])
+    return f"{classname}::{name}" if classname else name
+
+
+# --- running -----------------------------------------------------------------------------
+
+
+def uses_pytest(workdir: Path) -> bool:
+    if (workdir / "pytest.ini").is_file() or (workdir / "conftest.py").is_file():
+        return True
+    pyproject = workdir / "pyproject.toml"
+    if pyproject.is_file():
+        try:
+            data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError):
+            data = {}
+        if "pytest" in data.get("tool", {}):
+            return True
+    for name, section in (("setup.cfg", "tool:pytest"), ("tox.ini", "pytest")):
+        path = workdir / name
+        if path.is_file():
+            parser = configparser.ConfigParser()
+            try:
+                parser.read_string(path.read_text(encoding="utf-8"))
+            except (configparser.Error, UnicodeDecodeError):
+                continue
+            if parser.has_section(section):
+                return True
+    # pytest also runs unittest-style suites, so a conventional tests directory is enough.
+    return any(
+        (workdir / d).is_dir() and any((workdir / d).rglob("test_*.py")) for d in ("tests", "test")
+    )
+
+
+def default_test_command(workdir: Path) -> list[str] | None:
+    """`python -m pytest` when the repository uses pytest, else None (configure `test`)."""
+    return list(DEFAULT_TEST_COMMAND) if uses_pytest(workdir) else None
+
+
+def _as_argv(cmd: str | Sequence[str]) -> list[str]:
+    return shlex.split(cmd) if isinstance(cmd, str) else list(cmd)
+
+
+async def run_tests(
+    workdir: Path,
+    *,
+    test_cmd: str | Sequence[str] | None = None,
+    env: EnvInfo | None = None,
+    timeout: float = 1800.0,  # noqa: ASYNC109 - the sandbox's wall clock
+    limits: Limits | None = None,
+    mode: SandboxMode = "bwrap",
+    run_as: str | int | None = None,
+    bwrap_path: str | os.PathLike[str] | None = None,
+    output_cap: int = DEFAULT_OUTPUT_CAP,
+) -> TestRun:
+    """Run the suite once, without network, and return per-test outcomes.
+
+    The JUnit path goes in through PYTEST_ADDOPTS rather than the command line, so it also
+    reaches pytest when the configured command is a wrapper (`make test`, `tox`).
+    """
+    cmd = _as_argv(test_cmd) if test_cmd is not None else default_test_command(workdir)
+    if not cmd:
+        raise ValueError("no test command configured and the repository does not use pytest")
+    results_dir = Path(tempfile.mkdtemp(prefix="loopwright-junit-"))
+    try:
+        user = resolve_user(run_as)
+        if user is not None:
+            os.chown(results_dir, user.uid, user.gid)
+        bind = Bind(results_dir, SANDBOX_RESULTS_DIR, writable=True)
+        junit_inside = f"{sandbox_path(bind, mode)}/junit.xml"
+        env_extra = dict(env.env) if env else {}
+        env_extra["PYTEST_ADDOPTS"] = (
+            f"--junitxml={junit_inside} -o junit_family=xunit1 -p no:cacheprovider"
+        )
+        binds = [bind, *(env.binds if env else [])]
+        result = await run_sandboxed(
+            cmd,
+            workdir=workdir,
+            timeout=timeout,
+            network=False,
+            limits=limits,
+            output_cap=output_cap,
+            binds=binds,
+            env_extra=env_extra,
+            path_prepend=env.path_prepend if env else (),
+            mode=mode,
+            run_as=run_as,
+            bwrap_path=bwrap_path,
+        )
+        outcomes: dict[str, TestOutcome] = {}
+        junit_found = False
+        junit_error = ""
+        junit = results_dir / "junit.xml"
+        try:
+            # The sandbox user owns this directory: refuse a planted symlink (O_NOFOLLOW) or
+            # FIFO (O_NONBLOCK, then a regular-file check) instead of following or blocking.
+            fd = os.open(junit, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            with os.fdopen(fd, "rb") as fh:
+                if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                    raise JUnitError("the JUnit path is not a regular file")
+                data = fh.read(MAX_JUNIT_BYTES + 1)
+            outcomes = parse_junit_xml(data)
+            junit_found = True
+        except FileNotFoundError:
+            junit_error = "no JUnit XML was written"
+        except (OSError, JUnitError) as exc:
+            junit_error = str(exc)
+        return TestRun(
+            outcomes=outcomes,
+            exit_code=result.exit_code,
+            duration_s=result.duration_s,
+            output=result.output,
+            timed_out=result.timed_out,
+            junit_found=junit_found,
+            junit_error=junit_error,
+            command=cmd,
+        )
+    finally:
+        shutil.rmtree(results_dir, ignore_errors=True)
+
+
+# --- comparing ---------------------------------------------------------------------------
+
+
+@dataclass
+class Comparison:
+    #: Not failing on base (passed or skipped), failing on head: regressions.
+    newly_failing: list[str]
+    #: Failing on base, passed on head.
+    newly_passing: list[str]
+    still_failing: list[str]
+    #: Only in head, with their outcome (e.g. a new reproduction test).
+    added: dict[str, Outcome]
+    #: Only in base (deleted, renamed, or no longer collected).
+    removed: list[str]
+
+    @property
+    def has_regressions(self) -> bool:
+        return bool(self.newly_failing)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def compare(base: TestRun, head: TestRun) -> Comparison:
+    b, h = base.outcomes, head.outcomes
+    common = b.keys() & h.keys()
+    return Comparison(
+        newly_failing=sorted(
+            t for t in common if b[t].outcome not in FAILING and h[t].outcome in FAILING
+        ),
+        newly_passing=sorted(
+            t for t in common if b[t].outcome in FAILING and h[t].outcome == "passed"
+        ),
+        still_failing=sorted(
+            t for t in common if b[t].outcome in FAILING and h[t].outcome in FAILING
+        ),
+        added={t: h[t].outcome for t in sorted(h.keys() - b.keys())},
+        removed=sorted(b.keys() - h.keys()),
+    )
+
+
+# --- baseline cache ----------------------------------------------------------------------
+
+_SHA = re.compile(r"[0-9a-f]{7,64}")
+
+
+def baseline_cache_path(
+    cache_dir: Path, repo: str, commit: str, test_cmd: str | Sequence[str] | None = None
+) -> Path:
+    """Where the baseline run of `repo` at `commit` (with this test command) is cached."""
+    if not _SHA.fullmatch(commit):
+        raise ValueError(f"not a commit id: {commit!r}")
+    cmd_hash = hashlib.sha256(json.dumps(_as_argv(test_cmd or "")).encode()).hexdigest()[:12]
+    return Path(cache_dir) / "baselines" / repo_slug(repo) / f"{commit}-{cmd_hash}.json"
+
+
+def load_baseline(path: Path) -> TestRun | None:
+    try:
+        return TestRun.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def save_baseline(path: Path, run: TestRun) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(run.to_json(), encoding="utf-8")
+    os.replace(tmp, path)  # readers never see half a file
+
+
+async def baseline_run(
+    workdir: Path,
+    *,
+    cache_dir: Path,
+    repo: str,
+    commit: str,
+    test_cmd: str | Sequence[str] | None = None,
+    env: EnvInfo | None = None,
+    timeout: float = 1800.0,  # noqa: ASYNC109 - the sandbox's wall clock
+    limits: Limits | None = None,
+    mode: SandboxMode = "bwrap",
+    run_as: str | int | None = None,
+    bwrap_path: str | os.PathLike[str] | None = None,
+) -> tuple[TestRun, bool]:
+    """The suite's result on the base commit, from cache when present; returns (run, hit).
+
+    Only runs that produced results and did not time out are cached, so a flaky infrastructure
+    failure is retried next time instead of becoming the baseline.
+    """
+    path = baseline_cache_path(cache_dir, repo, commit, test_cmd)
+    cached = load_baseline(path)
+    if cached is not None:
+        return cached, True
+    run = await run_tests(
+        workdir,
+        test_cmd=test_cmd,
+        env=env,
+        timeout=timeout,
+        limits=limits,
+        mode=mode,
+        run_as=run_as,
+        bwrap_path=bwrap_path,
+    )
+    if run.junit_found and not run.timed_out:
+        save_baseline(path, run)
+    return run, False
