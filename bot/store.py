@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from dataclasses import dataclass, field
@@ -80,6 +81,40 @@ _LEASE_SQL = (
 )
 
 
+_INSERT_JOB = (
+    "INSERT INTO jobs (delivery_id, kind, repo, installation_id, number, payload, state, "
+    "attempts, max_attempts, run_after, created_at, updated_at) VALUES (:delivery, :kind, "
+    ":repo, :inst, :number, :payload, 'queued', 0, :max, :now, :now, :now)"
+)
+
+#: Deliveries written per transaction at most (6 parameters each, far below SQLite's limit).
+MAX_INTAKE_BATCH = 256
+
+
+def _job_params(
+    spec: JobSpec, delivery_id: str | None, max_attempts: int, now: float
+) -> dict[str, Any]:
+    return {
+        "delivery": delivery_id,
+        "kind": spec.kind,
+        "repo": spec.repo,
+        "inst": spec.installation_id,
+        "number": spec.number,
+        "payload": json.dumps(spec.payload, separators=(",", ":")),
+        "max": max_attempts,
+        "now": now,
+    }
+
+
+def _settle(fut: asyncio.Future[bool], result: bool | BaseException) -> None:
+    if fut.done():  # the request that waited for it went away
+        return
+    if isinstance(result, BaseException):
+        fut.set_exception(result)
+    else:
+        fut.set_result(result)
+
+
 class JobState:
     QUEUED = "queued"
     RUNNING = "running"
@@ -128,6 +163,17 @@ class Job:
 
 
 @dataclass(frozen=True)
+class _Delivery:
+    id: str
+    event: str
+    action: str | None
+    repo: str | None
+    jobs: list[JobSpec]
+    max_attempts: int
+    now: float
+
+
+@dataclass(frozen=True)
 class StepRecord:
     name: str
     kind: str  # "model" or "deterministic"
@@ -145,6 +191,8 @@ class Store:
     def __init__(self, db: Database, *, clock: Any = time.time) -> None:
         self.db = db
         self._clock = clock
+        self._pending: list[tuple[_Delivery, asyncio.Future[bool]]] = []
+        self._writer: asyncio.Task[None] | None = None
         # Postgres lets concurrent workers skip each other's candidate rows; SQLite has one writer.
         self._lease_sql = _LEASE_SQL.format(
             lock=" FOR UPDATE SKIP LOCKED" if db.dialect == "postgres" else ""
@@ -167,26 +215,75 @@ class Store:
         *,
         max_attempts: int,
     ) -> bool:
-        """Store a delivery and its jobs atomically. False if the delivery id was seen before."""
-        now = self._clock()
-        async with self.db.transaction() as tx:
-            inserted = await tx.execute(
-                "INSERT INTO deliveries (id, event, action, repo, received_at, job_count) "
-                "VALUES (:id, :event, :action, :repo, :now, :n) ON CONFLICT (id) DO NOTHING",
+        """Store a delivery and its jobs atomically. False if the delivery id was seen before.
+
+        Returns only after the COMMIT that holds them. Concurrent calls share one transaction
+        (group commit): one writer drains everything queued while the previous commit ran, so
+        the cost of a commit and of each trip to the database is paid per batch, not per
+        delivery, and a lone delivery still commits at once.
+        """
+        fut: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        item = _Delivery(delivery_id, event, action, repo, jobs, max_attempts, self._clock())
+        self._pending.append((item, fut))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._drain())
+        return await fut
+
+    async def _drain(self) -> None:
+        while self._pending:
+            batch = self._pending[:MAX_INTAKE_BATCH]
+            del self._pending[:MAX_INTAKE_BATCH]
+            try:
+                results = await self._write_deliveries([item for item, _ in batch])
+            except Exception as exc:
+                if len(batch) == 1:
+                    _settle(batch[0][1], exc)
+                    continue
+                # One bad delivery must not fail its neighbours: write each on its own.
+                for item, fut in batch:
+                    try:
+                        _settle(fut, (await self._write_deliveries([item]))[0])
+                    except Exception as single_exc:
+                        _settle(fut, single_exc)
+                continue
+            for (_, fut), ok in zip(batch, results, strict=True):
+                _settle(fut, ok)
+
+    async def _write_deliveries(self, items: list[_Delivery]) -> list[bool]:
+        params: dict[str, Any] = {}
+        values = []
+        for i, d in enumerate(items):
+            values.append(f"(:id{i}, :event{i}, :action{i}, :repo{i}, :now{i}, :n{i})")
+            params.update(
                 {
-                    "id": delivery_id,
-                    "event": event,
-                    "action": action,
-                    "repo": repo,
-                    "now": now,
-                    "n": len(jobs),
-                },
+                    f"id{i}": d.id,
+                    f"event{i}": d.event,
+                    f"action{i}": d.action,
+                    f"repo{i}": d.repo,
+                    f"now{i}": d.now,
+                    f"n{i}": len(d.jobs),
+                }
             )
-            if inserted == 0:
-                return False
-            for spec in jobs:
-                await self._insert_job(tx, spec, delivery_id, max_attempts, now)
-        return True
+        async with self.db.transaction() as tx:
+            rows = await tx.fetchall(
+                "INSERT INTO deliveries (id, event, action, repo, received_at, job_count) "  # noqa: S608 - placeholders only
+                f"VALUES {', '.join(values)} ON CONFLICT (id) DO NOTHING RETURNING id",
+                params,
+            )
+            fresh = {r["id"] for r in rows}
+            results: list[bool] = []
+            job_rows = []
+            for d in items:
+                # The same id twice in one batch: the first one is the delivery, the second a
+                # duplicate, exactly as if they had come in separate transactions.
+                ok = d.id in fresh
+                fresh.discard(d.id)
+                results.append(ok)
+                if ok:
+                    job_rows += [_job_params(spec, d.id, d.max_attempts, d.now) for spec in d.jobs]
+            if job_rows:
+                await tx.executemany(_INSERT_JOB, job_rows)
+        return results
 
     async def enqueue(self, spec: JobSpec, *, max_attempts: int) -> int:
         async with self.db.transaction() as tx:
@@ -196,19 +293,7 @@ class Store:
         self, tx: Tx, spec: JobSpec, delivery_id: str | None, max_attempts: int, now: float
     ) -> int:
         row = await tx.fetchone(
-            "INSERT INTO jobs (delivery_id, kind, repo, installation_id, number, payload, state, "
-            "attempts, max_attempts, run_after, created_at, updated_at) VALUES (:delivery, :kind, "
-            ":repo, :inst, :number, :payload, 'queued', 0, :max, :now, :now, :now) RETURNING id",
-            {
-                "delivery": delivery_id,
-                "kind": spec.kind,
-                "repo": spec.repo,
-                "inst": spec.installation_id,
-                "number": spec.number,
-                "payload": json.dumps(spec.payload, separators=(",", ":")),
-                "max": max_attempts,
-                "now": now,
-            },
+            _INSERT_JOB + " RETURNING id", _job_params(spec, delivery_id, max_attempts, now)
         )
         assert row is not None
         return int(row["id"])

@@ -136,3 +136,26 @@ async def test_runs_accumulate_model_usage_from_steps(store: Store) -> None:
     assert run["cost"] == pytest.approx(0.003)
     assert run["exit_reason"] == "done" and run["finished_at"] is not None
     assert [s["verdict"] for s in await store.steps_for(run_id)] == ["invalid", "valid", "ok"]
+
+
+async def test_concurrent_deliveries_share_commits_and_keep_their_own_answers(
+    store: Store,
+) -> None:
+    import asyncio
+
+    bad = JobSpec(kind="triage", repo=None, installation_id=1, number=1)  # type: ignore[arg-type]
+    calls = [
+        store.record_delivery(
+            f"d-{i % 40}", "issues", "opened", "octo/hello", [spec(i)], max_attempts=3
+        )
+        for i in range(60)
+    ]
+    calls.append(store.record_delivery("d-bad", "issues", "opened", "o/h", [bad], max_attempts=3))
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    # Ids 0..39 are new once each; 40..59 repeat ids 0..19 and are duplicates.
+    assert results[:40] == [True] * 40 and results[40:60] == [False] * 20
+    assert isinstance(results[60], dbmod.IntegrityError)
+    jobs = await store.list_jobs(limit=1000)
+    assert sorted(j["number"] for j in jobs) == list(range(40))
+    rows = await store.db.fetchall("SELECT id FROM deliveries")
+    assert len(rows) == 40 and "d-bad" not in {r["id"] for r in rows}
