@@ -390,8 +390,23 @@ def _bwrap_argv(
             "--bounding-set=-all",
         ]
     argv.append("--")
-    argv.extend(cmd)
+    argv.extend(_watchdog_wrap(cmd))
     return argv
+
+
+def _watchdog_wrap(cmd: Sequence[str]) -> list[str]:
+    """Run `cmd` next to a watchdog that kills everything in the jail when we go away.
+
+    `--die-with-parent` leaves a window: if loopwright dies while bubblewrap is still setting up,
+    bubblewrap's inner init can be orphaned and run the command with no timeout (seen in
+    testing). The watchdog reads its stdin, a pipe whose write end only this process holds; EOF
+    (our death, or `run_sandboxed` finishing, timing out or being cancelled) means
+    `kill -KILL -1`, which inside the pid namespace reaches every process of the sandbox. The
+    pipe goes through stdin because dash cannot redirect descriptors above 9; the command
+    itself gets /dev/null as stdin and no copy of the pipe.
+    """
+    script = 'exec 3<&0 </dev/null; (read _ <&3; kill -KILL -1) & exec "$@" 3<&-'
+    return ["/bin/sh", "-c", script, "loopwright-watchdog", *cmd]
 
 
 def _setpriv() -> str:
@@ -421,6 +436,13 @@ def _make_preexec(limits: Limits) -> Callable[[], None]:
             resource.setrlimit(res, (value, value))
 
     return apply
+
+
+def _close_fds(*fds: int) -> None:
+    for fd in fds:
+        if fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
 
 def _kill_group(pid: int) -> None:
@@ -478,8 +500,16 @@ async def run_sandboxed(
                 "loopwright runs as root, and rlimits do not bind root: configure an "
                 "unprivileged sandbox user (run_as)"
             )
+        watch_read, watch_write = os.pipe2(os.O_CLOEXEC)
+        stdin: int = watch_read
         argv = _bwrap_argv(
-            bwrap, cmd, workdir=workdir, network=network, binds=bind_list, env=env, user=user
+            bwrap,
+            cmd,
+            workdir=workdir,
+            network=network,
+            binds=bind_list,
+            env=env,
+            user=user,
         )
         cwd = "/"
         user_kwargs: dict[str, Any] = {}
@@ -494,6 +524,8 @@ async def run_sandboxed(
         )
         if user is None and os.geteuid() == 0:
             log.warning("sandbox mode none as root: process limits do not apply")
+        watch_read = watch_write = -1
+        stdin = asyncio.subprocess.DEVNULL
         scratch = tempfile.mkdtemp(prefix="loopwright-none-")
         if user is not None:
             os.chown(scratch, user.uid, user.gid)
@@ -517,7 +549,7 @@ async def run_sandboxed(
     try:
         proc = await asyncio.create_subprocess_exec(
             *argv,
-            stdin=asyncio.subprocess.DEVNULL,
+            stdin=stdin,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
             cwd=cwd,
@@ -527,6 +559,7 @@ async def run_sandboxed(
             **user_kwargs,
         )
     except FileNotFoundError as exc:
+        _close_fds(watch_read, watch_write)
         if scratch:
             shutil.rmtree(scratch, ignore_errors=True)
         if mode == "bwrap":
@@ -540,6 +573,16 @@ async def run_sandboxed(
         while chunk := await proc.stdout.read(65536):
             buffer.feed(chunk)
 
+    # Only the child needs the read end; the write end stays here until the run is over.
+    _close_fds(watch_read)
+    watch_open = [watch_write]
+
+    def release_watchdog() -> None:
+        # Closed exactly once: a second close could hit an unrelated, reused descriptor.
+        if watch_open[0] >= 0:
+            _close_fds(watch_open[0])
+            watch_open[0] = -1
+
     reader = asyncio.create_task(pump())
     done = False
     try:
@@ -547,6 +590,7 @@ async def run_sandboxed(
             await asyncio.wait_for(proc.wait(), timeout)
         except TimeoutError:
             timed_out = True
+            release_watchdog()
             _kill_group(proc.pid)
             await proc.wait()
         # Background children still in the group would hold the pipe open (mode "none"; under
@@ -558,6 +602,7 @@ async def run_sandboxed(
             reader.cancel()
         done = True
     finally:
+        release_watchdog()
         if not done:
             # Cancelled (or failed) while the command ran: it must not outlive us.
             _kill_group(proc.pid)
