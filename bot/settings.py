@@ -84,6 +84,9 @@ class Settings(BaseSettings):
 
     #: "bwrap" runs untrusted code under bubblewrap; "none" is for local development only.
     sandbox: Literal["bwrap", "none"] = "bwrap"
+    #: The unprivileged user sandboxed commands run as when loopwright runs as root (the
+    #: process limit does not bind root). Empty: refuse to sandbox as root.
+    sandbox_user: str | None = None
 
     def require(self, *names: str) -> None:
         """Fail with one line per the first missing setting among `names`."""
