@@ -858,8 +858,7 @@ def cli(argv: list[str]) -> int:
 
         settings = load_settings()
         mode = mode or settings.sandbox
-        # `sandbox_user` is not a setting yet; pick it up once it exists.
-        run_as = run_as or getattr(settings, "sandbox_user", None) or None
+        run_as = run_as or settings.sandbox_user or None
     if mode == "none":
         logging.basicConfig(level=logging.WARNING, format="loopwright: %(message)s")
     try:
