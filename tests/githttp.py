@@ -170,6 +170,7 @@ async def _handle(request: web.Request) -> web.StreamResponse:
     assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
     feeder = asyncio.create_task(_feed_stdin(request, proc.stdin, first))
     stderr_task = asyncio.create_task(proc.stderr.read())
+    finished = False
     try:
         status = 200
         reason = "OK"
@@ -199,12 +200,15 @@ async def _handle(request: web.Request) -> web.StreamResponse:
         except ConnectionResetError:
             # libgit2 hangs up as soon as it has read what it needs; nothing to report.
             pass
+        finished = True
         return response
     finally:
-        await feeder
-        if proc.returncode is None:
+        # Kill only when we gave up early: Popen.send_signal() polls first and may reap the
+        # child behind asyncio's child watcher ("Unknown child process" warnings).
+        if not finished and proc.returncode is None:
             with contextlib.suppress(ProcessLookupError):
                 proc.kill()
+        await feeder
         await proc.wait()
         await stderr_task
 
