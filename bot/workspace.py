@@ -646,11 +646,15 @@ def _acquire_slot(repo_dir: Path, job: str) -> tuple[_Slot, bool]:
         except FileNotFoundError:
             continue
         slot = _Slot(slot_dir, lock)
+        if not slot_dir.is_dir():
+            # Deleted by its last holder between our listing and our lock.
+            lock.release()
+            continue
         if slot.owner.exists() or not (slot.tree / ".git").is_dir():
-            # A holder died mid-job: its tree is in an unknown state, start over.
-            shutil.rmtree(slot.tree, ignore_errors=True)
-            _write_owner(slot, job)
-            return slot, True
+            # A holder died mid-job: its tree is in an unknown state; never reuse it.
+            _remove_slot(slot_dir)
+            lock.release()
+            continue
         _write_owner(slot, job)
         return slot, False
     slot_dir = repo_dir / f"{os.getpid()}-{uuid.uuid4().hex[:8]}"

@@ -327,26 +327,41 @@ CRASHING_JOB = textwrap.dedent(
 )
 
 
+def crash_in_workspace(env: Env) -> Path:
+    """Run a job in another process that dies inside its workspace; returns that tree."""
+    proc = subprocess.run(
+        [sys.executable, "-c", CRASHING_JOB, str(env.data_dir), env.mirrors.git_base_url],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert proc.returncode == 3, proc.stderr
+    crashed = Path(proc.stdout.strip())
+    assert crashed.is_dir()
+    return crashed
+
+
 async def test_sweep_removes_workspaces_of_dead_processes(env: Env) -> None:
     await fetched(env)
     async with open_workspace(env.mirrors, REPO, "main", loop="fix", number=100) as live:
-        proc = await asyncio.to_thread(
-            subprocess.run,
-            [sys.executable, "-c", CRASHING_JOB, str(env.data_dir), env.mirrors.git_base_url],
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-        )
-        assert proc.returncode == 3, proc.stderr
-        crashed = Path(proc.stdout.strip())
-        assert crashed.is_dir()
+        crashed = await asyncio.to_thread(crash_in_workspace, env)
         assert crashed != live.root
         removed = sweep_stale(env.data_dir)
         assert removed == [crashed.parent]
         assert not crashed.exists()
         assert live.root.is_dir()  # held by a live job: kept
     assert sweep_stale(env.data_dir) == []
+
+
+async def test_tree_of_a_crashed_job_is_never_reused(env: Env) -> None:
+    await fetched(env)
+    crashed = await asyncio.to_thread(crash_in_workspace, env)
+    (crashed / "planted.txt").write_text("left by the crashed job\n")
+    async with open_workspace(env.mirrors, REPO, "main", loop="fix", number=101) as ws:
+        assert ws.root != crashed
+        assert not crashed.exists()
+        assert not (ws.root / "planted.txt").exists()
 
 
 async def test_git_cli_clone_with_gzip_requests(env: Env, tmp_path: Path) -> None:
