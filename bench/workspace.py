@@ -8,7 +8,7 @@ with the test git server on 127.0.0.1, and measures, with medians over several r
 - a plain `git clone` over HTTP (what a job would do with no cache), the 100 % line;
 - `cp -al` of a checked-out tree: hard-linking every file, the floor for materialising a tree.
 
-Usage: python bench/workspace.py [--files N] [--commits N] [--reps N]
+Usage: python bench/workspace.py [--files N] [--commits N] [--reps N] [--dir DIR]
 Only loopback is used; everything happens in a temporary directory that is removed at the end.
 """
 
@@ -111,9 +111,11 @@ async def timed(
     return times
 
 
-async def bench(n_files: int, n_commits: int, reps: int) -> list[tuple[str, list[float], str]]:
+async def bench(
+    n_files: int, n_commits: int, reps: int, where: str | None
+) -> list[tuple[str, list[float], str]]:
     rows: list[tuple[str, list[float], str]] = []
-    with tempfile.TemporaryDirectory(prefix="loopwright-bench-") as tmp_name:
+    with tempfile.TemporaryDirectory(prefix="loopwright-bench-", dir=where) as tmp_name:
         tmp = Path(tmp_name)
         served = tmp / "served"
         bare = served / "bench" / "big.git"
@@ -315,9 +317,11 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=20_000)
     parser.add_argument("--commits", type=int, default=5_000)
     parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--dir", help="where to work (default: the system temp dir)")
     args = parser.parse_args()
-    rows = asyncio.run(bench(args.files, args.commits, args.reps))
-    print(f"\n{args.files} files, {args.commits} commits, {os.cpu_count()} CPUs\n")
+    rows = asyncio.run(bench(args.files, args.commits, args.reps, args.dir))
+    where = Path(args.dir or tempfile.gettempdir())
+    print(f"\n{args.files} files, {args.commits} commits, {os.cpu_count()} CPUs, in {where}\n")
     print(table(rows))
 
 

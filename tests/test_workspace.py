@@ -303,6 +303,24 @@ async def test_finished_job_leaves_a_clean_warm_slot(env: Env) -> None:
         assert not (ws.root / ".venv").exists()
         assert await ws.diff() == ""
         assert list(pygit2.Repository(str(ws.root)).branches.local) == ["loopwright/patch-14"]
+    # Reuse at another base: only the differing paths are written, and the result is exact.
+    old_base = str(pygit2.Repository(str(env.bare)).head.target)
+    new_base = commit_files(
+        env.bare, {"README.md": None, "src/util.py": "y = 2\n", "docs/new.md": "new\n"}, "next"
+    )
+    await fetched(env)
+    async with open_workspace(env.mirrors, REPO, new_base, loop="patch", number=16) as ws:
+        assert ws.root == first_root
+        assert not (ws.root / "README.md").exists()
+        assert await ws.read_file("src/util.py") == "y = 2\n"
+        assert await ws.read_file("docs/new.md") == "new\n"
+        assert await ws.diff() == ""
+        assert pygit2.Repository(str(ws.root)).status() == {}
+    async with open_workspace(env.mirrors, REPO, old_base, loop="patch", number=17) as ws:
+        assert ws.root == first_root
+        assert await ws.read_file("README.md") == "# widget\n"
+        assert not (ws.root / "docs").exists()
+        assert pygit2.Repository(str(ws.root)).status() == {}
     async with open_workspace(
         env.mirrors, REPO, "main", loop="patch", number=15, keep_warm=0
     ) as ws:
