@@ -3,6 +3,7 @@ runner, the aiohttp app for `serve`, and the local (no GitHub) entry points."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -24,6 +25,7 @@ from bot.server import NOTIFY, STORE, create_app
 from bot.settings import Settings
 from bot.store import Job, JobSpec, Store
 from bot.worker import WorkerPool
+from bot.workspace import sweep_stale
 from loops import LOOPS
 from loops.engine import LoopContext, Outcome, execute
 
@@ -68,6 +70,10 @@ class Runtime:
             if model or workers:
                 await rt._open_model()
             if workers:
+                # Workspaces left behind by a process that died mid-job go before any new job.
+                removed = await asyncio.to_thread(sweep_stale, settings.data_dir)
+                if removed:
+                    log.info("swept %d stale workspace(s)", len(removed))
                 rt.pool = WorkerPool(
                     rt.store,
                     rt.run_job,

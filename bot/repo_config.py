@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import shlex
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 CONFIG_PATH = ".github/loopwright.yml"
 
@@ -72,10 +73,54 @@ class BudgetConfig(_Strict):
     wall_clock_seconds: int = Field(default=1800, ge=10)
 
 
+class CommandsConfig(_Strict):
+    """How the repository under test is prepared and tested inside the sandbox."""
+
+    #: Command lines (split like a shell would, but never run through one) that prepare the
+    #: environment, with network and without secrets. `{venv}` is the cached virtualenv.
+    #: Empty: create a venv and install the project with its test extras.
+    setup: list[str] = Field(default_factory=list)
+    #: The test command, run without network. Empty: `python -m pytest` if the repo uses pytest.
+    test: str | None = None
+    setup_timeout_seconds: int = Field(default=900, ge=10, le=7200)
+    test_timeout_seconds: int = Field(default=1800, ge=10, le=7200)
+
+    @field_validator("setup")
+    @classmethod
+    def _setup_splits(cls, value: list[str]) -> list[str]:
+        for line in value:
+            _split(line)
+        return value
+
+    @field_validator("test")
+    @classmethod
+    def _test_splits(cls, value: str | None) -> str | None:
+        if value is not None:
+            _split(value)
+        return value
+
+    def setup_argv(self) -> list[list[str]] | None:
+        return [_split(line) for line in self.setup] or None
+
+    def test_argv(self) -> list[str] | None:
+        return _split(self.test) if self.test else None
+
+
+def _split(line: str) -> list[str]:
+    try:
+        argv = shlex.split(line)
+    except ValueError as exc:
+        raise ValueError(f"cannot split {line!r}: {exc}") from None
+    if not argv:
+        raise ValueError("empty command")
+    return argv
+
+
 class RepoConfig(_Strict):
     loops: LoopsConfig = Field(default_factory=LoopsConfig)
     triage: TriageConfig = Field(default_factory=TriageConfig)
     budgets: BudgetConfig = Field(default_factory=BudgetConfig)
+    commands: CommandsConfig = Field(default_factory=CommandsConfig)
 
 
 class ConfigError(Exception):

@@ -24,6 +24,7 @@ def test_valid_config_overrides() -> None:
         "  severity_labels:\n    critical: P0\n  create_missing_labels: true\n"
     )
     assert not cfg.loops.triage
+    assert cfg.commands.setup_argv() is None and cfg.commands.test_argv() is None
     assert cfg.triage.labels == {"bug": "type: bug"}
     assert cfg.triage.severity_labels == {"critical": "P0"}
 
@@ -37,6 +38,8 @@ def test_valid_config_overrides() -> None:
         ("budgets:\n  max_iterations: 0\n", "`budgets.max_iterations`"),
         ("triage: [1, 2\n", "not valid YAML at line"),
         ("- a\n- b\n", "top level must be a mapping"),
+        ('commands:\n  test: "pytest \'unclosed"\n', "`commands.test`"),
+        ("commands:\n  setup: ['']\n", "`commands.setup`"),
     ],
 )
 def test_invalid_config_names_the_key(text: str, expected: str) -> None:
@@ -53,4 +56,16 @@ def test_config_schema_command_prints_the_schema() -> None:
         text=True,
     ).stdout
     schema = json.loads(out)
-    assert set(schema["properties"]) == {"loops", "triage", "budgets"}
+    assert set(schema["properties"]) == {"loops", "triage", "budgets", "commands"}
+
+
+def test_commands_are_split_without_a_shell() -> None:
+    cfg = parse_config(
+        "commands:\n  setup:\n    - python -m venv {venv}\n"
+        "    - \"{venv}/bin/pip install -e '.[test]'\"\n  test: python -m pytest -x tests\n"
+    )
+    assert cfg.commands.setup_argv() == [
+        ["python", "-m", "venv", "{venv}"],
+        ["{venv}/bin/pip", "install", "-e", ".[test]"],
+    ]
+    assert cfg.commands.test_argv() == ["python", "-m", "pytest", "-x", "tests"]
