@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bot.local_model import LocalModelError
 from bot.settings import Settings, SettingsError, load_settings
 from bot.text import redact
 
@@ -104,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings()
         _setup_logging(settings, args.log_level)
         return _dispatch(args, settings)
-    except SettingsError as exc:
+    except (SettingsError, LocalModelError) as exc:
         print(f"loopwright: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

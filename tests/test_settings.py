@@ -45,3 +45,32 @@ def test_private_key_file_is_read_lazily(tmp_path: os.PathLike[str]) -> None:
     s = load_settings(private_key_file=os.path.join(tmp_path, "missing.pem"))
     with pytest.raises(SettingsError, match="cannot be read"):
         s.private_key_pem()
+
+
+def test_a_missing_local_model_file_is_one_line(tmp_path: os.PathLike[str]) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOOPWRIGHT_")}
+    env["LOOPWRIGHT_LOCAL_MODEL_PATH"] = os.path.join(tmp_path, "nope.gguf")
+    env["LOOPWRIGHT_DATA_DIR"] = str(tmp_path)
+    issue = os.path.join(tmp_path, "i.md")
+    with open(issue, "w") as f:
+        f.write("# Title\nbody\n")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bot.cli",
+            "run",
+            "triage",
+            "--repo",
+            str(tmp_path),
+            "--issue-file",
+            issue,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().endswith("nope.gguf does not exist")
+    assert "Traceback" not in proc.stderr
