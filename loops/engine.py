@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from bot.forge import WRITE_PERMISSIONS, Issue
 from bot.model import ModelClient, Usage
-from bot.repo_config import CONFIG_PATH, ConfigError, RepoConfig, parse_config
+from bot.repo_config import CONFIG_PATH, BudgetConfig, ConfigError, RepoConfig, parse_config
 from bot.settings import Settings
 from bot.store import Job, StepRecord, Store
 
@@ -168,3 +168,197 @@ async def execute(loop: str, fn: LoopFn, job: Job, ctx: LoopContext) -> Outcome:
     if not getattr(ctx.config.loops, loop, True):
         return Outcome(ExitReason.DISABLED, f"loops.{loop} is off in {CONFIG_PATH}")
     return await fn(job, ctx)
+
+
+# --- budgets and keep/revert ---------------------------------------------------------------------
+
+
+class Budget:
+    """Caps on one loop: iterations, tokens, cost and wall clock (from `budgets:` in the config)."""
+
+    def __init__(
+        self,
+        *,
+        max_iterations: int,
+        max_tokens: int,
+        max_cost_usd: float,
+        wall_clock_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.max_iterations = max_iterations
+        self.max_tokens = max_tokens
+        self.max_cost_usd = max_cost_usd
+        self.wall_clock_seconds = wall_clock_seconds
+        self._clock = clock
+        self._started = clock()
+        self.usage = Usage()
+
+    @classmethod
+    def from_config(cls, cfg: BudgetConfig, **kw: Any) -> Budget:
+        return cls(
+            max_iterations=cfg.max_iterations,
+            max_tokens=cfg.max_tokens,
+            max_cost_usd=cfg.max_cost_usd,
+            wall_clock_seconds=cfg.wall_clock_seconds,
+            **kw,
+        )
+
+    def charge(self, usage: Usage) -> None:
+        self.usage.add(usage)
+
+    def exhausted(self, iterations: int) -> str | None:
+        """Which cap is reached, in words, or None while there is room for another attempt."""
+        tokens = self.usage.prompt_tokens + self.usage.completion_tokens
+        if iterations >= self.max_iterations:
+            return f"{iterations} of {self.max_iterations} attempts used"
+        if tokens >= self.max_tokens:
+            return f"{tokens} of {self.max_tokens} tokens used"
+        if self.usage.cost >= self.max_cost_usd:
+            return f"${self.usage.cost:.4f} of ${self.max_cost_usd:.2f} spent"
+        elapsed = self._clock() - self._started
+        if elapsed >= self.wall_clock_seconds:
+            return f"{elapsed:.0f}s of {self.wall_clock_seconds:.0f}s wall clock used"
+        return None
+
+
+@dataclass(frozen=True)
+class Score:
+    """How good the workspace is now. `value` compares lexicographically, higher is better;
+    `success` is the loop's stop condition (e.g. the repro passes and nothing regressed)."""
+
+    value: tuple[float, ...]
+    success: bool
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """What one attempt did to the workspace before it is scored."""
+
+    changed: bool
+    model: str | None = None
+    usage: Usage = field(default_factory=Usage)
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    attempt: int
+    model: str | None
+    prompt_tokens: int
+    completion_tokens: int
+    cost: float
+    score: str
+    verdict: str  # kept | reverted | no_change | error
+    duration_s: float
+    commit: str | None = None
+    note: str = ""
+
+
+@dataclass
+class Ledger:
+    attempts: list[AttemptRecord] = field(default_factory=list)
+
+    def to_markdown(self) -> str:
+        lines = [
+            "| # | model | tokens | cost | score | verdict | note |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for a in self.attempts:
+            lines.append(
+                f"| {a.attempt} | {a.model or '-'} | {a.prompt_tokens}+{a.completion_tokens} | "
+                f"${a.cost:.4f} | {a.score} | {a.verdict} | {a.note.replace('|', '/')[:80]} |"
+            )
+        return "\n".join(lines)
+
+
+class Revertible(Protocol):
+    async def commit(self, message: str) -> str | None: ...
+    async def keep(self, message: str | None = None) -> str: ...
+    async def reset_to_last_kept(self) -> str: ...
+
+
+@dataclass
+class KeepRevertResult:
+    exit: ExitReason
+    best: Score
+    ledger: Ledger
+    detail: str = ""
+
+
+ProposeFn = Callable[[int, str], Awaitable[Proposal]]
+ScoreFn = Callable[[], Awaitable[Score]]
+
+
+async def keep_or_revert(
+    ws: Revertible,
+    *,
+    propose: ProposeFn,
+    score: ScoreFn,
+    baseline: Score,
+    budget: Budget,
+    patience: int = 3,
+    cancelled: Callable[[], Awaitable[bool]] | None = None,
+    on_attempt: Callable[[AttemptRecord], Awaitable[None]] | None = None,
+) -> KeepRevertResult:
+    """The loop at the heart of every code-changing step.
+
+    Each attempt is proposed (`propose(n, feedback)` edits the workspace), committed, scored; it is
+    kept only if its score beats the best so far, otherwise the workspace goes back to the last
+    kept commit. Stops on success, on the budget, after `patience` attempts in a row that did not
+    improve, or when cancelled between attempts.
+    """
+    ledger = Ledger()
+    best = baseline
+    feedback = ""
+    stale = 0
+    n = 0
+    while True:
+        if cancelled is not None and await cancelled():
+            return KeepRevertResult(ExitReason.CANCELLED, best, ledger, "stopped on request")
+        reason = budget.exhausted(n)
+        if reason:
+            return KeepRevertResult(ExitReason.BUDGET_EXHAUSTED, best, ledger, reason)
+        n += 1
+        started = time.perf_counter()
+        proposal = await propose(n, feedback)
+        budget.charge(proposal.usage)
+        commit: str | None = None
+        if not proposal.changed:
+            verdict, now = "no_change", best
+        else:
+            commit = await ws.commit(f"loopwright: attempt {n}")
+            now = await score()
+            if now.value > best.value or (now.success and not best.success):
+                await ws.keep()
+                verdict, best = "kept", now
+            else:
+                await ws.reset_to_last_kept()
+                verdict = "reverted"
+        record = AttemptRecord(
+            attempt=n,
+            model=proposal.model,
+            prompt_tokens=proposal.usage.prompt_tokens,
+            completion_tokens=proposal.usage.completion_tokens,
+            cost=proposal.usage.cost,
+            score=now.detail or str(now.value),
+            verdict=verdict,
+            duration_s=time.perf_counter() - started,
+            commit=commit,
+            note=proposal.note,
+        )
+        ledger.attempts.append(record)
+        if on_attempt is not None:
+            await on_attempt(record)
+        if verdict == "kept" and best.success:
+            return KeepRevertResult(ExitReason.FIXED, best, ledger, best.detail)
+        stale = 0 if verdict == "kept" else stale + 1
+        if stale >= patience:
+            return KeepRevertResult(
+                ExitReason.NO_PROGRESS, best, ledger, f"{stale} attempts in a row did not improve"
+            )
+        feedback = (
+            f"Attempt {n} was {verdict}"
+            + (f": {now.detail}" if now.detail and verdict != "no_change" else "")
+            + (f" ({proposal.note})" if proposal.note else "")
+        )

@@ -1,0 +1,142 @@
+"""Keep/revert over a real pygit2 workspace, and the budget that bounds it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bot.model import Usage
+from bot.workspace import MirrorCache, Workspace, open_workspace
+from loops.engine import Budget, ExitReason, Proposal, Score, keep_or_revert
+from tests.githttp import create_bare_repo, git_server
+from tests.test_workspace import commit_files
+
+TOKEN = "ghs_engineTestToken0123456789abcdef"
+REPO = "acme/calc"
+BUGGY = "def add(a, b):\n    return a - b\n\n\ndef mul(a, b):\n    return a + b\n"
+
+
+@pytest.fixture
+async def ws(tmp_path: Path) -> AsyncIterator[Workspace]:
+    repos = tmp_path / "server"
+    bare = create_bare_repo(repos, REPO)
+    commit_files(bare, {"calc.py": BUGGY}, "initial")
+    async with git_server(repos, {TOKEN: True}) as base_url:
+        mirrors = MirrorCache(tmp_path / "data", git_base_url=base_url)
+        await mirrors.fetch(REPO, TOKEN)
+        async with open_workspace(mirrors, REPO, "main", loop="patch", number=1) as w:
+            yield w
+
+
+async def correctness(ws: Workspace) -> Score:
+    """Score = how many of the two functions are right (the 'test suite' of this repo)."""
+    namespace: dict[str, object] = {}
+    try:
+        exec(await ws.read_file("calc.py"), namespace)
+        add, mul = namespace["add"], namespace["mul"]
+        right = int(add(2, 3) == 5) + int(mul(2, 3) == 6)  # type: ignore[operator]
+    except Exception as exc:
+        return Score((-1.0,), False, f"broken: {type(exc).__name__}")
+    return Score((float(right),), right == 2, f"{right}/2 pass")
+
+
+def budget(iterations: int = 10) -> Budget:
+    return Budget(
+        max_iterations=iterations, max_tokens=10_000, max_cost_usd=1.0, wall_clock_seconds=600
+    )
+
+
+async def test_worse_attempts_are_reverted_better_ones_kept_until_fixed(ws: Workspace) -> None:
+    edits = [
+        ("return a - b", "return a -"),  # breaks the file: reverted
+        ("return a - b", "return a + b"),  # fixes add: kept
+        ("return a + b\n\n\ndef mul", "return a * b\n\n\ndef mul"),  # breaks add again: reverted
+        ("def mul(a, b):\n    return a + b", "def mul(a, b):\n    return a * b"),  # fixed
+    ]
+    seen_feedback: list[str] = []
+
+    async def propose(n: int, feedback: str) -> Proposal:
+        seen_feedback.append(feedback)
+        search, replace = edits[n - 1]
+        await ws.edit("calc.py", search, replace)
+        return Proposal(True, "scripted", Usage(1, 100, 20, 0.001), f"edit {n}")
+
+    base = await correctness(ws)
+    result = await keep_or_revert(
+        ws, propose=propose, score=lambda: correctness(ws), baseline=base, budget=budget()
+    )
+    assert result.exit is ExitReason.FIXED
+    assert [a.verdict for a in result.ledger.attempts] == ["reverted", "kept", "reverted", "kept"]
+    assert "return a + b" in await ws.read_file("calc.py")
+    assert "return a * b" in await ws.read_file("calc.py")
+    assert seen_feedback[1].startswith("Attempt 1 was reverted: broken")
+    table = result.ledger.to_markdown()
+    assert table.count("\n") == 5 and "| 2 | scripted | 100+20 |" in table
+
+
+async def test_budget_stops_the_loop_and_leaves_the_last_kept_state(ws: Workspace) -> None:
+    async def propose(n: int, feedback: str) -> Proposal:
+        await ws.write_file("calc.py", f"# attempt {n}\n" + BUGGY.replace("a - b", "a -"))
+        return Proposal(True, "scripted", Usage(1, 10, 1, 0.0))
+
+    base = await correctness(ws)
+    result = await keep_or_revert(
+        ws,
+        propose=propose,
+        score=lambda: correctness(ws),
+        baseline=base,
+        budget=budget(iterations=2),
+        patience=10,
+    )
+    assert result.exit is ExitReason.BUDGET_EXHAUSTED and "2 of 2 attempts" in result.detail
+    assert await ws.read_file("calc.py") == BUGGY
+    assert await ws.diff() == ""
+
+
+async def test_no_change_attempts_end_in_no_progress(ws: Workspace) -> None:
+    async def propose(n: int, feedback: str) -> Proposal:
+        return Proposal(False, "scripted", Usage(1, 10, 1, 0.0), "model gave up")
+
+    base = await correctness(ws)
+    result = await keep_or_revert(
+        ws,
+        propose=propose,
+        score=lambda: correctness(ws),
+        baseline=base,
+        budget=budget(),
+        patience=2,
+    )
+    assert result.exit is ExitReason.NO_PROGRESS
+    assert [a.verdict for a in result.ledger.attempts] == ["no_change", "no_change"]
+
+
+async def test_token_budget_and_cancellation(ws: Workspace) -> None:
+    async def greedy(n: int, feedback: str) -> Proposal:
+        return Proposal(False, "big", Usage(1, 6_000, 0, 0.0))
+
+    tight = Budget(max_iterations=10, max_tokens=10_000, max_cost_usd=1.0, wall_clock_seconds=600)
+    result = await keep_or_revert(
+        ws,
+        propose=greedy,
+        score=lambda: correctness(ws),
+        baseline=await correctness(ws),
+        budget=tight,
+        patience=10,
+    )
+    assert result.exit is ExitReason.BUDGET_EXHAUSTED and "tokens" in result.detail
+    assert len(result.ledger.attempts) == 2
+
+    async def stop() -> bool:
+        return True
+
+    result = await keep_or_revert(
+        ws,
+        propose=greedy,
+        score=lambda: correctness(ws),
+        baseline=await correctness(ws),
+        budget=budget(),
+        cancelled=stop,
+    )
+    assert result.exit is ExitReason.CANCELLED and result.ledger.attempts == []
