@@ -20,6 +20,15 @@ Quick use::
         ...
         fake.assert_no_violations()
 
+Git-backed repos and pull requests::
+
+    fake = FakeGitHub(git_root=tmp_path / "served")   # serves {url}/{owner}/{repo}.git
+    fake.add_repo("octo/hello", git=True, files={...})  # files = first commit on main
+    fake.seed_git("octo/hello", {"a.py": "..."}, branch="feature")
+    ... push over smart HTTP, POST /repos/{owner}/{repo}/pulls ...
+    fake.repo("octo/hello").pulls[2].draft; fake.branch_sha(...); fake.read_git_file(...)
+    assert fake.forbidden_actions == []  # merge / approve / ready attempts land here
+
 New endpoints: write `async def handler(fake, ctx) -> web.StreamResponse` and register it with
 `@operation("<operationId>", "<installation permission>")` (module-wide) or `fake.register(...)`.
 """
@@ -32,10 +41,13 @@ import hashlib
 import itertools
 import json
 import math
+import os
 import re
 import secrets
 import socket
 import string
+import subprocess
+import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -50,6 +62,8 @@ import jwt
 from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+
+from tests.githttp import add_git_routes, create_bare_repo
 
 OPERATIONS_FILE = Path(__file__).parent / "fixtures" / "operations.json"
 DOCS_URL = "https://docs.github.com/rest"
@@ -74,6 +88,13 @@ DEFAULT_INSTALLATION_PERMISSIONS: dict[str, str] = {
 }
 
 AuthKind = Literal["jwt", "token"]
+
+# GraphQL mutations that would merge a PR or take it out of draft; the bot must never send them.
+_FORBIDDEN_MUTATIONS = (
+    "markPullRequestReadyForReview",
+    "mergePullRequest",
+    "enablePullRequestAutoMerge",
+)
 
 
 # --------------------------------------------------------------------------------------------
@@ -258,6 +279,57 @@ class FakeIssue:
 
 
 @dataclass
+class FakeReview:
+    id: int
+    user_login: str
+    user_type: str
+    state: str  # APPROVED, CHANGES_REQUESTED, COMMENTED or PENDING
+    body: str
+    commit_id: str
+    submitted_at: str | None
+
+
+@dataclass
+class FakePull:
+    """A pull request.  Its conversation half (title, body, state, labels, comments) is the
+    FakeIssue with the same number, as on GitHub, where every PR is also an issue."""
+
+    id: int
+    issue: FakeIssue
+    head: str  # branch name in the same repository (forks are not modelled)
+    base: str
+    draft: bool
+    head_sha: str
+    base_sha: str
+    maintainer_can_modify: bool = False
+    merged: bool = False
+    merged_at: str | None = None
+    merged_by: str | None = None
+    merge_commit_sha: str | None = None
+    reviews: list[FakeReview] = field(default_factory=list)
+
+    @property
+    def number(self) -> int:
+        return self.issue.number
+
+    @property
+    def title(self) -> str:
+        return self.issue.title
+
+    @property
+    def body(self) -> str | None:
+        return self.issue.body
+
+    @property
+    def state(self) -> str:
+        return self.issue.state
+
+    @property
+    def user_login(self) -> str:
+        return self.issue.user_login
+
+
+@dataclass
 class FakeRepo:
     id: int
     owner: str
@@ -270,7 +342,14 @@ class FakeRepo:
     collaborators: dict[str, str]
     labels: dict[str, dict[str, Any]] = field(default_factory=dict)
     label_ids: dict[str, int] = field(default_factory=dict)
+    # Issues and pull requests share one number sequence; a PR's number is in both maps.
     issues: dict[int, FakeIssue] = field(default_factory=dict)
+    pulls: dict[int, FakePull] = field(default_factory=dict)
+    # The bare repository served over smart HTTP, when the repo is git-backed.  Otherwise
+    # `branches` (name -> made-up sha) stands in for refs so PR validation still has something
+    # to check against.
+    git_dir: Path | None = None
+    branches: dict[str, str] = field(default_factory=dict)
 
     @property
     def full_name(self) -> str:
@@ -336,6 +415,7 @@ class Ctx:
     auth_kind: AuthKind | None
     token: InstallationToken | None
     repo: FakeRepo | None
+    rec: RecordedRequest | None = None
 
     def int_param(self, name: str) -> int:
         return int(self.params[name])
@@ -414,7 +494,10 @@ class FakeGitHub:
         app_id: int = 4242,
         app_slug: str = "loopwright",
         operations_file: Path = OPERATIONS_FILE,
+        git_root: Path | None = None,
     ) -> None:
+        """`git_root`: serve the bare repositories under it over git smart HTTP (at
+        `{url}/{owner}/{repo}.git`, same tokens as REST) and allow `add_repo(..., git=True)`."""
         self.app_id = app_id
         self.app_slug = app_slug
         self.app_name = app_slug.capitalize()
@@ -434,6 +517,10 @@ class FakeGitHub:
         self.violations: list[str] = []
         self.requests: list[RecordedRequest] = []
         self.faults: list[Fault] = []
+        # Things the bot must never do (merge, approve, mark ready).  Handlers still answer as
+        # GitHub would, so the bot's code path runs; tests assert this list stays empty.
+        self.forbidden_actions: list[str] = []
+        self.git_root = git_root
 
         self._ids = itertools.count(1000)
         self._user_ids: dict[str, int] = {}
@@ -453,8 +540,13 @@ class FakeGitHub:
 
     async def start(self) -> None:
         app = web.Application(client_max_size=64 * 1024 * 1024)
+        if self.git_root is not None:
+            add_git_routes(app, self.git_root, self.token_allows)
         for hook in self._app_hooks:
             hook(app)
+        # GraphQL is the only way to mark a PR ready for review (REST ignores `draft` on update),
+        # so it gets a route of its own that records such attempts; see `_graphql`.
+        app.router.add_post("/graphql", self._graphql)
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -504,9 +596,15 @@ class FakeGitHub:
         private: bool = False,
         owner_type: str = "User",
         permissions: Mapping[str, str] | None = None,
+        git: bool = False,
     ) -> FakeRepo:
         """Seed a repository.  `permissions` applies only when this call creates the
-        installation; `installation_id=None` models a repo the App is not installed on."""
+        installation; `installation_id=None` models a repo the App is not installed on.
+
+        `git=True` (needs `git_root`) creates a bare repository served over smart HTTP; `files`
+        then become its first commit on the default branch, and contents are read from git."""
+        if git and self.git_root is None:
+            raise ValueError("add_repo(git=True) needs FakeGitHub(git_root=...)")
         owner, name = full_name.split("/", 1)
         if installation_id is not None and installation_id not in self.installations:
             self.add_installation(
@@ -520,9 +618,15 @@ class FakeGitHub:
             default_branch=default_branch,
             private=private,
             owner_type=owner_type,
-            files=dict(files or {}),
+            files={} if git else dict(files or {}),
             collaborators=dict(collaborators or {}),
         )
+        if git:
+            repo.git_dir = create_bare_repo(
+                cast(Path, self.git_root), full_name, default_branch=default_branch
+            )
+        else:
+            repo.branches[default_branch] = _made_up_sha(f"{full_name}@{default_branch}")
         for label in labels:
             if isinstance(label, str):
                 self._create_label(repo, label)
@@ -531,6 +635,8 @@ class FakeGitHub:
                     repo, label["name"], label.get("color", "ededed"), label.get("description")
                 )
         self.repos[full_name.lower()] = repo
+        if git and files:
+            self.seed_git(full_name, files)
         return repo
 
     def repo(self, full_name: str) -> FakeRepo:
@@ -567,6 +673,246 @@ class FakeGitHub:
     ) -> FakeComment:
         repo = self.repo(full_name)
         return self._new_comment(repo.issues[number], body, user, user_type, via_app=False)
+
+    def add_branch(self, full_name: str, branch: str, sha: str | None = None) -> str:
+        """Create (or move) `branch` at `sha`.  Default for a git-backed repo: the default
+        branch's tip; for an in-memory repo: a fresh made-up sha, i.e. a branch "with commits"
+        that a PR can be opened from."""
+        repo = self.repo(full_name)
+        if repo.git_dir is None:
+            repo.branches[branch] = sha or _made_up_sha(f"{full_name}@{branch}")
+            return repo.branches[branch]
+        target = sha or self.branch_sha(full_name, repo.default_branch)
+        if target is None:
+            raise ValueError(f"{full_name} has no commits to branch from")
+        _git(repo.git_dir, "update-ref", f"refs/heads/{branch}", target)
+        return target
+
+    def add_pull(
+        self,
+        full_name: str,
+        *,
+        head: str,
+        base: str | None = None,
+        title: str = "A pull request",
+        body: str | None = "",
+        user: str = "alice",
+        user_type: str = "User",
+        draft: bool = False,
+    ) -> FakePull:
+        """Seed a pull request opened by someone else (a human, dependabot[bot]); the same
+        validation as `pulls/create` applies, so `head` must exist."""
+        repo = self.repo(full_name)
+        return self._open_pull(
+            repo,
+            head=head,
+            base=base or repo.default_branch,
+            title=title,
+            body=body,
+            draft=draft,
+            user=user,
+            user_type=user_type,
+            via_app=False,
+        )
+
+    # ----------------------------------------------------------------------------- git
+
+    def git_path(self, full_name: str) -> Path:
+        """The bare repository behind a git-backed repo."""
+        git_dir = self.repo(full_name).git_dir
+        if git_dir is None:
+            raise ValueError(f"{full_name} is not git-backed (add_repo(..., git=True))")
+        return git_dir
+
+    def seed_git(
+        self,
+        full_name: str,
+        files: Mapping[str, str | bytes | None],
+        message: str = "init",
+        branch: str | None = None,
+    ) -> str:
+        """Commit `files` (path -> content; None deletes) on top of `branch` (default: the
+        default branch; a new branch starts from the default branch's tip).  Returns the sha.
+
+        Plumbing on a throwaway index, so no work tree and no hooks are involved."""
+        repo = self.repo(full_name)
+        git_dir = self.git_path(full_name)
+        branch = branch or repo.default_branch
+        old = self.branch_sha(full_name, branch)
+        parent = old or self.branch_sha(full_name, repo.default_branch)
+        with tempfile.TemporaryDirectory(prefix="fakegithub-index-") as tmp:
+            env = {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+            if parent is not None:
+                _git(git_dir, "read-tree", parent, env=env)
+            for path, content in files.items():
+                path = path.strip("/")
+                if content is None:
+                    _git(git_dir, "update-index", "--force-remove", "--", path, env=env)
+                    continue
+                data = content.encode() if isinstance(content, str) else content
+                blob = _git(git_dir, "hash-object", "-w", "--stdin", stdin=data)
+                cacheinfo = f"100644,{blob},{path}"
+                _git(git_dir, "update-index", "--add", "--cacheinfo", cacheinfo, env=env)
+            tree = _git(git_dir, "write-tree", env=env)
+        parents = ["-p", parent] if parent is not None else []
+        commit = _git(
+            git_dir,
+            "-c",
+            "user.name=FakeGitHub Seed",
+            "-c",
+            "user.email=seed@fakegithub.invalid",
+            "commit-tree",
+            tree,
+            *parents,
+            "-m",
+            message,
+        )
+        # The old value makes this a compare-and-swap, like a push without --force.
+        _git(git_dir, "update-ref", f"refs/heads/{branch}", commit, old or "0" * 40)
+        return commit
+
+    def branch_sha(self, full_name: str, branch: str) -> str | None:
+        """The tip of `branch` now, or None if it does not exist."""
+        repo = self.repo(full_name)
+        if repo.git_dir is None:
+            return repo.branches.get(branch)
+        return self._resolve_commit(repo, f"refs/heads/{branch}")
+
+    def read_git_file(self, full_name: str, ref: str, path: str) -> str | None:
+        """A file's text at `ref` (branch, tag or sha) in the bare repo, or None if absent."""
+        git_dir = self.git_path(full_name)
+        proc = _git_run(git_dir, "cat-file", "blob", f"{ref}:{path.strip('/')}", check=False)
+        return proc.stdout.decode() if proc.returncode == 0 else None
+
+    def _resolve_commit(self, repo: FakeRepo, ref: str) -> str | None:
+        if repo.git_dir is None or ref.startswith("-"):
+            return None
+        proc = _git_run(
+            repo.git_dir, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False
+        )
+        return proc.stdout.decode().strip() if proc.returncode == 0 else None
+
+    def _ref_for_contents(self, repo: FakeRepo, ref: str) -> str | None:
+        # GitHub resolves `ref` as a branch, tag or commit sha; try the branch namespace first so
+        # a branch named like a sha prefix still wins, as it does there.
+        for candidate in (f"refs/heads/{ref}", f"refs/tags/{ref}", ref):
+            sha = self._resolve_commit(repo, candidate)
+            if sha is not None:
+                return sha
+        return None
+
+    def _has_commits_between(self, repo: FakeRepo, base_sha: str, head_sha: str) -> bool:
+        if repo.git_dir is None:
+            return head_sha != base_sha
+        # head already contained in base = nothing to merge, whatever the branch names are.
+        proc = _git_run(
+            repo.git_dir, "merge-base", "--is-ancestor", head_sha, base_sha, check=False
+        )
+        return proc.returncode != 0
+
+    def _diff_stats(self, repo: FakeRepo, base_sha: str, head_sha: str) -> dict[str, int]:
+        if repo.git_dir is None:
+            return {"commits": 1, "additions": 0, "deletions": 0, "changed_files": 0}
+        commits = int(_git(repo.git_dir, "rev-list", "--count", f"{base_sha}..{head_sha}"))
+        additions = deletions = changed = 0
+        # Three dots: changes on head since it forked, which is what a PR's "Files" tab shows.
+        for line in _git(
+            repo.git_dir, "diff", "--numstat", f"{base_sha}...{head_sha}"
+        ).splitlines():
+            added, removed, _ = line.split("\t", 2)
+            changed += 1
+            # Binary files show "-" for both counts.
+            additions += int(added) if added.isdigit() else 0
+            deletions += int(removed) if removed.isdigit() else 0
+        return {
+            "commits": commits,
+            "additions": additions,
+            "deletions": deletions,
+            "changed_files": changed,
+        }
+
+    def _merge_in_git(self, repo: FakeRepo, pull: FakePull, method: str, message: str) -> str:
+        """Merge the PR into its base for real (git >= 2.38 `merge-tree --write-tree`); raises
+        GitHub's 405 on conflicts."""
+        base_sha = cast(str, self.branch_sha(repo.full_name, pull.base))
+        git_dir = cast(Path, repo.git_dir)
+        proc = _git_run(git_dir, "merge-tree", "--write-tree", base_sha, pull.head_sha, check=False)
+        if proc.returncode != 0:
+            raise GitHubError(405, "Pull Request is not mergeable")
+        tree = proc.stdout.decode().splitlines()[0]
+        # squash and rebase both leave base with a single new parent chain; one commit is
+        # enough for what a test can observe.
+        parents = ["-p", base_sha] + (["-p", pull.head_sha] if method == "merge" else [])
+        commit = _git(
+            git_dir,
+            "-c",
+            # GitHub itself commits merges made through the API.
+            "user.name=GitHub",
+            "-c",
+            "user.email=noreply@github.com",
+            "commit-tree",
+            tree,
+            *parents,
+            "-m",
+            message,
+        )
+        _git(git_dir, "update-ref", f"refs/heads/{pull.base}", commit, base_sha)
+        return commit
+
+    def _open_pull(
+        self,
+        repo: FakeRepo,
+        *,
+        head: str,
+        base: str,
+        title: str,
+        body: str | None,
+        draft: bool,
+        user: str,
+        user_type: str,
+        via_app: bool,
+        maintainer_can_modify: bool = False,
+    ) -> FakePull:
+        # `head` may be "owner:branch"; another owner means a fork, which is not modelled, and
+        # GitHub answers a head it cannot find with the same field error.
+        owner, sep, branch = head.rpartition(":")
+        if sep and owner.casefold() != repo.owner.casefold():
+            raise _pull_field_error("head")
+        head_sha = self.branch_sha(repo.full_name, branch)
+        if head_sha is None:
+            raise _pull_field_error("head")
+        base_sha = self.branch_sha(repo.full_name, base)
+        if base_sha is None:
+            raise _pull_field_error("base")
+        for other in repo.pulls.values():
+            if other.state == "open" and other.head == branch and other.base == base:
+                raise _pull_custom_error(
+                    f"A pull request already exists for {repo.owner}:{branch}."
+                )
+        if not self._has_commits_between(repo, base_sha, head_sha):
+            raise _pull_custom_error(f"No commits between {base} and {branch}")
+        issue = FakeIssue(
+            id=self.next_id(),
+            number=repo.next_issue_number(),
+            title=title,
+            body=body,
+            user_login=user,
+            user_type=user_type,
+            performed_via_app=via_app,
+        )
+        repo.issues[issue.number] = issue
+        pull = FakePull(
+            id=self.next_id(),
+            issue=issue,
+            head=branch,
+            base=base,
+            draft=draft,
+            head_sha=head_sha,
+            base_sha=base_sha,
+            maintainer_can_modify=maintainer_can_modify,
+        )
+        repo.pulls[issue.number] = pull
+        return pull
 
     def fail_next(
         self,
@@ -705,7 +1051,7 @@ class FakeGitHub:
 
     def issue_json(self, repo: FakeRepo, issue: FakeIssue) -> dict[str, Any]:
         api = f"{self.url}/repos/{repo.full_name}/issues/{issue.number}"
-        return {
+        data = {
             "id": issue.id,
             "node_id": f"I_{issue.id}",
             "number": issue.number,
@@ -731,6 +1077,129 @@ class FakeGitHub:
             "performed_via_github_app": self.app_json() if issue.performed_via_app else None,
             "reactions": self._reaction_rollup(issue.reactions, api + "/reactions"),
         }
+        pull = repo.pulls.get(issue.number)
+        if pull is not None:
+            # The issues API serves PRs too; the `pull_request` key is how a client tells them
+            # apart (and the only place the issue side says whether it was merged).
+            html = f"{HTML_BASE}/{repo.full_name}/pull/{issue.number}"
+            data["html_url"] = html
+            data["draft"] = pull.draft
+            data["pull_request"] = {
+                "url": f"{self.url}/repos/{repo.full_name}/pulls/{issue.number}",
+                "html_url": html,
+                "diff_url": html + ".diff",
+                "patch_url": html + ".patch",
+                "merged_at": pull.merged_at,
+            }
+        return data
+
+    def _ref_json(self, repo: FakeRepo, branch: str, sha: str) -> dict[str, Any]:
+        return {
+            "label": f"{repo.owner}:{branch}",
+            "ref": branch,
+            "sha": sha,
+            "user": self.user_json(repo.owner, repo.owner_type),
+            "repo": self.repo_json(repo),
+        }
+
+    def pull_json(self, repo: FakeRepo, pull: FakePull, *, full: bool = True) -> dict[str, Any]:
+        """`full=False` is the "pull-request-simple" shape that pulls/list answers with: no
+        mergeability, counts or merged flag."""
+        issue = pull.issue
+        # GitHub moves a PR's head with every push to its branch (until it is closed).
+        current = self.branch_sha(repo.full_name, pull.head)
+        if current is not None and pull.state == "open":
+            pull.head_sha = current
+        base_sha = self.branch_sha(repo.full_name, pull.base) or pull.base_sha
+        api = f"{self.url}/repos/{repo.full_name}"
+        n = pull.number
+        html = f"{HTML_BASE}/{repo.full_name}/pull/{n}"
+        data: dict[str, Any] = {
+            "url": f"{api}/pulls/{n}",
+            "id": pull.id,
+            "node_id": f"PR_{pull.id}",
+            "html_url": html,
+            "diff_url": html + ".diff",
+            "patch_url": html + ".patch",
+            "issue_url": f"{api}/issues/{n}",
+            "commits_url": f"{api}/pulls/{n}/commits",
+            "review_comments_url": f"{api}/pulls/{n}/comments",
+            "review_comment_url": api + "/pulls/comments{/number}",
+            "comments_url": f"{api}/issues/{n}/comments",
+            "statuses_url": f"{api}/statuses/{pull.head_sha}",
+            "number": n,
+            "state": pull.state,
+            "locked": False,
+            "title": issue.title,
+            "user": self.user_json(issue.user_login, issue.user_type),
+            "body": issue.body,
+            "labels": [self.label_json(repo, name) for name in issue.labels],
+            "milestone": None,
+            "active_lock_reason": None,
+            "created_at": issue.created_at,
+            "updated_at": issue.updated_at,
+            "closed_at": issue.closed_at,
+            "merged_at": pull.merged_at,
+            "merge_commit_sha": pull.merge_commit_sha,
+            "assignee": self.user_json(issue.assignees[0]) if issue.assignees else None,
+            "assignees": [self.user_json(a) for a in issue.assignees],
+            "requested_reviewers": [],
+            "requested_teams": [],
+            "head": self._ref_json(repo, pull.head, pull.head_sha),
+            "base": self._ref_json(repo, pull.base, base_sha),
+            "_links": {
+                "self": {"href": f"{api}/pulls/{n}"},
+                "html": {"href": html},
+                "issue": {"href": f"{api}/issues/{n}"},
+                "comments": {"href": f"{api}/issues/{n}/comments"},
+                "review_comments": {"href": f"{api}/pulls/{n}/comments"},
+                "review_comment": {"href": api + "/pulls/comments{/number}"},
+                "commits": {"href": f"{api}/pulls/{n}/commits"},
+                "statuses": {"href": f"{api}/statuses/{pull.head_sha}"},
+            },
+            "author_association": self._association(repo, issue.user_login, issue.user_type),
+            "auto_merge": None,
+            "draft": pull.draft,
+        }
+        if not full:
+            return data
+        open_ = pull.state == "open"
+        data.update(
+            {
+                "merged": pull.merged,
+                # Real GitHub computes these in the background (null at first); a fake that
+                # answers at once is a valid instant of that.
+                "mergeable": True if open_ else None,
+                "rebaseable": True if open_ else None,
+                "mergeable_state": ("draft" if pull.draft else "clean") if open_ else "unknown",
+                "merged_by": self.user_json(pull.merged_by, "Bot") if pull.merged_by else None,
+                "comments": len(issue.comments),
+                "review_comments": 0,
+                "maintainer_can_modify": pull.maintainer_can_modify,
+                **self._diff_stats(repo, pull.base_sha if pull.merged else base_sha, pull.head_sha),
+            }
+        )
+        return data
+
+    def review_json(self, repo: FakeRepo, pull: FakePull, review: FakeReview) -> dict[str, Any]:
+        api = f"{self.url}/repos/{repo.full_name}/pulls/{pull.number}"
+        html = f"{HTML_BASE}/{repo.full_name}/pull/{pull.number}#pullrequestreview-{review.id}"
+        data: dict[str, Any] = {
+            "id": review.id,
+            "node_id": f"PRR_{review.id}",
+            "user": self.user_json(review.user_login, review.user_type),
+            "body": review.body,
+            "state": review.state,
+            "html_url": html,
+            "pull_request_url": api,
+            "author_association": self._association(repo, review.user_login, review.user_type),
+            "_links": {"html": {"href": html}, "pull_request": {"href": api}},
+            "commit_id": review.commit_id,
+        }
+        # A pending review has not been submitted, and GitHub leaves the key out entirely.
+        if review.submitted_at is not None:
+            data["submitted_at"] = review.submitted_at
+        return data
 
     def comment_json(self, repo: FakeRepo, comment: FakeComment) -> dict[str, Any]:
         api = f"{self.url}/repos/{repo.full_name}/issues/comments/{comment.id}"
@@ -948,6 +1417,7 @@ class FakeGitHub:
             auth_kind=auth_kind,
             token=token,
             repo=repo,
+            rec=rec,
         )
         try:
             response = await spec.fn(self, ctx)
@@ -961,6 +1431,40 @@ class FakeGitHub:
             # A bug in the fake itself: it answered with a status GitHub never uses here.
             self._violation(rec, f"fake answered {response.status}, spec allows {op.success}")
         return response
+
+    async def _graphql(self, request: web.Request) -> web.StreamResponse:
+        """GraphQL is not modelled; this only records attempts at what the bot must never do
+        (mark ready, merge, approve, auto-merge), then fails the call as a violation."""
+        auth_kind, credential = _parse_auth(request.headers.get("Authorization"))
+        raw = await request.read()
+        rec = RecordedRequest(
+            method=request.method,
+            path=request.path,
+            query=dict(request.query),
+            operation_id="graphql",
+            json=None,
+            auth_kind=auth_kind,
+            token=credential,
+        )
+        self.requests.append(rec)
+        text = raw.decode("utf-8", "replace")
+        with contextlib.suppress(ValueError):
+            rec.json = json.loads(raw)
+        for mutation in _FORBIDDEN_MUTATIONS:
+            if re.search(rf"\b{mutation}\b", text):
+                self.forbidden_actions.append(f"graphql {mutation}")
+        if re.search(r"\b(addPullRequestReview|submitPullRequestReview)\b", text) and (
+            "APPROVE" in text
+        ):
+            self.forbidden_actions.append("graphql approve")
+        self._violation(rec, "GraphQL is not modelled by FakeGitHub")
+        token = self.tokens.get(credential or "")
+        if token is None or token.expires_at <= datetime.now(UTC):
+            rec.status = 401
+            return _json(_error_body(401, "Bad credentials"), 401)
+        rec.status = 200
+        # GraphQL reports failures in a 200 body, not with an HTTP status.
+        return _json({"data": None, "errors": [{"message": "FakeGitHub does not serve GraphQL"}]})
 
     def _check_query(self, op: Operation, rec: RecordedRequest) -> None:
         # GitHub silently ignores unknown or invalid query parameters, which is exactly how a
@@ -1348,29 +1852,17 @@ async def _get_repo(fake: FakeGitHub, ctx: Ctx) -> web.StreamResponse:
 async def _get_content(fake: FakeGitHub, ctx: Ctx) -> web.StreamResponse:
     repo = _require_repo(ctx)
     ref = ctx.request.query.get("ref")
+    path = ctx.params["path"].strip("/")
+    if repo.git_dir is not None:
+        return _git_content(fake, repo, ref, path)
     # Only the default branch is modelled; GitHub's answer for an unknown ref is this 404.
     if ref is not None and ref not in (repo.default_branch, f"refs/heads/{repo.default_branch}"):
         raise GitHubError(404, f"No commit found for the ref {ref}")
-    path = ctx.params["path"].strip("/")
-    api = f"{fake.url}/repos/{repo.full_name}/contents"
 
     def entry(p: str, kind: str, data: bytes | None) -> dict[str, Any]:
         sha = _git_blob_sha(data) if data is not None else hashlib.sha1(p.encode()).hexdigest()
-        return {
-            "type": kind,
-            "name": p.rsplit("/", 1)[-1],
-            "path": p,
-            "sha": sha,
-            "size": len(data) if data is not None else 0,
-            "url": f"{api}/{p}?ref={repo.default_branch}",
-            "html_url": f"{HTML_BASE}/{repo.full_name}/blob/{repo.default_branch}/{p}",
-            "git_url": f"{fake.url}/repos/{repo.full_name}/git/blobs/{sha}",
-            "download_url": (
-                f"https://raw.githubusercontent.com/{repo.full_name}/{repo.default_branch}/{p}"
-                if kind == "file"
-                else None
-            ),
-        }
+        size = len(data) if data is not None else 0
+        return _content_entry(fake, repo, p, kind, sha, size, repo.default_branch)
 
     if path in repo.files:
         raw = repo.files[path]
@@ -1391,6 +1883,64 @@ async def _get_content(fake: FakeGitHub, ctx: Ctx) -> web.StreamResponse:
     if not children:
         raise GitHubError(404, "Not Found")
     return _json(list(children.values()))
+
+
+def _content_entry(
+    fake: FakeGitHub, repo: FakeRepo, path: str, kind: str, sha: str, size: int, ref: str
+) -> dict[str, Any]:
+    api = f"{fake.url}/repos/{repo.full_name}"
+    view = "blob" if kind == "file" else "tree"
+    return {
+        "type": kind,
+        "name": path.rsplit("/", 1)[-1],
+        "path": path,
+        "sha": sha,
+        "size": size,
+        "url": f"{api}/contents/{path}?ref={ref}",
+        "html_url": f"{HTML_BASE}/{repo.full_name}/{view}/{ref}/{path}",
+        "git_url": f"{api}/git/{'blobs' if kind == 'file' else 'trees'}/{sha}",
+        "download_url": (
+            f"https://raw.githubusercontent.com/{repo.full_name}/{ref}/{path}"
+            if kind == "file"
+            else None
+        ),
+    }
+
+
+def _git_content(fake: FakeGitHub, repo: FakeRepo, ref: str | None, path: str) -> web.Response:
+    git_dir = cast(Path, repo.git_dir)
+    shown_ref = ref or repo.default_branch
+    commit = fake._ref_for_contents(repo, shown_ref)
+    if commit is None:
+        # Two different 404s on GitHub: no ref given on an empty repo, or an unknown ref.
+        if ref is None:
+            raise GitHubError(404, "This repository is empty.")
+        raise GitHubError(404, f"No commit found for the ref {ref}")
+    spec = f"{commit}:{path}" if path else f"{commit}^{{tree}}"
+    kind = _git_run(git_dir, "cat-file", "-t", spec, check=False)
+    if kind.returncode != 0:
+        raise GitHubError(404, "Not Found")
+    if kind.stdout.decode().strip() == "blob":
+        data = _git_run(git_dir, "cat-file", "blob", spec).stdout
+        sha = _git(git_dir, "rev-parse", spec)
+        content = {"encoding": "base64", "content": _github_base64(data)}
+        return _json(
+            {**_content_entry(fake, repo, path, "file", sha, len(data), shown_ref), **content}
+        )
+    listing = []
+    for record in _git_run(git_dir, "ls-tree", "-z", "-l", spec).stdout.split(b"\0"):
+        if not record:
+            continue
+        meta, _, name = record.decode().partition("\t")
+        mode, obj_type, sha, size = meta.split()
+        # GitHub's names for git's object kinds in a directory listing.
+        kind_name = {"blob": "file", "tree": "dir", "commit": "submodule"}[obj_type]
+        if mode == "120000":
+            kind_name = "symlink"
+        child = f"{path}/{name}" if path else name
+        size_int = int(size) if size.isdigit() else 0
+        listing.append(_content_entry(fake, repo, child, kind_name, sha, size_int, shown_ref))
+    return _json(listing)
 
 
 @operation("repos/get-collaborator-permission-level", "metadata")
@@ -1612,3 +2162,258 @@ async def _react_comment(fake: FakeGitHub, ctx: Ctx) -> web.StreamResponse:
     repo = _require_repo(ctx)
     comment = fake.find_comment(repo, ctx.int_param("comment_id"))
     return _react(fake, ctx, comment.reactions, comment.reaction_meta)
+
+
+# --------------------------------------------------------------------------------------------
+# Pull requests
+# --------------------------------------------------------------------------------------------
+
+
+def _require_pull(ctx: Ctx) -> tuple[FakeRepo, FakePull]:
+    repo = _require_repo(ctx)
+    pull = repo.pulls.get(ctx.int_param("pull_number"))
+    if pull is None:
+        # An issue number is "Not Found" here too: pulls/* only know pull requests.
+        raise GitHubError(404, "Not Found")
+    return repo, pull
+
+
+def _pull_field_error(field_name: str) -> GitHubError:
+    return GitHubError(
+        422,
+        "Validation Failed",
+        errors=[{"resource": "PullRequest", "field": field_name, "code": "invalid"}],
+    )
+
+
+def _pull_custom_error(message: str) -> GitHubError:
+    # No `field` key: gidgethub turns this into ValidationError("Validation Failed: '<msg>'").
+    return GitHubError(
+        422,
+        "Validation Failed",
+        errors=[{"resource": "PullRequest", "code": "custom", "message": message}],
+    )
+
+
+@operation("pulls/create", "pull_requests")
+async def _create_pull(fake: FakeGitHub, ctx: Ctx) -> web.StreamResponse:
+    repo = _require_repo(ctx)
+    body: dict[str, Any] = ctx.body
+    if body.get("issue") is not None:
+        raise GitHubError(501, "FakeGitHub does not model turning an issue into a pull request")
+    if not body.get("title"):
+        raise GitHubError(
+            422,
+            "Validation Failed",
+            errors=[{"resource": "PullRequest", "code": "missing_field", "field": "title"}],
+        )
+    _check_body_length(body.get("body"), "PullRequest")
+    login, user_type = fake.actor(ctx)
+    pull = fake._open_pull(
+        repo,
+        head=str(body["head"]),
+        base=str(body["base"]),
+        title=str(body["title"]),
+        body=body.get("body"),
+        draft=bool(body.get("draft", False)),
+        user=login,
+        user_type=user_type,
+        via_app=ctx.via_app,
+        maintainer_can_modify=bool(body.get("maintainer_can_modify", False)),
+    )
+    data = fake.pull_json(repo, pull)
+    response = _json(data, 201)
+    response.headers["Location"] = data["url"]
+    return response
+
+
+@operation("pulls/list", "pull_requests")
+async def _list_pulls(fake: FakeGitHub, ctx: Ctx) -> web.StreamResponse:
+    repo = _require_repo(ctx)
+    query = ctx.request.query
+    state = query.get("state", "open")
+    pulls = [p for p in repo.pulls.values() if state == "all" or p.state == state]
+    head = query.get("head")
+    if head:
+        owner, sep, branch = head.partition(":")
+        if not sep:
+            # GitHub silently ignores a head filter without the "owner:" prefix and returns
+            # every PR: a classic way to "find" someone else's PR and edit it.  Behave the
+            # same, but flag it.
+            if ctx.rec is not None:
+                fake._violation(ctx.rec, f"pulls/list: head={head!r} lacks 'owner:' and is ignored")
+        else:
+            pulls = [
+                p for p in pulls if owner.casefold() == repo.owner.casefold() and p.head == branch
+            ]
+    base = query.get("base")
+    if base:
+        pulls = [p for p in pulls if p.base == base]
+    sort = query.get("sort", "created")
+    if sort == "updated":
+        pulls.sort(key=lambda p: (p.issue.updated_at, p.number))
+    elif sort == "popularity":
+        pulls.sort(key=lambda p: (len(p.issue.comments), p.number))
+    else:  # created, long-running (approximated by age)
+        pulls.sort(key=lambda p: p.number)
+    # Default direction is desc for created (or no sort), asc for anything else.
+    default_direction = "desc" if sort == "created" else "asc"
+    if query.get("direction", default_direction) == "desc":
+        pulls.reverse()
+    return fake.paginate(ctx.request, [fake.pull_json(repo, p, full=False) for p in pulls])
+
+
+@operation("pulls/get", "pull_requests")
+async def _get_pull(fake: FakeGitHub, ctx: Ctx) -> web.StreamResponse:
+    repo, pull = _require_pull(ctx)
+    return _json(fake.pull_json(repo, pull))
+
+
+@operation("pulls/update", "pull_requests")
+async def _update_pull(fake: FakeGitHub, ctx: Ctx) -> web.StreamResponse:
+    repo, pull = _require_pull(ctx)
+    body: dict[str, Any] = ctx.body or {}
+    if body.get("draft") is False and pull.draft:
+        # REST has no way to mark a draft ready: GitHub accepts the key and silently ignores
+        # it.  Any attempt is still a forbidden action for the bot.
+        fake.forbidden_actions.append(f"ready {repo.full_name}#{pull.number} (pulls/update)")
+    if "base" in body:
+        base = str(body["base"])
+        if fake.branch_sha(repo.full_name, base) is None:
+            raise _pull_field_error("base")
+        pull.base = base
+    if body.get("state") == "open" and pull.state == "closed":
+        if pull.merged:
+            # A merged PR cannot be reopened on GitHub; the wording here is approximate.
+            raise _pull_custom_error("state cannot be changed. The pull request has been merged.")
+        for other in repo.pulls.values():
+            if other.state == "open" and (other.head, other.base) == (pull.head, pull.base):
+                raise _pull_custom_error(
+                    f"A pull request already exists for {repo.owner}:{pull.head}."
+                )
+    if "title" in body and body["title"] is not None:
+        pull.issue.title = str(body["title"])
+    if "body" in body:
+        _check_body_length(body["body"], "PullRequest")
+        pull.issue.body = body["body"]
+    if body.get("state") in ("open", "closed") and body["state"] != pull.state:
+        pull.issue.state = body["state"]
+        pull.issue.closed_at = _now_iso() if body["state"] == "closed" else None
+    if "maintainer_can_modify" in body:
+        pull.maintainer_can_modify = bool(body["maintainer_can_modify"])
+    pull.issue.updated_at = _now_iso()
+    return _json(fake.pull_json(repo, pull))
+
+
+@operation("pulls/merge", "contents")
+async def _merge_pull(fake: FakeGitHub, ctx: Ctx) -> web.StreamResponse:
+    # Merging needs contents:write on GitHub, not pull_requests.
+    repo, pull = _require_pull(ctx)
+    fake.forbidden_actions.append(f"merge {repo.full_name}#{pull.number}")
+    body: dict[str, Any] = ctx.body or {}
+    if pull.merged or pull.state != "open":
+        raise GitHubError(405, "Pull Request is not mergeable")
+    if pull.draft:
+        raise GitHubError(405, "Pull Request is still a draft")
+    current = fake.branch_sha(repo.full_name, pull.head) or pull.head_sha
+    if body.get("sha") is not None and body["sha"] != current:
+        raise GitHubError(409, "Head branch was modified. Review and try the merge again.")
+    pull.head_sha = current
+    method = str(body.get("merge_method", "merge"))
+    title = body.get("commit_title") or (
+        f"Merge pull request #{pull.number} from {repo.owner}/{pull.head}"
+        if method == "merge"
+        else f"{pull.title} (#{pull.number})"
+    )
+    message = f"{title}\n\n{body['commit_message']}" if body.get("commit_message") else title
+    if repo.git_dir is not None:
+        sha = fake._merge_in_git(repo, pull, method, message)
+    else:
+        sha = _made_up_sha(f"{repo.full_name}#{pull.number}:merge")
+        repo.branches[pull.base] = sha
+    now = _now_iso()
+    login, _ = fake.actor(ctx)
+    pull.merged, pull.merged_at, pull.merged_by, pull.merge_commit_sha = True, now, login, sha
+    pull.issue.state, pull.issue.closed_at, pull.issue.updated_at = "closed", now, now
+    return _json({"sha": sha, "merged": True, "message": "Pull Request successfully merged"})
+
+
+@operation("pulls/create-review", "pull_requests")
+async def _create_review(fake: FakeGitHub, ctx: Ctx) -> web.StreamResponse:
+    repo, pull = _require_pull(ctx)
+    body: dict[str, Any] = ctx.body or {}
+    event = body.get("event")
+    login, user_type = fake.actor(ctx)
+    if event == "APPROVE":
+        fake.forbidden_actions.append(f"approve {repo.full_name}#{pull.number}")
+    if event in ("APPROVE", "REQUEST_CHANGES") and login == pull.user_login:
+        # GitHub's wording; `errors` is a list of strings here, unlike the usual objects.
+        verb = "approve" if event == "APPROVE" else "request changes on"
+        raise GitHubError(
+            422, "Unprocessable Entity", errors=[f"Can not {verb} your own pull request"]
+        )
+    if event in ("REQUEST_CHANGES", "COMMENT") and not body.get("body"):
+        # The schema marks body "required" for these two; the wording here is approximate.
+        raise GitHubError(
+            422,
+            "Unprocessable Entity",
+            errors=[f"Body is required when the event is {event}"],
+        )
+    states = {"APPROVE": "APPROVED", "REQUEST_CHANGES": "CHANGES_REQUESTED", "COMMENT": "COMMENTED"}
+    review = FakeReview(
+        id=fake.next_id(),
+        user_login=login,
+        user_type=user_type,
+        # No event = a PENDING review, visible only to its author until submitted.
+        state=states.get(str(event), "PENDING"),
+        body=str(body.get("body", "")),
+        commit_id=str(body.get("commit_id") or pull.head_sha),
+        submitted_at=_now_iso() if event else None,
+    )
+    pull.reviews.append(review)
+    return _json(fake.review_json(repo, pull, review))
+
+
+# --------------------------------------------------------------------------------------------
+# Git plumbing for git-backed repos
+# --------------------------------------------------------------------------------------------
+
+
+def _made_up_sha(seed: str) -> str:
+    return hashlib.sha1(seed.encode(), usedforsecurity=False).hexdigest()
+
+
+def _git_run(
+    git_dir: Path,
+    *args: str,
+    stdin: bytes | None = None,
+    env: Mapping[str, str] | None = None,
+    check: bool = True,
+) -> subprocess.CompletedProcess[bytes]:
+    # Keep the developer's own git config (signing, hooks paths, templates) out of the fake.
+    full_env = {
+        **os.environ,
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_CONFIG_GLOBAL": os.devnull,
+        "GIT_TERMINAL_PROMPT": "0",
+        **(env or {}),
+    }
+    proc = subprocess.run(
+        ["git", f"--git-dir={git_dir}", *args],
+        input=stdin,
+        env=full_env,
+        capture_output=True,
+        check=False,
+    )
+    if check and proc.returncode != 0:
+        raise RuntimeError(f"git {' '.join(args)} failed: {proc.stderr.decode().strip()}")
+    return proc
+
+
+def _git(
+    git_dir: Path,
+    *args: str,
+    stdin: bytes | None = None,
+    env: Mapping[str, str] | None = None,
+) -> str:
+    return _git_run(git_dir, *args, stdin=stdin, env=env).stdout.decode().strip()

@@ -259,9 +259,9 @@ async def test_unknown_path_and_unimplemented_operation_are_violations(
     ]
 
     with pytest.raises(GitHubBroken) as broken:
-        await gh.getitem("/repos/{owner}/{repo}/pulls", REPO)
+        await gh.getitem("/repos/{owner}/{repo}/milestones", REPO)
     assert broken.value.status_code == 501
-    assert "pulls/list" in fake.violations[-1]
+    assert "issues/list-milestones" in fake.violations[-1]
 
 
 async def test_fail_next_injects_429_with_retry_after(
