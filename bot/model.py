@@ -78,7 +78,9 @@ def extract_json(text: str) -> Any:
     start, end = stripped.find("{"), stripped.rfind("}")
     if start == -1 or end < start:
         raise ValueError("no JSON object in the reply")
-    return json.loads(stripped[start : end + 1])
+    # strict=False: llama.cpp's schema grammar lets raw newlines into JSON strings, and a retry
+    # at temperature 0 repeats them byte for byte; they are harmless in a summary.
+    return json.loads(stripped[start : end + 1], strict=False)
 
 
 class ModelClient:

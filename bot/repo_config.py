@@ -63,7 +63,7 @@ class TriageConfig(_Strict):
     #: Create mapped labels that do not exist in the repository (off: never invent labels).
     create_missing_labels: bool = False
     #: Token budget for the issue title + body in the prompt.
-    max_issue_tokens: int = Field(default=1200, ge=100, le=16000)
+    max_issue_tokens: int = Field(default=800, ge=100, le=16000)
 
 
 class BudgetConfig(_Strict):
