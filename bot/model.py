@@ -173,25 +173,27 @@ class ModelClient:
             ct = resp.usage.completion_tokens if resp.usage else 0
             call = Usage(1, pt, ct, self.cost_of(model, pt, ct))
             usage.add(call)
+            value: T | None = None
             try:
                 value = output_type.model_validate(extract_json(text))
             except (ValueError, ValidationError) as exc:
                 last_error = _short_error(exc)
-                if record:
-                    await record(
-                        StepRecord(
-                            name=step,
-                            kind="model",
-                            verdict=f"invalid: {last_error}",
-                            model=model,
-                            input=_render(convo),
-                            output=text,
-                            prompt_tokens=pt,
-                            completion_tokens=ct,
-                            cost=call.cost,
-                            duration_ms=ms,
-                        )
+            if record:
+                await record(
+                    StepRecord(
+                        name=step,
+                        kind="model",
+                        verdict="valid" if value is not None else f"invalid: {last_error}",
+                        model=model,
+                        input=_render(convo),
+                        output=text,
+                        prompt_tokens=pt,
+                        completion_tokens=ct,
+                        cost=call.cost,
+                        duration_ms=ms,
                     )
+                )
+            if value is None:
                 convo = [
                     *messages,
                     {"role": "assistant", "content": text[:2000]},
@@ -202,21 +204,6 @@ class ModelClient:
                     },
                 ]
                 continue
-            if record:
-                await record(
-                    StepRecord(
-                        name=step,
-                        kind="model",
-                        verdict="valid",
-                        model=model,
-                        input=_render(convo),
-                        output=text,
-                        prompt_tokens=pt,
-                        completion_tokens=ct,
-                        cost=call.cost,
-                        duration_ms=ms,
-                    )
-                )
             return Reply(value=value, model=model, usage=usage, attempts=attempt, raw=text)
         raise ModelOutputError(
             f"{step}: invalid output after {self.max_attempts} attempts ({last_error})"
