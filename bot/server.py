@@ -58,9 +58,10 @@ async def webhook(request: web.Request) -> web.StreamResponse:
     settings = request.app[SETTINGS]
     body = await _read_capped(request)
     if body is None:
-        # Close rather than drain: reading the rest of a huge body is the attack.
-        request.transport and request.transport.close()  # type: ignore[func-returns-value]
-        return _error(413, f"payload larger than {WEBHOOK_MAX_BYTES} bytes")
+        # Answer, then close rather than drain: reading the rest of a huge body is the attack.
+        resp = _error(413, f"payload larger than {WEBHOOK_MAX_BYTES} bytes")
+        resp.force_close()
+        return resp
     assert settings.webhook_secret is not None
     secret = settings.webhook_secret.get_secret_value().encode()
     if not signature_ok(secret, body, request.headers.get("X-Hub-Signature-256")):
