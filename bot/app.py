@@ -129,7 +129,8 @@ class Runtime:
         )
         await self.run_loop(job, forge)
 
-    async def run_loop(self, job: Job, forge: Any, *, dry_run: bool = False) -> Outcome:
+    async def run_loop(self, job: Job, forge: Any, *, dry_run: bool = False) -> tuple[Outcome, int]:
+        """Run one loop as a recorded run; returns its outcome and run id."""
         assert self.model is not None
         run_id = await self.store.start_run(job.id or None, job.kind, job.repo, job.number)
         ctx = LoopContext(self.settings, self.store, forge, self.model, run_id, dry_run=dry_run)
@@ -148,7 +149,7 @@ class Runtime:
             outcome.exit.value,
             outcome.detail,
         )
-        return outcome
+        return outcome, run_id
 
 
 async def decide(event: Event, settings: Settings) -> list[JobSpec]:
@@ -221,9 +222,8 @@ async def run_local(
         max_attempts=1,
         lease_owner="local",
     )
-    outcome = await rt.run_loop(job, forge, dry_run=True)
-    runs = await rt.store.list_runs(limit=1)
-    return LocalResult(outcome, forge, int(runs[0]["id"]) if runs else 0)
+    outcome, run_id = await rt.run_loop(job, forge, dry_run=True)
+    return LocalResult(outcome, forge, run_id)
 
 
 async def replay(

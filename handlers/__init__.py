@@ -16,6 +16,6 @@ async def decide_jobs(event: Event, *, app_id: int | None) -> list[JobSpec]:
     """Route one event to the jobs it should create. Pure: no network, no disk."""
     if is_automated(event, app_id):
         return []
-    deps = IntakeDeps(app_id=app_id)
+    deps = IntakeDeps()
     await router.dispatch(event, NoIOAtIntake(), deps=deps)
     return deps.jobs

@@ -21,7 +21,6 @@ COMMANDS = {"triage": "triage"}
 class IntakeDeps:
     """What handlers get at intake: a list to append jobs to, and nothing that does I/O."""
 
-    app_id: int | None = None
     jobs: list[JobSpec] = field(default_factory=list)
 
 

@@ -161,8 +161,12 @@ async def run(job: Job, ctx: LoopContext) -> Outcome:
     areas = candidate_areas(repo_labels, cfg)
     messages = build_messages(ctx.forge.repo, issue, areas, cfg.max_issue_tokens)
     models_used: list[str] = []
+    usage = Usage()
 
     async def record(step: StepRecord) -> None:
+        # Every model call passes through here, so the footer's figures need no read-back.
+        if step.kind == "model":
+            usage.add(Usage(1, step.prompt_tokens, step.completion_tokens, step.cost))
         if step.model:
             models_used.append(step.model)
         await ctx.record(step)
@@ -177,7 +181,6 @@ async def run(job: Job, ctx: LoopContext) -> Outcome:
             max_tokens=200,
         )
     except ModelOutputError as exc:
-        usage = await _usage_of_run(ctx)
         text = (
             "### loopwright triage\n\nTriage could not classify this issue: the model's answer "
             f"was not valid twice ({exc}). A maintainer will take a look.\n\n"
@@ -197,7 +200,7 @@ async def run(job: Job, ctx: LoopContext) -> Outcome:
             output=f"apply={applied} skipped={skipped}",
         )
     )
-    comment = render_comment(result, applied, skipped, format_footer(ctx, reply.usage, models_used))
+    comment = render_comment(result, applied, skipped, format_footer(ctx, usage, models_used))
     await ctx.forge.add_labels(number, applied)
     url = await ctx.forge.upsert_sticky(number, "triage", comment)
     await ctx.record(
@@ -212,17 +215,5 @@ async def run(job: Job, ctx: LoopContext) -> Outcome:
         ExitReason.DONE,
         f"{result.type}/{result.severity}/{result.area}",
         posted={"labels": applied, "comment": comment, "result": result.model_dump()},
-        usage=reply.usage,
-    )
-
-
-async def _usage_of_run(ctx: LoopContext) -> Usage:
-    row = await ctx.store.get_run(ctx.run_id)
-    if row is None:
-        return Usage()
-    return Usage(
-        int(row["model_calls"]),
-        int(row["prompt_tokens"]),
-        int(row["completion_tokens"]),
-        float(row["cost"]),
+        usage=usage,
     )
