@@ -4,6 +4,7 @@ labels, reaction and one sticky comment on the FakeGitHub, with the scripted mod
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
@@ -107,41 +108,33 @@ def make_settings(gh: FakeGitHub, model: FakeModel, tmp: Path, **extra: Any) -> 
 
 @pytest.fixture
 async def stack_factory(tmp_path: Path, fake_model: FakeModel) -> AsyncIterator[Any]:
-    runners: list[web.AppRunner] = []
-    fakes: list[Any] = []
-    sessions: list[aiohttp.ClientSession] = []
+    # Closed in reverse order: sessions, then loopwright (its workers), then the FakeGitHub.
+    async with contextlib.AsyncExitStack() as stack:
 
-    async def make(config: str | None = CONFIG, **extra: Any) -> Stack:
-        cm = running_fake()
-        gh = await cm.__aenter__()
-        fakes.append(cm)
-        files = {".github/loopwright.yml": config} if config is not None else {}
-        gh.add_repo(
-            REPO,
-            installation_id=1,
-            labels=LABELS,
-            files=files,
-            collaborators={"Codertocat": "admin", "reader": "read"},
-        )
-        gh.add_issue(REPO, number=1, title="Crash on start", body="It crashes.", user="Codertocat")
-        settings = make_settings(gh, fake_model, tmp_path, **extra)
-        runner = web.AppRunner(build_app(settings, workers=2), access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        runners.append(runner)
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        session = aiohttp.ClientSession()
-        sessions.append(session)
-        return Stack(gh, fake_model, f"http://127.0.0.1:{port}", runner.app[STORE], session)
+        async def make(config: str | None = CONFIG, **extra: Any) -> Stack:
+            gh = await stack.enter_async_context(running_fake())
+            files = {".github/loopwright.yml": config} if config is not None else {}
+            gh.add_repo(
+                REPO,
+                installation_id=1,
+                labels=LABELS,
+                files=files,
+                collaborators={"Codertocat": "admin", "reader": "read"},
+            )
+            gh.add_issue(
+                REPO, number=1, title="Crash on start", body="It crashes.", user="Codertocat"
+            )
+            settings = make_settings(gh, fake_model, tmp_path, **extra)
+            runner = web.AppRunner(build_app(settings, workers=2), access_log=None)
+            await runner.setup()
+            stack.push_async_callback(runner.cleanup)
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            session = await stack.enter_async_context(aiohttp.ClientSession())
+            return Stack(gh, fake_model, f"http://127.0.0.1:{port}", runner.app[STORE], session)
 
-    yield make
-    for s in sessions:
-        await s.close()
-    for r in runners:
-        await r.cleanup()
-    for cm in fakes:
-        await cm.__aexit__(None, None, None)
+        yield make
 
 
 async def test_issue_opened_is_triaged_end_to_end(stack_factory: Any) -> None:
