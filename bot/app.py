@@ -25,8 +25,9 @@ from bot.server import NOTIFY, STORE, create_app
 from bot.settings import Settings
 from bot.store import Job, JobSpec, Store
 from bot.worker import WorkerPool
-from bot.workspace import sweep_stale
+from bot.workspace import MirrorCache, sweep_stale
 from loops import LOOPS
+from loops.checkout import CodeHost, local_host
 from loops.engine import LoopContext, Outcome, execute
 
 log = logging.getLogger("loopwright")
@@ -43,6 +44,8 @@ class Runtime:
         self.model: ModelClient | None = None
         self.embedded: EmbeddedModel | None = None
         self.pool: WorkerPool | None = None
+        # One mirror cache per process: its locks serialise fetches of one repository.
+        self.mirrors = MirrorCache(settings.data_dir, git_base_url=settings.git_base_url)
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -122,18 +125,30 @@ class Runtime:
             raise ValueError(f"no loop named {job.kind!r}")
         if job.installation_id is None:
             raise ValueError("the delivery carried no installation id")
+        client = self.github.for_repo(job.installation_id, job.repo)
         forge = GitHubForge(
-            self.github.for_repo(job.installation_id, job.repo),
-            bot_login=await self.github.bot_login(),
-            secrets=self.settings.secret_values(),
+            client, bot_login=await self.github.bot_login(), secrets=self.settings.secret_values()
         )
-        await self.run_loop(job, forge)
+        # The token reaches git only through pygit2's credential callback, never the sandbox.
+        code = CodeHost(self.settings, self.mirrors, client.token)
+        await self.run_loop(job, forge, code=code)
 
-    async def run_loop(self, job: Job, forge: Any, *, dry_run: bool = False) -> tuple[Outcome, int]:
+    async def run_loop(
+        self, job: Job, forge: Any, *, code: CodeHost | None = None, dry_run: bool = False
+    ) -> tuple[Outcome, int]:
         """Run one loop as a recorded run; returns its outcome and run id."""
         assert self.model is not None
         run_id = await self.store.start_run(job.id or None, job.kind, job.repo, job.number)
-        ctx = LoopContext(self.settings, self.store, forge, self.model, run_id, dry_run=dry_run)
+        ctx = LoopContext(
+            self.settings,
+            self.store,
+            forge,
+            self.model,
+            run_id,
+            dry_run=dry_run,
+            code=code,
+            queued_at=job.created_at,
+        )
         try:
             outcome = await execute(job.kind, LOOPS[job.kind], job, ctx)
         except BaseException as exc:
@@ -172,6 +187,9 @@ def build_app(settings: Settings, *, workers: int) -> web.Application:
 # --- local mode -----------------------------------------------------------------------------------
 
 
+_REPORT_KEYS = ("reproduction", "attempts", "verification", "diff", "branch", "test_runs")
+
+
 @dataclass
 class LocalResult:
     outcome: Outcome
@@ -187,6 +205,8 @@ class LocalResult:
             "comment": self.forge.comment,
             "usage": self.outcome.usage.as_dict(),
             "run_id": self.run_id,
+            # The code-changing loops add attempts, verification table, diff, branch.
+            **{k: v for k, v in self.outcome.posted.items() if k in _REPORT_KEYS},
             **({"note": self.note} if self.note else {}),
         }
 
@@ -209,6 +229,8 @@ async def run_local(
     forge: DryRunForge,
     number: int,
     payload: dict[str, Any] | None = None,
+    *,
+    repo_path: Path | None = None,
 ) -> LocalResult:
     job = Job(
         id=0,
@@ -222,7 +244,8 @@ async def run_local(
         max_attempts=1,
         lease_owner="local",
     )
-    outcome, run_id = await rt.run_loop(job, forge, dry_run=True)
+    code = local_host(rt.settings, repo_path, repo_name) if repo_path is not None else None
+    outcome, run_id = await rt.run_loop(job, forge, code=code, dry_run=True)
     return LocalResult(outcome, forge, run_id)
 
 

@@ -68,7 +68,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("config-schema", help="print the JSON schema of .github/loopwright.yml")
 
     run = sub.add_parser("run", help="run a loop locally, without GitHub (dry run)")
-    run.add_argument("loop", choices=["triage"])
+    run.add_argument("loop", choices=["triage", "fix", "reproduce"])
     run.add_argument("--repo", type=Path, required=True, help="local checkout of the repository")
     run.add_argument(
         "--issue-file",
@@ -280,6 +280,12 @@ async def _run_local(settings: Settings, args: argparse.Namespace) -> int:
 
     if not args.repo.is_dir():
         raise SettingsError(f"--repo {args.repo} is not a directory")
+    code_loop = args.loop in ("fix", "reproduce")
+    if code_loop and not (args.repo / ".git").exists():
+        raise SettingsError(
+            f"--repo {args.repo} is not the root of a git repository; `{args.loop}` works on its "
+            "committed HEAD (git init && git add -A && git commit -m init)"
+        )
     issue = read_issue_file(args.issue_file)
     forge = DryRunForge(
         f"local/{args.repo.resolve().name}",
@@ -289,7 +295,14 @@ async def _run_local(settings: Settings, args: argparse.Namespace) -> int:
         secrets=settings.secret_values(),
     )
     async with Runtime.open(settings, model=True) as rt:
-        result = await run_local(rt, args.loop, forge.repo, forge, issue.number)
+        result = await run_local(
+            rt,
+            args.loop,
+            forge.repo,
+            forge,
+            issue.number,
+            repo_path=args.repo if code_loop else None,
+        )
     _print_result(result, args.json)
     return 0 if result.outcome.exit.succeeded else 1
 

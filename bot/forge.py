@@ -51,6 +51,13 @@ class Issue:
     labels: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class PullRef:
+    number: int
+    url: str
+    created: bool = False
+
+
 def compose_sticky(existing: str | None, section: str, content: str) -> str:
     """Replace (or add) one loop's section of the sticky comment, keeping the others."""
     sections: dict[str, str] = {}
@@ -102,6 +109,39 @@ class GitHubForge(BaseForge):
     async def default_branch(self) -> str:
         data = await self.client.get("/repos/{owner}/{repo}")
         return str(data["default_branch"])
+
+    async def upsert_draft_pull(self, *, head: str, base: str, title: str, body: str) -> PullRef:
+        """Open a draft PR from `head`, or edit the open one from it: one PR per branch.
+
+        Never marks it ready, approves or merges: a human decides.
+        """
+        title, body = self.clean(title), self.clean(body)
+        owner = self.repo.split("/", 1)[0]
+        async for pr in self.client.getiter(
+            "/repos/{owner}/{repo}/pulls{?state,head,per_page}",
+            # "owner:branch": without the owner GitHub ignores the filter.
+            {"state": "open", "head": f"{owner}:{head}", "per_page": 100},
+        ):
+            if (pr.get("head") or {}).get("ref") != head:
+                continue
+            data = await self.client.patch(
+                "/repos/{owner}/{repo}/pulls/{pull_number}",
+                {"pull_number": pr["number"]},
+                data={"title": title, "body": body},
+            )
+            return PullRef(int(data["number"]), str(data.get("html_url", "")), created=False)
+        data = await self.client.post(
+            "/repos/{owner}/{repo}/pulls",
+            data={
+                "title": title,
+                "head": head,
+                "base": base,
+                "body": body,
+                "draft": True,
+                "maintainer_can_modify": True,
+            },
+        )
+        return PullRef(int(data["number"]), str(data.get("html_url", "")), created=True)
 
     async def get_issue(self, number: int) -> Issue:
         data = await self.client.get(
@@ -207,6 +247,20 @@ class DryRunForge(BaseForge):
         self.reactions: list[str] = []
         self.added_labels: list[str] = []
         self.comment: str | None = None
+        self.pull: dict[str, Any] | None = None
+
+    async def default_branch(self) -> str:
+        return "HEAD"
+
+    async def upsert_draft_pull(self, *, head: str, base: str, title: str, body: str) -> PullRef:
+        created = self.pull is None
+        self.pull = {
+            "head": head,
+            "base": base,
+            "title": self.clean(title),
+            "body": self.clean(body),
+        }
+        return PullRef(1, "(dry run)", created=created)
 
     async def get_issue(self, number: int) -> Issue:
         return self.issue
@@ -243,4 +297,9 @@ class DryRunForge(BaseForge):
         return "(dry run)"
 
     def posted(self) -> dict[str, Any]:
-        return {"labels": self.added_labels, "reactions": self.reactions, "comment": self.comment}
+        return {
+            "labels": self.added_labels,
+            "reactions": self.reactions,
+            "comment": self.comment,
+            "pull": self.pull,
+        }

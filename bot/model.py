@@ -51,6 +51,18 @@ class Usage:
         self.completion_tokens += other.completion_tokens
         self.cost += other.cost
 
+    def copy(self) -> Usage:
+        return Usage(self.calls, self.prompt_tokens, self.completion_tokens, self.cost)
+
+    def minus(self, earlier: Usage) -> Usage:
+        """What was spent since `earlier` (a copy taken before)."""
+        return Usage(
+            self.calls - earlier.calls,
+            self.prompt_tokens - earlier.prompt_tokens,
+            self.completion_tokens - earlier.completion_tokens,
+            self.cost - earlier.cost,
+        )
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "calls": self.calls,
@@ -129,13 +141,15 @@ class ModelClient:
         schema: dict[str, Any] | None = None,
         record: Recorder | None = None,
         max_tokens: int = 400,
+        models: list[str] | None = None,
     ) -> Reply[T]:
         """One call returning `output_type`; an invalid reply gets one corrective retry.
 
         The retry goes to the next model of the step's escalation list when there is one: an
-        invalid reply is a verified failure of the smaller model.
+        invalid reply is a verified failure of the smaller model. `models` overrides the list
+        (a loop that escalates after failed attempts passes the rest of it).
         """
-        models = self.settings.models_for(step)
+        models = models or self.settings.models_for(step)
         schema = schema or output_type.model_json_schema()
         usage = Usage()
         convo = list(messages)

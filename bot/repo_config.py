@@ -116,11 +116,30 @@ def _split(line: str) -> list[str]:
     return argv
 
 
+class FixConfig(_Strict):
+    """The issue loops: reproduce → patch → re-test."""
+
+    #: Tests the model may write before the issue counts as not reproduced.
+    reproduce_attempts: int = Field(default=3, ge=1, le=10)
+    #: Failed patch attempts with one model before the next model of `model_patch` takes over.
+    attempts_per_model: int = Field(default=3, ge=1, le=20)
+    #: Patch attempts in a row that may fail to improve before the loop gives up.
+    patience: int = Field(default=4, ge=1, le=50)
+    #: Actions (view, search, edit, run_tests, finish) the model gets per patch attempt.
+    max_turns: int = Field(default=6, ge=1, le=30)
+    #: Runs of the reproduction on base and head by re-test (a fix must pass every one).
+    retest_runs: int = Field(default=3, ge=2, le=20)
+    #: Extra glob patterns the patch step may not edit (added to the built-in list of tests,
+    #: conftest.py, CI, packaging and .github/).
+    protected_paths: list[str] = Field(default_factory=list)
+
+
 class RepoConfig(_Strict):
     loops: LoopsConfig = Field(default_factory=LoopsConfig)
     triage: TriageConfig = Field(default_factory=TriageConfig)
     budgets: BudgetConfig = Field(default_factory=BudgetConfig)
     commands: CommandsConfig = Field(default_factory=CommandsConfig)
+    fix: FixConfig = Field(default_factory=FixConfig)
 
 
 class ConfigError(Exception):

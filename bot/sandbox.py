@@ -663,7 +663,8 @@ class EnvInfo:
 
     @property
     def env(self) -> dict[str, str]:
-        return {"VIRTUAL_ENV": self.venv_inside}
+        # No .pyc files: the tests must not leave artifacts a later commit could pick up.
+        return {"VIRTUAL_ENV": self.venv_inside, "PYTHONDONTWRITEBYTECODE": "1"}
 
 
 def dependency_files(workdir: Path) -> list[Path]:

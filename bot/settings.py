@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     private_key_file: Path | None = None
     webhook_secret: SecretStr | None = None
     github_api_url: str = "https://api.github.com"
+    #: Where repositories are cloned from over smart HTTP (`{url}/{owner}/{repo}.git`).
+    git_base_url: str = "https://github.com"
 
     data_dir: Path = Field(default_factory=_default_data_dir)
     #: Empty means an SQLite file `loopwright.db` in `data_dir`.

@@ -145,6 +145,7 @@ class Job:
     attempts: int
     max_attempts: int
     lease_owner: str
+    created_at: float = 0.0
 
     @classmethod
     def from_row(cls, row: Row) -> Job:
@@ -159,6 +160,7 @@ class Job:
             attempts=int(row["attempts"]),
             max_attempts=int(row["max_attempts"]),
             lease_owner=row["lease_owner"],
+            created_at=float(row.get("created_at") or 0.0),
         )
 
 
@@ -443,3 +445,21 @@ class Store:
         return await self.db.fetchall(
             "SELECT * FROM steps WHERE run_id=:id ORDER BY id", {"id": run_id}
         )
+
+    async def stop_requests(self, repo: str, number: int, since: float) -> list[str]:
+        """Who asked (`/loopwright stop`) to stop loops on `repo#number` since `since`.
+
+        Read from the queue itself, so a stop is seen while every worker is busy with the loop
+        it stops; the loop checks the requester's permission before it obeys.
+        """
+        rows = await self.db.fetchall(
+            "SELECT payload FROM jobs WHERE kind='stop' AND repo=:repo AND number=:number "
+            "AND created_at >= :since ORDER BY id",
+            {"repo": repo, "number": number, "since": since},
+        )
+        who = []
+        for row in rows:
+            payload = json.loads(row["payload"])
+            if isinstance(payload, dict) and payload.get("requires_write_from"):
+                who.append(str(payload["requires_write_from"]))
+        return who

@@ -33,7 +33,7 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
@@ -220,9 +220,18 @@ def _harden_config(repo: pygit2.Repository) -> None:
 class MirrorCache:
     """Bare mirrors of repositories, fetched incrementally with an installation token."""
 
-    def __init__(self, data_dir: Path, *, git_base_url: str = "https://github.com") -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        git_base_url: str = "https://github.com",
+        remote_urls: Mapping[str, str] | None = None,
+    ) -> None:
+        """`remote_urls` maps a repository name to a URL or path of its own (local mode
+        clones a checkout on disk this way); every other name is under `git_base_url`."""
         self.data_dir = Path(data_dir)
         self.git_base_url = git_base_url.rstrip("/")
+        self.remote_urls = dict(remote_urls or {})
         self._locks: dict[str, asyncio.Lock] = {}
 
     def path_for(self, full_name: str) -> Path:
@@ -231,6 +240,8 @@ class MirrorCache:
 
     def url_for(self, full_name: str) -> str:
         owner, repo = _check_repo_name(full_name)
+        if full_name in self.remote_urls:
+            return self.remote_urls[full_name]
         return f"{self.git_base_url}/{owner}/{repo}.git"
 
     def lock_for(self, full_name: str) -> asyncio.Lock:
@@ -454,6 +465,31 @@ class Workspace:
         finally:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
+
+    async def untracked(self) -> set[str]:
+        """New files that are not ignored (what a commit would add)."""
+        return await self._run(self._untracked_sync)
+
+    def _untracked_sync(self) -> set[str]:
+        return {
+            path
+            for path, flags in self._repo.status(untracked_files="all").items()
+            if flags & pygit2.enums.FileStatus.WT_NEW
+        }
+
+    async def remove_files(self, paths: set[str]) -> None:
+        """Delete files (e.g. what a test run left behind); missing ones are skipped."""
+        await self._run(self._remove_files_sync, paths)
+
+    def _remove_files_sync(self, paths: set[str]) -> None:
+        for path in paths:
+            pure = PurePosixPath(path)
+            # The directory is resolved (and confined); the entry itself is not followed, so a
+            # symlink a test planted is removed rather than its target.
+            parent = self._resolve(str(pure.parent)) if str(pure.parent) != "." else self._real_root
+            entry = parent / pure.name
+            if entry.is_symlink() or entry.is_file():
+                entry.unlink()
 
     # -- history -------------------------------------------------------------------------------
 

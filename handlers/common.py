@@ -14,7 +14,16 @@ from bot.store import JobSpec
 COMMAND = re.compile(r"^\s*/loopwright[ \t]+([a-z][a-z-]*)\b[ \t]*(.*)$", re.MULTILINE)
 
 #: Commands a comment can give, and the loop each one starts.
-COMMANDS = {"triage": "triage"}
+COMMANDS = {
+    "triage": "triage",
+    "fix": "fix",
+    "reproduce": "reproduce",
+    "retest": "retest",
+    "stop": "stop",
+}
+
+#: The label that asks for the fix loop (reproduce → patch → re-test → draft PR).
+FIX_LABEL = "loopwright:fix"
 
 
 @dataclass

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from loops import triage
+from loops import fix, triage
 from loops.engine import LoopFn
 
-LOOPS: dict[str, LoopFn] = {"triage": triage.run}
+LOOPS: dict[str, LoopFn] = {
+    "triage": triage.run,
+    "fix": fix.run,
+    "reproduce": fix.run_reproduce,
+    "retest": fix.run_retest,
+    "stop": fix.run_stop,
+}

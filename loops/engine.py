@@ -10,11 +10,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from bot.forge import WRITE_PERMISSIONS, Issue
+from bot.forge import WRITE_PERMISSIONS, Issue, PullRef
 from bot.model import ModelClient, Usage
 from bot.repo_config import CONFIG_PATH, BudgetConfig, ConfigError, RepoConfig, parse_config
 from bot.settings import Settings
 from bot.store import Job, StepRecord, Store
+from loops.checkout import CodeHost
 
 log = logging.getLogger("loopwright.engine")
 
@@ -33,6 +34,8 @@ class ExitReason(enum.StrEnum):
     SANDBOX_ERROR = "sandbox_error"
     PROTECTED_PATH = "protected_path"
     CANCELLED = "cancelled"
+    #: A candidate fix that passed once but not on every re-test run.
+    FLAKY = "flaky"
 
     @property
     def succeeded(self) -> bool:
@@ -57,6 +60,10 @@ class Forge(Protocol):
     async def add_reaction(self, number: int, content: str) -> None: ...
     async def add_labels(self, number: int, labels: list[str]) -> None: ...
     async def upsert_sticky(self, number: int, section: str, content: str) -> str: ...
+    async def default_branch(self) -> str: ...
+    async def upsert_draft_pull(
+        self, *, head: str, base: str, title: str, body: str
+    ) -> PullRef: ...
 
 
 @dataclass
@@ -68,6 +75,10 @@ class LoopContext:
     run_id: int
     config: RepoConfig = field(default_factory=RepoConfig)
     dry_run: bool = False
+    #: Working copies and pushes, for the loops that change code (None: this loop cannot).
+    code: CodeHost | None = None
+    #: When the job was queued: stop requests from then on apply to this run.
+    queued_at: float = 0.0
 
     async def record(self, step: StepRecord) -> None:
         await self.store.record_step(self.run_id, step)

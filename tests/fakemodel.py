@@ -6,16 +6,17 @@ so a test says "the triage step answers X" and stays true when other steps are a
 
 from __future__ import annotations
 
+import inspect
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
-Responder = Callable[[dict[str, Any]], str]
+Responder = Callable[[dict[str, Any]], str | Awaitable[str]]
 Answer = str | Responder | dict[str, Any]
 
 
@@ -71,6 +72,9 @@ class FakeModel:
                 {"error": {"message": "scripted failure"}}, status=int(answer.get("status", 500))
             )
         content = answer(body) if callable(answer) else answer
+        if inspect.isawaitable(content):
+            # An async responder can act mid-call (e.g. deliver a webhook) before answering.
+            content = await content
         prompt_tokens = sum(len(str(m.get("content", ""))) for m in body["messages"]) // 4 + 1
         completion_tokens = len(content) // 4 + 1
         return web.json_response(

@@ -26,6 +26,7 @@ async def test_issue_opened_becomes_a_triage_job() -> None:
 
 
 async def test_other_actions_and_events_make_no_job() -> None:
+    # labeled.9 adds the "bug" label: not ours, no job.
     assert await decide_jobs(event("issues", payload("issues/labeled.9")), app_id=1) == []
     assert await decide_jobs(event("ping", payload("ping/event.0")), app_id=1) == []
     plain = payload("issue_comment/created.0")
@@ -54,3 +55,36 @@ def test_parse_command() -> None:
     assert parse_command("  /loopwright fix now") == ("fix", "now")
     assert parse_command("please run /loopwright triage") is None  # not at line start
     assert parse_command("/loopwrighttriage") is None
+
+
+def fix_labeled(**issue: object) -> dict:  # type: ignore[type-arg]
+    data = payload("issues/labeled.9", installation={"id": 42})
+    data["label"]["name"] = "loopwright:fix"
+    data["issue"].update(issue)
+    return data
+
+
+async def test_fix_label_becomes_a_fix_job_for_a_writer_to_be() -> None:
+    [job] = await decide_jobs(event("issues", fix_labeled(state="open")), app_id=1)
+    assert (job.kind, job.number) == ("fix", 1)
+    # Labelling needs only triage access: the worker checks the labeller can write.
+    assert job.payload["requires_write_from"] == "Codertocat"
+
+
+async def test_fix_label_on_a_closed_issue_or_a_pull_request_makes_no_job() -> None:
+    assert await decide_jobs(event("issues", fix_labeled(state="closed")), app_id=1) == []
+    pr = fix_labeled(state="open", pull_request={"url": "https://api.github.com/x"})
+    assert await decide_jobs(event("issues", pr), app_id=1) == []
+
+
+async def test_issue_loop_commands() -> None:
+    for command, kind in [
+        ("fix", "fix"),
+        ("reproduce", "reproduce"),
+        ("retest", "retest"),
+        ("stop", "stop"),
+    ]:
+        data = payload("issue_comment/created.0")
+        data["comment"]["body"] = f"/loopwright {command}"
+        [job] = await decide_jobs(event("issue_comment", data), app_id=1)
+        assert job.kind == kind and job.payload["requires_write_from"] == "Codertocat"

@@ -159,3 +159,24 @@ async def test_concurrent_deliveries_share_commits_and_keep_their_own_answers(
     assert sorted(j["number"] for j in jobs) == list(range(40))
     rows = await store.db.fetchall("SELECT id FROM deliveries")
     assert len(rows) == 40 and "d-bad" not in {r["id"] for r in rows}
+
+
+async def test_stop_requests_are_read_from_the_queue(store: Store, clock: Clock) -> None:
+    fix = JobSpec("fix", "octo/hello", 7, 5, {"requires_write_from": "alice"})
+    await store.record_delivery("d-fix", "issues", "labeled", "octo/hello", [fix], max_attempts=3)
+    queued_at = clock.now
+    assert await store.stop_requests("octo/hello", 5, queued_at) == []
+    clock.now += 10
+    stops = [
+        JobSpec("stop", "octo/hello", 7, 5, {"requires_write_from": "bob"}),
+        JobSpec("stop", "octo/hello", 7, 6, {"requires_write_from": "carol"}),  # another issue
+        JobSpec("stop", "octo/other", 7, 5, {"requires_write_from": "dave"}),  # another repo
+    ]
+    await store.record_delivery(
+        "d-stop", "issue_comment", "created", "octo/hello", stops, max_attempts=3
+    )
+    assert await store.stop_requests("octo/hello", 5, queued_at) == ["bob"]
+    # A stop given before the loop was queued does not stop it.
+    assert await store.stop_requests("octo/hello", 5, clock.now + 1) == []
+    [job] = [j for j in [await store.lease("w", 60)] if j is not None]
+    assert job.created_at == queued_at

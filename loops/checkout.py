@@ -1,0 +1,156 @@
+"""Working copies for the code-changing loops: a clone from the mirror, its sandbox environment,
+its tests, and the push of the loop's branch.
+
+`CodeHost` knows where code comes from (GitHub through the installation token, or a checkout on
+disk in local mode); `Checkout` is one job's working copy with everything a loop does to it.
+Tests run only inside the sandbox; git and the push only on the host.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from pathlib import Path
+
+from bot.repo_config import CommandsConfig
+from bot.sandbox import EnvInfo, grant_workspace, prepare_environment
+from bot.settings import Settings
+from bot.testresults import TestRun, baseline_run, default_test_command, run_tests
+from bot.workspace import MirrorCache, Workspace, open_workspace
+
+log = logging.getLogger("loopwright.checkout")
+
+TokenFn = Callable[[], Awaitable[str]]
+
+
+def sandbox_user(settings: Settings) -> str | None:
+    """Who sandboxed commands run as: the configured user when we are root, else ourselves."""
+    return settings.sandbox_user if os.geteuid() == 0 else None
+
+
+class CodeHost:
+    """Where a loop's working copies come from and where its branch goes."""
+
+    def __init__(
+        self, settings: Settings, mirrors: MirrorCache, token: TokenFn, *, push: bool = True
+    ) -> None:
+        self.settings = settings
+        self.mirrors = mirrors
+        self.token = token
+        #: False in local mode: the result stays in the working copy and the report.
+        self.can_push = push
+
+    @contextlib.asynccontextmanager
+    async def checkout(
+        self, repo: str, base: str, *, loop: str, number: int, commands: CommandsConfig
+    ) -> AsyncIterator[Checkout]:
+        """Fetch, then a working copy of `base` on `loopwright/<loop>-<number>`."""
+        await self.mirrors.fetch(repo, await self.token())
+        async with open_workspace(self.mirrors, repo, base, loop=loop, number=number) as ws:
+            run_as = sandbox_user(self.settings)
+            await asyncio.to_thread(grant_workspace, ws.root, run_as)
+            yield Checkout(self, ws, commands)
+
+
+class Checkout:
+    def __init__(self, host: CodeHost, ws: Workspace, commands: CommandsConfig) -> None:
+        self.host = host
+        self.ws = ws
+        self.commands = commands
+        self.env: EnvInfo | None = None
+        self.test_runs = 0
+        self.test_seconds = 0.0
+
+    @property
+    def settings(self) -> Settings:
+        return self.host.settings
+
+    @property
+    def run_as(self) -> str | None:
+        return sandbox_user(self.settings)
+
+    def test_command(self) -> list[str]:
+        cmd = self.commands.test_argv() or default_test_command(self.ws.root)
+        if not cmd:
+            raise ValueError(
+                "no test command: set commands.test in .github/loopwright.yml "
+                "(the repository does not look like it uses pytest)"
+            )
+        return cmd
+
+    async def prepare(self) -> EnvInfo:
+        """The dependency environment (setup phase: network, no secrets), cached per repo."""
+        if self.env is None:
+            self.env = await prepare_environment(
+                self.ws.root,
+                repo=self.ws.full_name,
+                cache_root=self.settings.data_dir / "envs",
+                setup_cmds=self.commands.setup_argv(),
+                timeout=self.commands.setup_timeout_seconds,
+                mode=self.settings.sandbox,
+                run_as=self.run_as,
+            )
+        return self.env
+
+    async def grant(self) -> None:
+        """Let the sandbox user read what the host just wrote (new files and directories)."""
+        await asyncio.to_thread(grant_workspace, self.ws.root, self.run_as)
+
+    async def run_tests(self, selection: Sequence[str] = ()) -> TestRun:
+        """One sandboxed test run (no network); `selection` narrows a pytest command to test
+        ids or files. Files the run creates are removed afterwards, so no later commit picks
+        them up."""
+        env = await self.prepare()
+        cmd = self.test_command()
+        if selection and any("pytest" in part for part in cmd):
+            cmd = [*cmd, *selection]
+        before = await self.ws.untracked()
+        run = await run_tests(
+            self.ws.root,
+            test_cmd=cmd,
+            env=env,
+            timeout=self.commands.test_timeout_seconds,
+            mode=self.settings.sandbox,
+            run_as=self.run_as,
+        )
+        left = await self.ws.untracked() - before
+        if left:
+            await self.ws.remove_files(left)
+        self.test_runs += 1
+        self.test_seconds += run.duration_s
+        return run
+
+    async def baseline(self) -> tuple[TestRun, bool]:
+        """The suite on the base commit, cached per (repo, commit, command); (run, cache hit)."""
+        env = await self.prepare()
+        return await baseline_run(
+            self.ws.root,
+            cache_dir=self.settings.data_dir,
+            repo=self.ws.full_name,
+            commit=self.ws.base,
+            test_cmd=self.test_command(),
+            env=env,
+            timeout=self.commands.test_timeout_seconds,
+            mode=self.settings.sandbox,
+            run_as=self.run_as,
+        )
+
+    async def push(self) -> str | None:
+        """Push the loop's branch (only `loopwright/*`, never `.github/workflows/`); None when
+        this host does not push (local mode)."""
+        if not self.host.can_push:
+            return None
+        return await self.ws.push(await self.host.token())
+
+
+def local_host(settings: Settings, repo_path: Path, name: str) -> CodeHost:
+    """Local mode: clone a checkout on disk (its committed HEAD), never push."""
+
+    async def no_token() -> str:
+        return ""
+
+    mirrors = MirrorCache(settings.data_dir, remote_urls={name: str(repo_path.resolve())})
+    return CodeHost(settings, mirrors, no_token, push=False)

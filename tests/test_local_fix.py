@@ -1,0 +1,93 @@
+"""`loopwright run fix` on a local repository: the real CLI in a subprocess, the scripted model
+over HTTP, the sandbox as the unprivileged test user; no GitHub."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests import fixrepo
+from tests.fakemodel import FakeModel
+from tests.sandbox_user import bwrap_works, sandbox_run_as
+
+__all__ = ["sandbox_run_as"]
+
+pytestmark = pytest.mark.skipif(bwrap_works() is not None, reason=bwrap_works() or "")
+
+
+async def run_cli(
+    tmp_path: Path, model: FakeModel, run_as: str | None, *args: str
+) -> tuple[int, str, str]:
+    env = {
+        **os.environ,
+        "LOOPWRIGHT_MODEL_BASE_URL": model.url,
+        "LOOPWRIGHT_MODEL_API_KEY": "sk-local-" + "z" * 24,
+        "LOOPWRIGHT_DATA_DIR": str(tmp_path / "data"),
+        "LOOPWRIGHT_SANDBOX_USER": run_as or "",
+    }
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot.cli",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    return proc.returncode or 0, out.decode(), err.decode()
+
+
+async def test_run_fix_locally(
+    tmp_path: Path, fake_model: FakeModel, sandbox_run_as: str | None
+) -> None:
+    repo = fixrepo.write_local_repo(tmp_path / "calc")
+    issue = tmp_path / "issue.md"
+    issue.write_text(f"# {fixrepo.ISSUE_TITLE}\n\n{fixrepo.ISSUE_BODY}")
+    fake_model.script("write_test", fixrepo.repro_answer())
+    fake_model.script("patch", *fixrepo.RIGHT_FIX)
+    code, out, err = await run_cli(
+        tmp_path,
+        fake_model,
+        sandbox_run_as,
+        "run",
+        "fix",
+        "--repo",
+        str(repo),
+        "--issue-file",
+        str(issue),
+        "--json",
+    )
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["exit"] == "fixed"
+    assert "+    return words[-1] if words else" in data["diff"]
+    assert "+++ b/tests/test_loopwright_issue_1.py" in data["diff"]
+    assert [a["verdict"] for a in data["attempts"]] == ["kept"]
+    verdicts = {v["test"].split("::")[-1]: v["verdict"] for v in data["verification"]}
+    assert verdicts["test_last_word_of_empty_text"] == "fixed"
+    assert verdicts["test_last_word_of_blank_text"] == "fixed"
+    assert data["reproduction"]["ok"] and data["usage"]["calls"] == 4
+    # The local checkout itself is untouched: the work happened in a clone.
+    status = subprocess.run(
+        ["git", "-C", str(repo), "status", "--porcelain"], capture_output=True, text=True
+    )
+    assert status.stdout == ""
+    assert (repo / "calc" / "words.py").read_text() == fixrepo.WORDS_PY
+
+
+async def test_run_fix_needs_a_git_repository(tmp_path: Path, fake_model: FakeModel) -> None:
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    issue = tmp_path / "issue.md"
+    issue.write_text("# t\n\nbody")
+    code, _out, err = await run_cli(
+        tmp_path, fake_model, None, "run", "fix", "--repo", str(plain), "--issue-file", str(issue)
+    )
+    assert code != 0 and "not the root of a git repository" in err
