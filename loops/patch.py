@@ -3,7 +3,7 @@ turns); each attempt is committed and scored by the sandboxed suite, and kept on
 better than the best so far (engine.keep_or_revert).
 
 A patch succeeds when the reproduction and its held-out variant pass and no test that passed on
-base fails or disappears. The patch step cannot touch tests, conftest.py, CI or packaging
+base fails or disappears; anything short of that is reverted. The patch step cannot touch tests, conftest.py, CI or packaging
 (the Toolbox refuses such edits); the held-out variant is never in the workspace while the model
 works, so special-casing the visible test's input does not pass.
 """
@@ -67,7 +67,7 @@ class PatchOutcome:
 
 
 def score_run(run: TestRun, baseline: TestRun, repro: Reproduction) -> Score:
-    """Higher is better: reproduction passes, held-out passes, fewer regressions, more passing."""
+    """Success when the reproduction and the held-out variant pass and nothing else broke."""
     passed = run.passing
     repro_ok = bool(repro.test_ids) and all(t in passed for t in repro.test_ids)
     holdout_ok = all(t in passed for t in repro.holdout_ids)
@@ -88,13 +88,10 @@ def score_run(run: TestRun, baseline: TestRun, repro: Reproduction) -> Score:
         if broken:
             bits.append(f"{len(broken)} other test(s) broken: {', '.join(broken[:3])}")
         detail = "; ".join(bits)
-    value = (
-        float(repro_ok),
-        float(holdout_ok),
-        -float(len(broken)),
-        float(len(passed)),
-    )
-    return Score(value if run.junit_found else (-1.0,), success, detail)
+    # All or nothing: an attempt that makes the reproduction pass but fails the held-out
+    # variant or breaks another test is reverted, not kept as a base for the next attempt (a
+    # partial "improvement" of that kind is usually a hack the next attempt would build on).
+    return Score((1.0 if success else 0.0,), success, detail)
 
 
 def build_prompt(
@@ -228,11 +225,7 @@ async def patch(
         )
 
     # The base with the reproduction, scored the same way: the bar the first attempt must beat.
-    base_score = Score(
-        (0.0, 0.0 if repro.holdout_ids else 1.0, 0.0, float(len(baseline.passing))),
-        False,
-        "reproduction fails on base",
-    )
+    base_score = Score((0.0,), False, "reproduction fails on base")
     out.result = await keep_or_revert(
         co.ws,
         propose=propose,

@@ -87,7 +87,7 @@ def loopwright_config(**fix: Any) -> str:
     lines = [
         "commands:",
         "  setup:",
-        '    - "python3 -m venv --system-site-packages {venv}"',
+        '    - "python3 -m venv --without-pip --system-site-packages {venv}"',
         '  test: "python -m pytest -q"',
         "  test_timeout_seconds: 120",
         "fix:",
