@@ -3,9 +3,9 @@ turns); each attempt is committed and scored by the sandboxed suite, and kept on
 better than the best so far (engine.keep_or_revert).
 
 A patch succeeds when the reproduction and its held-out variant pass and no test that passed on
-base fails or disappears; anything short of that is reverted. The patch step cannot touch tests, conftest.py, CI or packaging
-(the Toolbox refuses such edits); the held-out variant is never in the workspace while the model
-works, so special-casing the visible test's input does not pass.
+base fails or disappears; anything short of that is reverted. The patch step cannot touch tests,
+conftest.py, CI or packaging (the Toolbox refuses such edits); the held-out variant is never in
+the workspace while the model works, so special-casing the visible test's input does not pass.
 """
 
 from __future__ import annotations

@@ -56,7 +56,16 @@ def test_config_schema_command_prints_the_schema() -> None:
         text=True,
     ).stdout
     schema = json.loads(out)
-    assert set(schema["properties"]) == {"loops", "triage", "budgets", "commands"}
+    assert set(schema["properties"]) == {"loops", "triage", "budgets", "commands", "fix"}
+
+
+def test_fix_section_names_a_wrong_key() -> None:
+    cfg = parse_config("fix:\n  retest_runs: 5\n  protected_paths: ['migrations/**']\n")
+    assert cfg.fix.retest_runs == 5 and cfg.fix.protected_paths == ["migrations/**"]
+    with pytest.raises(ConfigError) as err:
+        parse_config("fix:\n  retest_run: 5\n  max_turns: 0\n")
+    text = "\n".join(err.value.problems)
+    assert "fix.retest_run" in text and "fix.max_turns" in text
 
 
 def test_commands_are_split_without_a_shell() -> None:
