@@ -10,6 +10,7 @@ the workspace while the model works, so special-casing the visible test's input 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -207,9 +208,21 @@ async def patch(
         return Proposal(changed=changed, model=model_name, usage=usage, note=note)
 
     async def score() -> Score:
+        started = time.perf_counter()
         (run,) = await runs_with_holdout(co, repro, [], 1)
         out.last_run = run
-        return score_run(run, baseline, repro)
+        result = score_run(run, baseline, repro)
+        await ctx.record(
+            StepRecord(
+                name="score",
+                kind="deterministic",
+                verdict="success" if result.success else "not yet",
+                input=" ".join(run.command),
+                output=f"{result.detail}; suite ran {run.duration_s * 1000:.0f} ms in the sandbox",
+                duration_ms=(time.perf_counter() - started) * 1000,
+            )
+        )
+        return result
 
     async def on_attempt(a: AttemptRecord) -> None:
         await ctx.record(
