@@ -5,6 +5,9 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# As root, sandboxed commands run as this unprivileged user (rlimits do not bind root).
+SANDBOX_USER := $(shell [ "$$(id -u)" = 0 ] && echo loopwright-sbx)
+DEMO_DIR ?= /tmp/loopwright-demo
 
 .PHONY: demo test lint system-deps venv bench clean
 
@@ -12,6 +15,9 @@ system-deps:
 	@command -v bwrap >/dev/null 2>&1 || { \
 	  echo "installing bubblewrap (the sandbox) with apt-get"; \
 	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq bubblewrap >/dev/null; }
+	@if [ -n "$(SANDBOX_USER)" ] && ! id -u $(SANDBOX_USER) >/dev/null 2>&1; then \
+	  echo "creating the unprivileged sandbox user $(SANDBOX_USER)"; \
+	  useradd --system --no-create-home --shell /usr/sbin/nologin --user-group $(SANDBOX_USER); fi
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -33,6 +39,13 @@ demo: system-deps venv
 	$(VENV)/bin/loopwright run triage --repo examples/sample-repo \
 	  --issue-file examples/issues/feature.md --json \
 	  --labels "bug,enhancement,question,documentation,needs-info,priority: high,priority: critical,parser,docs"
+	@echo
+	@echo "== fix loop (reproduce -> patch -> re-test) on a buggy fixture project, embedded model =="
+	@echo "   (one attempt each: Gemma 3 270M rarely manages it; the loop must say so, quickly)"
+	$(PY) -m tests.fixrepo $(DEMO_DIR)
+	LOOPWRIGHT_SANDBOX_USER=$(SANDBOX_USER) LOOPWRIGHT_DATA_DIR=$(DEMO_DIR)/data \
+	  $(VENV)/bin/loopwright run fix --repo $(DEMO_DIR)/calc --issue-file $(DEMO_DIR)/issue.md \
+	  || echo "(the fix loop ended without a fix: see its exit reason above)"
 
 lint: venv
 	$(VENV)/bin/ruff check .

@@ -272,6 +272,8 @@ def _print_result(result: Any, as_json: bool) -> None:
         f"{u['completion_tokens']} completion tokens, ${u['cost']:.4f}"
     )
     print("comment:\n" + (data["comment"] or "(none)"))
+    if data.get("diff"):
+        print("diff:\n" + data["diff"])
 
 
 async def _run_local(settings: Settings, args: argparse.Namespace) -> int:

@@ -253,3 +253,31 @@ FLAKY_FIX = [
     ),
     finish("handles empty text"),
 ]
+
+
+DEMO_CONFIG = """commands:
+  test: "python -m pytest -q"
+fix:
+  reproduce_attempts: 1
+  max_turns: 3
+budgets:
+  max_iterations: 1
+"""
+
+
+def main(argv: list[str]) -> int:
+    """`python -m tests.fixrepo DIR`: the fixture as DIR/calc (a git repository) and its issue
+    as DIR/issue.md, for `make demo`. The demo config keeps the embedded model's run short."""
+    if len(argv) != 1:
+        print("usage: python -m tests.fixrepo DIR")
+        return 2
+    root = Path(argv[0])
+    write_local_repo(root / "calc", DEMO_CONFIG)
+    (root / "issue.md").write_text(f"# {ISSUE_TITLE}\n\n{ISSUE_BODY}")
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    raise SystemExit(main(sys.argv[1:]))
