@@ -8,7 +8,14 @@ from gidgethub.routing import Router
 from gidgethub.sansio import Event
 
 from bot.store import JobSpec
-from handlers.common import COMMANDS, IntakeDeps, installation_of, parse_command, repo_of
+from handlers.common import (
+    COMMANDS,
+    ISSUE_ONLY_COMMANDS,
+    IntakeDeps,
+    installation_of,
+    parse_command,
+    repo_of,
+)
 
 router = Router()
 
@@ -18,6 +25,8 @@ async def on_issue_comment_created(event: Event, gh: Any, *, deps: IntakeDeps) -
     command = parse_command(event.data["comment"].get("body") or "")
     if command is None or command[0] not in COMMANDS:
         return
+    if command[0] in ISSUE_ONLY_COMMANDS and event.data["issue"].get("pull_request"):
+        return  # the issue loops work on issues; a PR conversation is not one
     sender = event.data["sender"]["login"]
     deps.jobs.append(
         JobSpec(

@@ -22,6 +22,9 @@ COMMANDS = {
     "stop": "stop",
 }
 
+#: Commands that only make sense on an issue (not in a pull request's conversation).
+ISSUE_ONLY_COMMANDS = frozenset({"fix", "reproduce", "retest"})
+
 #: The label that asks for the fix loop (reproduce → patch → re-test → draft PR).
 FIX_LABEL = "loopwright:fix"
 

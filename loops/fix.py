@@ -155,6 +155,8 @@ async def _pipeline(job: Job, ctx: LoopContext, *, patching: bool) -> Outcome:
     assert number is not None, "the issue loops need an issue number"
     if ctx.code is None:
         raise ValueError("this runtime has no code host: the issue loops cannot run")
+    if not ctx.config.loops.reproduce:
+        return Outcome(ExitReason.DISABLED, "loops.reproduce is off in .github/loopwright.yml")
     issue: Issue = await ctx.deterministic(
         "read_issue", lambda: ctx.forge.get_issue(number), describe_input=f"#{number}"
     )

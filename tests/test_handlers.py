@@ -88,3 +88,10 @@ async def test_issue_loop_commands() -> None:
         data["comment"]["body"] = f"/loopwright {command}"
         [job] = await decide_jobs(event("issue_comment", data), app_id=1)
         assert job.kind == kind and job.payload["requires_write_from"] == "Codertocat"
+
+
+async def test_issue_loop_commands_are_ignored_in_a_pull_request() -> None:
+    data = payload("issue_comment/created.0")
+    data["comment"]["body"] = "/loopwright fix"
+    data["issue"]["pull_request"] = {"url": "https://api.github.com/repos/o/r/pulls/1"}
+    assert await decide_jobs(event("issue_comment", data), app_id=1) == []
