@@ -217,15 +217,22 @@ class Budget:
     def charge(self, usage: Usage) -> None:
         self.usage.add(usage)
 
-    def exhausted(self, iterations: int) -> str | None:
-        """Which cap is reached, in words, or None while there is room for another attempt."""
-        tokens = self.usage.prompt_tokens + self.usage.completion_tokens
+    def exhausted(self, iterations: int, pending: Usage | None = None) -> str | None:
+        """Which cap is reached, in words, or None while there is room for another attempt.
+
+        `pending` is spending not charged yet (the attempt in progress), so a check mid-attempt
+        sees it too.
+        """
+        spent = self.usage.copy()
+        if pending is not None:
+            spent.add(pending)
+        tokens = spent.prompt_tokens + spent.completion_tokens
         if iterations >= self.max_iterations:
             return f"{iterations} of {self.max_iterations} attempts used"
         if tokens >= self.max_tokens:
             return f"{tokens} of {self.max_tokens} tokens used"
-        if self.usage.cost >= self.max_cost_usd:
-            return f"${self.usage.cost:.4f} of ${self.max_cost_usd:.2f} spent"
+        if spent.cost >= self.max_cost_usd:
+            return f"${spent.cost:.4f} of ${self.max_cost_usd:.2f} spent"
         elapsed = self._clock() - self._started
         if elapsed >= self.wall_clock_seconds:
             return f"{elapsed:.0f}s of {self.wall_clock_seconds:.0f}s wall clock used"

@@ -199,7 +199,7 @@ async def patch(
                 {"role": "assistant", "content": reply.raw[:4000]},
                 {"role": "user", "content": f"Result of {reply.value.tool}:\n{result.output}"},
             ]
-            if budget.exhausted(0) is not None:
+            if budget.exhausted(0, pending=usage) is not None:
                 note = "budget reached mid-attempt"
                 break
         changed = toolbox.stats.edits_accepted > accepted_before

@@ -140,3 +140,12 @@ async def test_token_budget_and_cancellation(ws: Workspace) -> None:
         cancelled=stop,
     )
     assert result.exit is ExitReason.CANCELLED and result.ledger.attempts == []
+
+
+def test_budget_counts_spending_not_charged_yet() -> None:
+    budget = Budget(max_iterations=5, max_tokens=1000, max_cost_usd=1.0, wall_clock_seconds=60)
+    budget.charge(Usage(1, 600, 100, 0.1))
+    assert budget.exhausted(1) is None
+    # An attempt in progress has spent 400 more: a mid-attempt check must see it.
+    assert budget.exhausted(1, pending=Usage(2, 350, 50, 0.0)) == "1100 of 1000 tokens used"
+    assert budget.exhausted(1, pending=Usage(1, 0, 0, 0.95)) == "$1.0500 of $1.00 spent"
