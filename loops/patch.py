@@ -177,6 +177,7 @@ async def patch(
                 break
             usage.add(out.usage.minus(spent_before))
             model_name = reply.model
+            tool_started = time.perf_counter()
             result = await toolbox.dispatch_text(reply.raw)
             if not result.ok and reply.value.tool == "edit":
                 refusals.append(result.output.splitlines()[0][:120] if result.output else "")
@@ -187,6 +188,7 @@ async def patch(
                     verdict="ok" if result.ok else "error",
                     input=reply.raw[:2000],
                     output=result.output[:2000],
+                    duration_ms=(time.perf_counter() - tool_started) * 1000,
                 )
             )
             if result.finished:
