@@ -731,6 +731,20 @@ def environment_key(workdir: Path, setup_cmds: Sequence[Sequence[str]], mode: Sa
     return digest.hexdigest()[:32]
 
 
+#: The system CA bundle (bound with /etc/ssl). An interpreter built outside Debian (pyenv) looks
+#: for CAs elsewhere, and the host's pip.conf, which may hold index credentials, is not bound.
+SYSTEM_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+
+
+def system_ca_env() -> dict[str, str]:
+    """Point pip and Python's ssl at the system CA bundle in the setup phase (this is how a
+    TLS-intercepting proxy's CA, installed system-wide, is trusted); empty if there is none."""
+    if not SYSTEM_CA_BUNDLE.is_file():
+        return {}
+    bundle = str(SYSTEM_CA_BUNDLE)
+    return {"PIP_CERT": bundle, "SSL_CERT_FILE": bundle, "REQUESTS_CA_BUNDLE": bundle}
+
+
 def repo_slug(repo: str) -> str:
     """A filesystem-safe name for "owner/name"."""
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", repo.replace("/", "__")).strip("._")
@@ -775,6 +789,7 @@ async def prepare_environment(
     """
     workdir = Path(workdir).resolve()  # noqa: ASYNC240 - local metadata only
     cmds = [list(c) for c in (setup_cmds or default_setup_commands(workdir))]
+    env_extra = {**system_ca_env(), **(env_extra or {})}
     key = environment_key(workdir, cmds, mode)
     repo_dir = Path(cache_root) / repo_slug(repo)
     venv_host = repo_dir / key

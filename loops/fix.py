@@ -376,7 +376,10 @@ def render_comment(ctx: LoopContext, report: FixReport, *, patching: bool) -> st
             "",
         ]
         if report.detail:
-            lines += [f"> {report.detail.splitlines()[0][:400]}", ""]
+            first, _, rest = report.detail.partition("\n")
+            lines += [f"> {first[:400]}", ""]
+            if rest.strip() and report.exit is ExitReason.SANDBOX_ERROR:
+                lines += ["```", rest.strip()[-1500:], "```", ""]
     if report.repro is not None:
         lines += _repro_section(report.repro)
     ledger = report.ledger
