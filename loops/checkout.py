@@ -62,7 +62,6 @@ class Checkout:
         self.commands = commands
         self.env: EnvInfo | None = None
         self.test_runs = 0
-        self.test_seconds = 0.0
 
     @property
     def settings(self) -> Settings:
@@ -120,7 +119,6 @@ class Checkout:
         if left:
             await self.ws.remove_files(left)
         self.test_runs += 1
-        self.test_seconds += run.duration_s
         return run
 
     async def baseline(self) -> tuple[TestRun, bool]:

@@ -115,6 +115,23 @@ class LoopContext:
         return result
 
 
+@dataclass
+class Tally:
+    """A recorder for model calls: records each step in the run and adds up the usage and the
+    models the steps report (into lists the caller may own, e.g. a result object's fields)."""
+
+    ctx: LoopContext
+    usage: Usage = field(default_factory=Usage)
+    models: list[str] = field(default_factory=list)
+
+    async def record(self, step: StepRecord) -> None:
+        if step.kind == "model":
+            self.usage.add(Usage(1, step.prompt_tokens, step.completion_tokens, step.cost))
+        if step.model:
+            self.models.append(step.model)
+        await self.ctx.record(step)
+
+
 LoopFn = Callable[[Job, LoopContext], Awaitable[Outcome]]
 
 

@@ -28,7 +28,7 @@ from loops.checkout import Checkout
 from loops.engine import Budget, ExitReason, Ledger, LoopContext, Outcome, format_footer
 from loops.localize import localize
 from loops.patch import PatchOutcome, patch
-from loops.reproduce import Reproduction, reproduce, runs_with_holdout
+from loops.reproduce import Reproduction, reproduce, runs_with_holdout, test_paths
 from loops.retest import TestVerdict, classify, is_real_fix, to_markdown
 from loops.tools import PATCH_PROTECTED_PATHS, PathPolicy
 
@@ -171,7 +171,7 @@ async def _pipeline(job: Job, ctx: LoopContext, *, patching: bool) -> Outcome:
         ) as co:
             report.branch = co.ws.branch
             try:
-                await _steps(job, ctx, co, report, budget, cancelled, patching=patching)
+                await _steps(base, ctx, co, report, budget, cancelled, patching=patching)
             finally:
                 report.test_runs = co.test_runs
     except ModelUnavailable as exc:
@@ -185,7 +185,7 @@ async def _pipeline(job: Job, ctx: LoopContext, *, patching: bool) -> Outcome:
 
 
 async def _steps(
-    job: Job,
+    base: str,
     ctx: LoopContext,
     co: Checkout,
     report: FixReport,
@@ -288,7 +288,7 @@ async def _steps(
     )
     report.pull = await ctx.forge.upsert_draft_pull(
         head=co.ws.branch,
-        base=await ctx.forge.default_branch(),
+        base=base,
         title=f"Fix #{issue.number}: {strip_hidden(issue.title)[:200]}",
         body=render_pr_body(ctx, report),
     )
@@ -456,7 +456,8 @@ async def run_retest(job: Job, ctx: LoopContext) -> Outcome:
         async with ctx.code.checkout(
             ctx.forge.repo, head, loop="retest", number=number, commands=commands
         ) as co_head:
-            names = (f"test_loopwright_issue_{number}.py", f"test_loopwright_holdout_{number}.py")
+            # The names the fix loop gave its reproduction and held-out tests.
+            names = {PurePosixPath(p).name for p in test_paths([], number)}
             files = [f for f in await co_head.ws.list_files() if PurePosixPath(f).name in names]
             if not files:
                 raise WorkspaceError(f"{head} has no loopwright reproduction test")

@@ -29,6 +29,7 @@ from loops.engine import (
     LoopContext,
     Proposal,
     Score,
+    Tally,
     keep_or_revert,
 )
 from loops.localize import Localization
@@ -63,8 +64,6 @@ class PatchOutcome:
     usage: Usage = field(default_factory=Usage)
     models: list[str] = field(default_factory=list)
     summary: str = ""
-    tool_stats: dict[str, object] = field(default_factory=dict)
-    last_run: TestRun | None = None
 
 
 def score_run(run: TestRun, baseline: TestRun, repro: Reproduction) -> Score:
@@ -140,12 +139,7 @@ async def patch(
     )
     first_prompt = build_prompt(ctx.forge.repo, issue, loc, repro, cfg.max_turns)
 
-    async def record(step: StepRecord) -> None:
-        if step.kind == "model":
-            out.usage.add(Usage(1, step.prompt_tokens, step.completion_tokens, step.cost))
-        if step.model:
-            out.models.append(step.model)
-        await ctx.record(step)
+    tally = Tally(ctx, out.usage, out.models)
 
     async def propose(n: int, feedback: str) -> Proposal:
         # Escalation: K failed attempts per model, then the next one of the step's list.
@@ -167,7 +161,7 @@ async def patch(
                     convo,
                     _ActionReply,
                     schema=toolbox.action_schema(),
-                    record=record,
+                    record=tally.record,
                     max_tokens=1200,
                     models=tier_models,
                 )
@@ -212,7 +206,6 @@ async def patch(
     async def score() -> Score:
         started = time.perf_counter()
         (run,) = await runs_with_holdout(co, repro, [], 1)
-        out.last_run = run
         result = score_run(run, baseline, repro)
         await ctx.record(
             StepRecord(
@@ -251,5 +244,4 @@ async def patch(
         cancelled=cancelled,
         on_attempt=on_attempt,
     )
-    out.tool_stats = toolbox.stats.to_dict()
     return out

@@ -21,7 +21,7 @@ from bot.store import StepRecord
 from bot.testresults import TestRun
 from bot.text import strip_hidden, truncate_to_tokens, untrusted_block
 from loops.checkout import Checkout
-from loops.engine import Budget, LoopContext
+from loops.engine import Budget, LoopContext, Tally
 from loops.localize import Localization
 from loops.reproduce_check import ReproVerdict, judge, reported_signals
 
@@ -82,7 +82,6 @@ class Reproduction:
     selection: list[str] = field(default_factory=list)
     base_runs: list[TestRun] = field(default_factory=list)
     failure: str = ""
-    commit: str | None = None
     attempts: list[ReproAttempt] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
     models: list[str] = field(default_factory=list)
@@ -158,7 +157,7 @@ def _first_failure(run: TestRun, ids: list[str]) -> str:
 
 
 async def _holdout_verdict(
-    co: Checkout, path: str, code: str, signals: list[str], base: TestRun
+    co: Checkout, path: str, code: str, signals: list[str]
 ) -> tuple[ReproVerdict, list[str]]:
     """Does the held-out variant also reproduce? It is written, run alone, and removed."""
     if not code.strip():
@@ -210,12 +209,7 @@ async def reproduce(
     example = await example_test(co, files, {test_path, holdout_path})
     feedback = ""
 
-    async def record(step: StepRecord) -> None:
-        if step.kind == "model":
-            result.usage.add(Usage(1, step.prompt_tokens, step.completion_tokens, step.cost))
-        if step.model:
-            result.models.append(step.model)
-        await ctx.record(step)
+    tally = Tally(ctx, result.usage, result.models)
 
     for n in range(1, cfg.reproduce_attempts + 1):
         over = budget.exhausted(0)
@@ -230,7 +224,7 @@ async def reproduce(
                 messages,
                 ReproReply,
                 schema=REPLY_SCHEMA,
-                record=record,
+                record=tally.record,
                 max_tokens=1500,
             )
         except ModelOutputError as exc:
@@ -255,7 +249,7 @@ async def reproduce(
         holdout_ids: list[str] = []
         if verdict.ok:
             hv, holdout_ids = await _holdout_verdict(
-                co, holdout_path, reply.value.holdout_code, signals, baseline
+                co, holdout_path, reply.value.holdout_code, signals
             )
             holdout_note = "held-out variant: " + ("reproduces" if hv.ok else hv.reason)
             if not hv.ok:
@@ -308,9 +302,7 @@ async def reproduce(
             feedback = "the test does not fail every time; make it deterministic"
             result.test_ids, result.holdout_ids = [], []
             continue
-        result.commit = await co.ws.keep(
-            f"loopwright: reproduce #{issue.number}\n\n{verdict.reason}"
-        )
+        await co.ws.keep(f"loopwright: reproduce #{issue.number}\n\n{verdict.reason}")
         result.ok = True
         result.reason = verdict.reason
         return result

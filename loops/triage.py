@@ -10,11 +10,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, create_model
 
 from bot.forge import Issue
-from bot.model import ModelOutputError, Usage
+from bot.model import ModelOutputError
 from bot.repo_config import NON_AREA_LABELS, TriageConfig
 from bot.store import Job, StepRecord
 from bot.text import strip_hidden, truncate_to_tokens, untrusted_block
-from loops.engine import ExitReason, LoopContext, Outcome, format_footer
+from loops.engine import ExitReason, LoopContext, Outcome, Tally, format_footer
 
 NO_AREA = "none"
 MAX_AREAS = 40
@@ -160,16 +160,9 @@ async def run(job: Job, ctx: LoopContext) -> Outcome:
     repo_labels: list[str] = await ctx.deterministic("list_labels", ctx.forge.list_labels)
     areas = candidate_areas(repo_labels, cfg)
     messages = build_messages(ctx.forge.repo, issue, areas, cfg.max_issue_tokens)
-    models_used: list[str] = []
-    usage = Usage()
-
-    async def record(step: StepRecord) -> None:
-        # Every model call passes through here, so the footer's figures need no read-back.
-        if step.kind == "model":
-            usage.add(Usage(1, step.prompt_tokens, step.completion_tokens, step.cost))
-        if step.model:
-            models_used.append(step.model)
-        await ctx.record(step)
+    # Every model call is recorded through the tally, so the footer's figures need no read-back.
+    tally = Tally(ctx)
+    usage, models_used = tally.usage, tally.models
 
     try:
         reply = await ctx.model.structured(
@@ -177,7 +170,7 @@ async def run(job: Job, ctx: LoopContext) -> Outcome:
             messages,
             result_model(areas),
             schema=json_schema(areas),
-            record=record,
+            record=tally.record,
             max_tokens=200,
         )
     except ModelOutputError as exc:

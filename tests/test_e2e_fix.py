@@ -10,26 +10,18 @@ as the unprivileged test user.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
-import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
-from aiohttp import web
 
-from bot.app import build_app
-from bot.server import STORE
-from bot.settings import load_settings
-from bot.store import Store
 from tests import fixrepo
-from tests.conftest import WEBHOOK_SECRET, delivery_headers, payload
-from tests.fakegithub import FakeGitHub, running_fake
+from tests.conftest import payload
+from tests.e2e import Stack, make_settings, serve
+from tests.fakegithub import running_fake
 from tests.fakemodel import FakeModel
 from tests.sandbox_user import bwrap_works, sandbox_run_as
 
@@ -40,36 +32,13 @@ pytestmark = pytest.mark.skipif(bwrap_works() is not None, reason=bwrap_works() 
 REPO = "octo/calc"
 
 
-@dataclass
-class Stack:
-    gh: FakeGitHub
-    model: FakeModel
-    url: str
-    store: Store
-    session: aiohttp.ClientSession
-
-    async def deliver(self, event: str, data: dict[str, Any]) -> int:
-        body = json.dumps(data).encode()
-        async with self.session.post(
-            f"{self.url}/webhook", data=body, headers=delivery_headers(event, body)
-        ) as resp:
-            return resp.status
-
-    async def settle(self, timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            counts = await self.store.job_counts()
-            if not counts.get("queued") and not counts.get("running"):
-                return
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"jobs did not settle: {await self.store.job_counts()}")
-
-    @property
-    def issue(self) -> Any:
-        return self.gh.repo(REPO).issues[1]
+class FixStack(Stack):
+    async def post(self, event: str, data: dict[str, Any]) -> int:
+        status, _ = await self.deliver(event, data)
+        return status
 
     def sticky(self) -> str:
-        bodies = [c.body for c in self.issue.comments if "loopwright:sticky" in (c.body or "")]
+        bodies = [c.body for c in self.issue().comments if "loopwright:sticky" in (c.body or "")]
         assert len(bodies) == 1, f"expected one sticky comment, found {len(bodies)}"
         return str(bodies[0])
 
@@ -109,7 +78,7 @@ async def stack_factory(
 ) -> AsyncIterator[Any]:
     async with contextlib.AsyncExitStack() as stack:
 
-        async def make(config: str | None = None, **extra: Any) -> Stack:
+        async def make(config: str | None = None, **extra: Any) -> FixStack:
             gh = await stack.enter_async_context(running_fake(git_root=tmp_path / "git"))
             gh.add_repo(
                 REPO,
@@ -120,45 +89,32 @@ async def stack_factory(
                 git=True,
             )
             gh.add_issue(REPO, number=1, title=fixrepo.ISSUE_TITLE, body=fixrepo.ISSUE_BODY)
-            values: dict[str, Any] = {
-                "app_id": gh.app_id,
-                "private_key": gh.private_key_pem,
-                "webhook_secret": WEBHOOK_SECRET,
-                "github_api_url": gh.url,
-                "git_base_url": gh.url,
-                "data_dir": tmp_path / "data",
-                "model_base_url": fake_model.url,
-                "model_api_key": "sk-test-" + "k" * 24,
-                "model_write_test": "scripted-small",
-                "model_patch": "scripted-small",
-                "job_backoff_seconds": 0.1,
-                "github_max_wait_seconds": 2,
-                "sandbox_user": sandbox_run_as,
-            }
-            values.update(extra)
-            settings = load_settings(**values)
-            runner = web.AppRunner(build_app(settings, workers=2), access_log=None)
-            await runner.setup()
-            stack.push_async_callback(runner.cleanup)
-            site = web.TCPSite(runner, "127.0.0.1", 0)
-            await site.start()
-            port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-            session = await stack.enter_async_context(aiohttp.ClientSession())
-            return Stack(gh, fake_model, f"http://127.0.0.1:{port}", runner.app[STORE], session)
+            settings = make_settings(
+                gh,
+                fake_model,
+                tmp_path / "data",
+                model_write_test="scripted-small",
+                model_patch="scripted-small",
+                github_max_wait_seconds=2,
+                sandbox_user=sandbox_run_as,
+                **extra,
+            )
+            plain = await serve(stack, gh, fake_model, settings, REPO)
+            return FixStack(**vars(plain))
 
         yield make
 
 
-def assert_nothing_forbidden(s: Stack) -> None:
+def assert_nothing_forbidden(s: FixStack) -> None:
     s.gh.assert_no_violations()
     assert s.gh.forbidden_actions == []
 
 
 async def test_label_fix_opens_one_draft_pr_with_a_verified_fix(stack_factory: Any) -> None:
-    s: Stack = await stack_factory()
+    s: FixStack = await stack_factory()
     s.model.script("write_test", fixrepo.repro_answer())
     s.model.script("patch", *fixrepo.RIGHT_FIX)
-    assert await s.deliver("issues", labeled()) == 202
+    assert await s.post("issues", labeled()) == 202
     await s.settle()
 
     run = await s.last_run()
@@ -177,8 +133,8 @@ async def test_label_fix_opens_one_draft_pr_with_a_verified_fix(stack_factory: A
     assert s.gh.read_git_file(REPO, "loopwright/fix-1", "tests/test_loopwright_issue_1.py")
     assert s.gh.read_git_file(REPO, "loopwright/fix-1", "tests/test_loopwright_holdout_1.py")
     assert s.gh.read_git_file(REPO, "main", "calc/words.py") == fixrepo.WORDS_PY
-    assert "loopwright:draft-pr" in s.issue.labels
-    assert "loopwright:needs-human" not in s.issue.labels
+    assert "loopwright:draft-pr" in s.issue().labels
+    assert "loopwright:needs-human" not in s.issue().labels
     sticky = s.sticky()
     assert "Draft PR:" in sticky and f"/pull/{pr.number}" in sticky
     assert "sk-test-" not in sticky and "sk-test-" not in body
@@ -192,10 +148,10 @@ async def test_wrong_patches_are_rejected_and_the_right_one_kept(stack_factory: 
     wrong = list(fixrepo.WRONG_PATCHES.values())
     config = fixrepo.loopwright_config(patience=len(wrong) + 1, max_turns=3)
     config += "budgets:\n  max_iterations: 10\n  max_tokens: 200000\n"
-    s: Stack = await stack_factory(config)
+    s: FixStack = await stack_factory(config)
     s.model.script("write_test", fixrepo.repro_answer())
     s.model.script("patch", *[a for attempt in wrong for a in attempt], *fixrepo.RIGHT_FIX)
-    assert await s.deliver("issues", labeled()) == 202
+    assert await s.post("issues", labeled()) == 202
     await s.settle(timeout=240)
 
     run = await s.last_run()
@@ -236,17 +192,17 @@ async def test_wrong_patches_are_rejected_and_the_right_one_kept(stack_factory: 
 
 
 async def test_a_fix_that_passes_only_sometimes_is_not_a_fix(stack_factory: Any) -> None:
-    s: Stack = await stack_factory()
+    s: FixStack = await stack_factory()
     s.model.script("write_test", fixrepo.repro_answer(holdout=""))
     s.model.script("patch", *fixrepo.FLAKY_FIX)
-    assert await s.deliver("issues", labeled()) == 202
+    assert await s.post("issues", labeled()) == 202
     await s.settle()
 
     run = await s.last_run()
     assert run["exit_reason"] == "flaky", run["detail"]
     assert s.pulls() == []
     assert s.gh.branch_sha(REPO, "loopwright/fix-1") is None
-    assert "loopwright:needs-human" in s.issue.labels
+    assert "loopwright:needs-human" in s.issue().labels
     sticky = s.sticky()
     assert "flaky_head" in sticky and "passes only some of the time" in sticky
     assert_nothing_forbidden(s)
@@ -254,27 +210,27 @@ async def test_a_fix_that_passes_only_sometimes_is_not_a_fix(stack_factory: Any)
 
 async def test_budget_exhaustion_ends_quickly_and_says_so(stack_factory: Any) -> None:
     config = fixrepo.loopwright_config(patience=10) + "budgets:\n  max_iterations: 2\n"
-    s: Stack = await stack_factory(config)
+    s: FixStack = await stack_factory(config)
     s.model.script("write_test", fixrepo.repro_answer())
     # A model that never manages an edit (the search text does not exist).
     s.model.script("patch", fixrepo.edit("calc/words.py", "no such text", "x"), fixrepo.finish())
-    assert await s.deliver("issues", labeled()) == 202
+    assert await s.post("issues", labeled()) == 202
     await s.settle()
 
     run = await s.last_run()
     assert run["exit_reason"] == "budget_exhausted"
     assert "2 of 2 attempts used" in run["detail"]
     assert s.pulls() == []
-    assert "loopwright:needs-human" in s.issue.labels
+    assert "loopwright:needs-human" in s.issue().labels
     sticky = s.sticky()
     assert "ran out of budget" in sticky and "budget_exhausted" in sticky
     assert "test_loopwright_issue_1.py" in sticky  # what was tried: the reproduction
 
 
 async def test_an_issue_that_cannot_be_reproduced(stack_factory: Any) -> None:
-    s: Stack = await stack_factory(fixrepo.loopwright_config(reproduce_attempts=2))
+    s: FixStack = await stack_factory(fixrepo.loopwright_config(reproduce_attempts=2))
     s.model.script("write_test", fixrepo.repro_answer(test=fixrepo.PASSING_TEST))
-    assert await s.deliver("issues", labeled()) == 202
+    assert await s.post("issues", labeled()) == 202
     await s.settle()
 
     run = await s.last_run()
@@ -284,35 +240,35 @@ async def test_an_issue_that_cannot_be_reproduced(stack_factory: Any) -> None:
     # The second attempt was told why the first was refused.
     second = json.dumps(s.model.calls_for("write_test")[1].messages)
     assert "passes on the base commit" in second
-    assert s.pulls() == [] and "loopwright:needs-human" in s.issue.labels
+    assert s.pulls() == [] and "loopwright:needs-human" in s.issue().labels
     sticky = s.sticky()
     assert "could not reproduce" in sticky and "passes on the base commit" in sticky
 
 
 async def test_a_non_writers_label_is_ignored(stack_factory: Any) -> None:
-    s: Stack = await stack_factory()
+    s: FixStack = await stack_factory()
     s.model.script("write_test", fixrepo.repro_answer())
-    assert await s.deliver("issues", labeled(sender="reader")) == 202
+    assert await s.post("issues", labeled(sender="reader")) == 202
     await s.settle()
     run = await s.last_run()
     assert run["exit_reason"] == "unauthorized"
     assert s.model.calls == []
-    assert s.pulls() == [] and s.issue.comments == []
+    assert s.pulls() == [] and s.issue().comments == []
     assert s.gh.requests_for("pulls/create") == []
 
 
 async def test_stop_cancels_a_running_loop(stack_factory: Any) -> None:
-    s: Stack = await stack_factory()
+    s: FixStack = await stack_factory()
 
     async def reproduce_then_stop(_request: dict[str, Any]) -> str:
         # A writer says stop while the model is answering; the delivery is accepted (and
         # durably queued) before the answer returns, so the loop sees it at its next check.
-        assert await s.deliver("issue_comment", command("/loopwright stop")) == 202
+        assert await s.post("issue_comment", command("/loopwright stop")) == 202
         return fixrepo.repro_answer()
 
     s.model.script("write_test", reproduce_then_stop)
     s.model.script("patch", *fixrepo.RIGHT_FIX)
-    assert await s.deliver("issues", labeled()) == 202
+    assert await s.post("issues", labeled()) == 202
     await s.settle()
     run = await s.last_run()
     assert run["exit_reason"] == "cancelled"
@@ -322,15 +278,15 @@ async def test_stop_cancels_a_running_loop(stack_factory: Any) -> None:
 
 
 async def test_a_readers_stop_does_not_cancel(stack_factory: Any) -> None:
-    s: Stack = await stack_factory()
+    s: FixStack = await stack_factory()
 
     async def reproduce_then_stop(_request: dict[str, Any]) -> str:
-        assert await s.deliver("issue_comment", command("/loopwright stop", "reader")) == 202
+        assert await s.post("issue_comment", command("/loopwright stop", "reader")) == 202
         return fixrepo.repro_answer()
 
     s.model.script("write_test", reproduce_then_stop)
     s.model.script("patch", *fixrepo.RIGHT_FIX)
-    assert await s.deliver("issues", labeled()) == 202
+    assert await s.post("issues", labeled()) == 202
     await s.settle()
     runs = {r["loop"]: r for r in await s.store.list_runs()}
     assert runs["fix"]["exit_reason"] == "fixed"
@@ -339,13 +295,13 @@ async def test_a_readers_stop_does_not_cancel(stack_factory: Any) -> None:
 
 
 async def test_crash_and_retry_and_a_second_trigger_leave_one_pr(stack_factory: Any) -> None:
-    s: Stack = await stack_factory(github_max_tries=2)
+    s: FixStack = await stack_factory(github_max_tries=2)
     s.model.script("write_test", fixrepo.repro_answer())
     s.model.script("patch", *fixrepo.RIGHT_FIX * 3)
     # The PR is opened, then GitHub fails every try to label the issue: the job errors after
     # its outputs are half made, and the worker retries it.
     s.gh.fail_next(method="POST", path_regex=r"/issues/1/labels$", status=502, times=2)
-    assert await s.deliver("issues", labeled()) == 202
+    assert await s.post("issues", labeled()) == 202
     await s.settle(timeout=240)
 
     runs = [r for r in await s.store.list_runs() if r["loop"] == "fix"]
@@ -355,21 +311,21 @@ async def test_crash_and_retry_and_a_second_trigger_leave_one_pr(stack_factory: 
     assert len(s.gh.requests_for("pulls/update")) == 1  # the retry edited the same PR
     assert len(s.pulls()) == 1
     # A repeated trigger reuses the branch and the PR.
-    assert await s.deliver("issue_comment", command("/loopwright fix")) == 202
+    assert await s.post("issue_comment", command("/loopwright fix")) == 202
     await s.settle(timeout=240)
     assert len(s.pulls()) == 1 and len(s.gh.requests_for("pulls/create")) == 1
-    assert "loopwright:draft-pr" in s.issue.labels
+    assert "loopwright:draft-pr" in s.issue().labels
     s.sticky()  # still exactly one comment
     assert_nothing_forbidden(s)
 
 
 async def test_retest_command_reports_the_fix_branch(stack_factory: Any) -> None:
-    s: Stack = await stack_factory()
+    s: FixStack = await stack_factory()
     s.model.script("write_test", fixrepo.repro_answer())
     s.model.script("patch", *fixrepo.RIGHT_FIX)
-    assert await s.deliver("issues", labeled()) == 202
+    assert await s.post("issues", labeled()) == 202
     await s.settle()
-    assert await s.deliver("issue_comment", command("/loopwright retest")) == 202
+    assert await s.post("issue_comment", command("/loopwright retest")) == 202
     await s.settle()
     run = await s.last_run()
     assert run["loop"] == "retest" and run["exit_reason"] == "fixed", run["detail"]

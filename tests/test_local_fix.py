@@ -3,11 +3,8 @@ over HTTP, the sandbox as the unprivileged test user; no GitHub."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,33 +12,20 @@ import pytest
 from tests import fixrepo
 from tests.fakemodel import FakeModel
 from tests.sandbox_user import bwrap_works, sandbox_run_as
+from tests.test_cli import base_env, cli
 
 __all__ = ["sandbox_run_as"]
 
 pytestmark = pytest.mark.skipif(bwrap_works() is not None, reason=bwrap_works() or "")
 
 
-async def run_cli(
-    tmp_path: Path, model: FakeModel, run_as: str | None, *args: str
-) -> tuple[int, str, str]:
-    env = {
-        **os.environ,
-        "LOOPWRIGHT_MODEL_BASE_URL": model.url,
-        "LOOPWRIGHT_MODEL_API_KEY": "sk-local-" + "z" * 24,
-        "LOOPWRIGHT_DATA_DIR": str(tmp_path / "data"),
-        "LOOPWRIGHT_SANDBOX_USER": run_as or "",
-    }
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot.cli",
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+def local_env(tmp_path: Path, model: FakeModel, run_as: str | None) -> dict[str, str]:
+    return base_env(
+        tmp_path / "data",
+        LOOPWRIGHT_MODEL_BASE_URL=model.url,
+        LOOPWRIGHT_MODEL_API_KEY="sk-local-" + "z" * 24,
+        LOOPWRIGHT_SANDBOX_USER=run_as or "",
     )
-    out, err = await proc.communicate()
-    return proc.returncode or 0, out.decode(), err.decode()
 
 
 async def test_run_fix_locally(
@@ -52,10 +36,7 @@ async def test_run_fix_locally(
     issue.write_text(f"# {fixrepo.ISSUE_TITLE}\n\n{fixrepo.ISSUE_BODY}")
     fake_model.script("write_test", fixrepo.repro_answer())
     fake_model.script("patch", *fixrepo.RIGHT_FIX)
-    code, out, err = await run_cli(
-        tmp_path,
-        fake_model,
-        sandbox_run_as,
+    code, out, err = await cli(
         "run",
         "fix",
         "--repo",
@@ -63,6 +44,8 @@ async def test_run_fix_locally(
         "--issue-file",
         str(issue),
         "--json",
+        env=local_env(tmp_path, fake_model, sandbox_run_as),
+        timeout=300,
     )
     assert code == 0, err
     data = json.loads(out)
@@ -87,7 +70,13 @@ async def test_run_fix_needs_a_git_repository(tmp_path: Path, fake_model: FakeMo
     plain.mkdir()
     issue = tmp_path / "issue.md"
     issue.write_text("# t\n\nbody")
-    code, _out, err = await run_cli(
-        tmp_path, fake_model, None, "run", "fix", "--repo", str(plain), "--issue-file", str(issue)
+    code, _out, err = await cli(
+        "run",
+        "fix",
+        "--repo",
+        str(plain),
+        "--issue-file",
+        str(issue),
+        env=local_env(tmp_path, fake_model, None),
     )
     assert code != 0 and "not the root of a git repository" in err
