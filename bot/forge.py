@@ -15,7 +15,7 @@ from typing import Any
 
 from gidgethub import BadRequest
 
-from bot.github import RepoClient
+from bot.github import RepoClient, download_redirected
 from bot.text import redact
 
 #: Marks the one comment per issue/PR that loopwright owns and edits.
@@ -56,6 +56,65 @@ class PullRef:
     number: int
     url: str
     created: bool = False
+
+
+@dataclass(frozen=True)
+class PullInfo:
+    number: int
+    title: str
+    body: str
+    author: str
+    head_ref: str
+    head_sha: str
+    #: `owner/name` of the head branch's repository ("" when the fork is gone).
+    head_repo: str
+    base_ref: str
+    base_sha: str
+    state: str = "open"
+    labels: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class WorkflowJob:
+    id: int
+    name: str
+    conclusion: str | None
+    #: Names of the steps that failed, in order.
+    failed_steps: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class WorkflowRun:
+    id: int
+    name: str
+    workflow_id: int
+    path: str
+    head_branch: str
+    head_sha: str
+    event: str
+    conclusion: str | None
+    html_url: str
+    #: Numbers of the open PRs (from this repository) the run belongs to.
+    pull_requests: list[int] = field(default_factory=list)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> WorkflowRun:
+        return cls(
+            id=int(data["id"]),
+            name=str(data.get("name") or ""),
+            workflow_id=int(data.get("workflow_id") or 0),
+            path=str(data.get("path") or ""),
+            head_branch=str(data.get("head_branch") or ""),
+            head_sha=str(data.get("head_sha") or ""),
+            event=str(data.get("event") or ""),
+            conclusion=data.get("conclusion"),
+            html_url=str(data.get("html_url") or ""),
+            pull_requests=[int(p["number"]) for p in data.get("pull_requests") or []],
+        )
+
+
+#: Hidden marker of the issue loopwright opens to track a failing workflow on the default branch.
+TRACKING_MARKER = "<!-- loopwright:tracking:{key} -->"
 
 
 def compose_sticky(existing: str | None, section: str, content: str) -> str:
@@ -143,6 +202,155 @@ class GitHubForge(BaseForge):
         )
         return PullRef(int(data["number"]), str(data.get("html_url", "")), created=True)
 
+    async def get_pull(self, number: int) -> PullInfo:
+        data = await self.client.get(
+            "/repos/{owner}/{repo}/pulls/{pull_number}", {"pull_number": number}
+        )
+        head, base = data.get("head") or {}, data.get("base") or {}
+        return PullInfo(
+            number=number,
+            title=data.get("title") or "",
+            body=data.get("body") or "",
+            author=(data.get("user") or {}).get("login", ""),
+            head_ref=str(head.get("ref", "")),
+            head_sha=str(head.get("sha", "")),
+            head_repo=str((head.get("repo") or {}).get("full_name", "")),
+            base_ref=str(base.get("ref", "")),
+            base_sha=str(base.get("sha", "")),
+            state=str(data.get("state", "open")),
+            labels=[lb["name"] for lb in data.get("labels", [])],
+        )
+
+    async def get_run(self, run_id: int) -> WorkflowRun:
+        data = await self.client.get(
+            "/repos/{owner}/{repo}/actions/runs/{run_id}", {"run_id": run_id}
+        )
+        return WorkflowRun.from_json(data)
+
+    async def failed_jobs(self, run_id: int) -> list[WorkflowJob]:
+        jobs = []
+        async for job in self.client.getiter(
+            "/repos/{owner}/{repo}/actions/runs/{run_id}/jobs{?filter,per_page}",
+            {"run_id": run_id, "filter": "latest", "per_page": 100},
+            iterable_key="jobs",
+        ):
+            if job.get("conclusion") not in ("failure", "timed_out", "startup_failure"):
+                continue
+            failed = [
+                str(s.get("name", ""))
+                for s in job.get("steps") or []
+                if s.get("conclusion") in ("failure", "timed_out")
+            ]
+            jobs.append(WorkflowJob(int(job["id"]), str(job["name"]), job["conclusion"], failed))
+        return jobs
+
+    async def jobs_of(self, run_id: int) -> list[WorkflowJob]:
+        return [
+            WorkflowJob(int(j["id"]), str(j["name"]), j.get("conclusion"))
+            async for j in self.client.getiter(
+                "/repos/{owner}/{repo}/actions/runs/{run_id}/jobs{?filter,per_page}",
+                {"run_id": run_id, "filter": "latest", "per_page": 100},
+                iterable_key="jobs",
+            )
+        ]
+
+    async def last_successful_run(self, workflow_id: int, branch: str) -> WorkflowRun | None:
+        """The newest successful run of the workflow on `branch`: its logs are the noise."""
+        data = await self.client.get(
+            "/repos/{owner}/{repo}/actions/workflows/{workflow_id}/runs{?branch,status,per_page}",
+            {"workflow_id": workflow_id, "branch": branch, "status": "success", "per_page": 1},
+        )
+        runs = data.get("workflow_runs") or []
+        return WorkflowRun.from_json(runs[0]) if runs else None
+
+    async def failed_runs_for(self, head_sha: str) -> list[WorkflowRun]:
+        data = await self.client.get(
+            "/repos/{owner}/{repo}/actions/runs{?head_sha,status,per_page}",
+            {"head_sha": head_sha, "status": "failure", "per_page": 20},
+        )
+        return [WorkflowRun.from_json(r) for r in data.get("workflow_runs") or []]
+
+    async def job_log(self, job_id: int, *, max_bytes: int) -> tuple[bytes, int]:
+        """A job's log (bytes, bytes cut from the middle to respect `max_bytes`)."""
+        got = await download_redirected(
+            self.client,
+            "/repos/{owner}/{repo}/actions/jobs/{job_id}/logs",
+            {"job_id": job_id},
+            max_bytes=max_bytes,
+        )
+        return got.data, got.bytes_cut
+
+    async def pulls_for_commit(self, sha: str) -> list[int]:
+        return [
+            int(p["number"])
+            async for p in self.client.getiter(
+                "/repos/{owner}/{repo}/commits/{commit_sha}/pulls", {"commit_sha": sha}
+            )
+            if p.get("state") == "open"
+        ]
+
+    async def upsert_tracking_issue(self, key: str, title: str, body: str) -> int:
+        """The one open issue loopwright keeps for `key` (a failing workflow): found by a hidden
+        marker in an issue the bot itself opened, created only if there is none."""
+        marker = TRACKING_MARKER.format(key=key)
+        async for issue in self.client.getiter(
+            "/repos/{owner}/{repo}/issues{?state,creator,per_page}",
+            {"state": "open", "creator": self.bot_login, "per_page": 100},
+        ):
+            if marker in (issue.get("body") or "") and not issue.get("pull_request"):
+                return int(issue["number"])
+        data = await self.client.post(
+            "/repos/{owner}/{repo}/issues",
+            data={"title": self.clean(title)[:250], "body": self.clean(f"{marker}\n{body}")},
+        )
+        return int(data["number"])
+
+    async def upsert_check_run(
+        self, *, head_sha: str, name: str, conclusion: str, title: str, summary: str, text: str = ""
+    ) -> int:
+        """One check run per (commit, name): a re-run edits it instead of adding another."""
+        output = {
+            "title": self.clean(title)[:250],
+            "summary": self.clean(summary)[:60000],
+            "text": self.clean(text)[:60000],
+        }
+        data = await self.client.get(
+            "/repos/{owner}/{repo}/commits/{ref}/check-runs{?check_name,per_page}",
+            {"ref": head_sha, "check_name": name, "per_page": 100},
+        )
+        for run in data.get("check_runs") or []:
+            if run.get("name") == name and (run.get("app") or {}).get("slug") in (
+                None,
+                self.bot_login.removesuffix("[bot]"),
+            ):
+                await self.client.patch(
+                    "/repos/{owner}/{repo}/check-runs/{check_run_id}",
+                    {"check_run_id": run["id"]},
+                    data={"status": "completed", "conclusion": conclusion, "output": output},
+                )
+                return int(run["id"])
+        made = await self.client.post(
+            "/repos/{owner}/{repo}/check-runs",
+            data={
+                "name": name,
+                "head_sha": head_sha,
+                "status": "completed",
+                "conclusion": conclusion,
+                "output": output,
+            },
+        )
+        return int(made["id"])
+
+    async def remove_label(self, number: int, label: str) -> None:
+        try:
+            await self.client.delete(
+                "/repos/{owner}/{repo}/issues/{issue_number}/labels/{name}",
+                {"issue_number": number, "name": label},
+            )
+        except BadRequest as exc:
+            if exc.status_code != 404:  # not there: nothing to remove
+                raise
+
     async def get_issue(self, number: int) -> Issue:
         data = await self.client.get(
             "/repos/{owner}/{repo}/issues/{issue_number}", {"issue_number": number}
@@ -159,7 +367,10 @@ class GitHubForge(BaseForge):
         return [lb["name"] async for lb in self.client.getiter("/repos/{owner}/{repo}/labels")]
 
     async def read_file(self, path: str) -> str | None:
-        ref = await self.default_branch()
+        """A file on the default branch (where the bot's config is read from)."""
+        return await self.read_file_at(path, await self.default_branch())
+
+    async def read_file_at(self, path: str, ref: str) -> str | None:
         try:
             data = await self.client.get(
                 "/repos/{owner}/{repo}/contents/{path}{?ref}", {"path": path, "ref": ref}
@@ -227,6 +438,24 @@ class GitHubForge(BaseForge):
         return str(data.get("html_url", ""))
 
 
+_GITHUB_ONLY = frozenset(
+    {
+        "get_pull",
+        "get_run",
+        "read_file_at",
+        "failed_jobs",
+        "jobs_of",
+        "last_successful_run",
+        "failed_runs_for",
+        "job_log",
+        "pulls_for_commit",
+        "upsert_tracking_issue",
+        "upsert_check_run",
+        "remove_label",
+    }
+)
+
+
 class DryRunForge(BaseForge):
     """No GitHub: reads a local checkout, records what would be posted."""
 
@@ -264,6 +493,13 @@ class DryRunForge(BaseForge):
 
     async def get_issue(self, number: int) -> Issue:
         return self.issue
+
+    def __getattr__(self, name: str) -> Any:
+        # The CI and dependency loops read pull requests, runs and logs from GitHub; local mode
+        # has none of them.
+        if name in _GITHUB_ONLY:
+            raise NotImplementedError(f"local mode cannot {name.replace('_', ' ')}: no GitHub")
+        raise AttributeError(name)
 
     async def list_labels(self) -> list[str]:
         return list(self.labels)

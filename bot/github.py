@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import http
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -12,7 +13,9 @@ from typing import Any
 
 import aiohttp
 import jwt
+from gidgethub import BadRequest
 from gidgethub import aiohttp as gh_aiohttp
+from gidgethub.sansio import format_url
 
 log = logging.getLogger("loopwright.github")
 
@@ -147,6 +150,7 @@ class GitHubApp:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.app_id = app_id
+        self.session = session
         self._key = private_key_pem
         self._clock = clock
         self.api = RetryingGitHubAPI(
@@ -223,11 +227,17 @@ class RepoClient:
         )
 
     async def getiter(
-        self, path: str, url_vars: Mapping[str, Any] | None = None
+        self,
+        path: str,
+        url_vars: Mapping[str, Any] | None = None,
+        *,
+        iterable_key: str = "items",
     ) -> AsyncIterator[Any]:
+        """Every item over all pages; `iterable_key` names the list in an object response
+        (`jobs`, `workflow_runs`, `check_runs`; search results use `items`)."""
         token = await self.token()
         async for item in self.app.api.getiter(
-            path, url_vars=self._vars(url_vars), oauth_token=token
+            path, url_vars=self._vars(url_vars), oauth_token=token, iterable_key=iterable_key
         ):
             yield item
 
@@ -242,3 +252,73 @@ class RepoClient:
         return await self.app.api.patch(
             path, url_vars=self._vars(url_vars), data=data, oauth_token=await self.token()
         )
+
+    async def delete(self, path: str, url_vars: Mapping[str, Any] | None = None) -> None:
+        await self.app.api.delete(
+            path, url_vars=self._vars(url_vars), oauth_token=await self.token()
+        )
+
+
+@dataclass(frozen=True)
+class Download:
+    data: bytes
+    #: Bytes dropped from the middle to stay under the cap (head and tail are kept).
+    bytes_cut: int = 0
+
+
+#: What a capped download keeps from the start; the rest of the cap goes to the tail, where a
+#: failing log keeps its errors.
+DOWNLOAD_HEAD = 1024 * 1024
+
+
+async def _read_capped(resp: aiohttp.ClientResponse, max_bytes: int) -> Download:
+    head = bytearray()
+    tail = bytearray()
+    tail_cap = max(0, max_bytes - DOWNLOAD_HEAD)
+    total = 0
+    async for chunk in resp.content.iter_chunked(256 * 1024):
+        total += len(chunk)
+        room = min(DOWNLOAD_HEAD, max_bytes) - len(head)
+        if room > 0:
+            head += chunk[:room]
+            chunk = chunk[room:]
+        if chunk and tail_cap:
+            tail += chunk
+            if len(tail) > 2 * tail_cap:
+                del tail[: len(tail) - tail_cap]
+    if len(tail) > tail_cap:
+        del tail[: len(tail) - tail_cap]
+    kept = len(head) + len(tail)
+    return Download(bytes(head + tail), bytes_cut=total - kept)
+
+
+async def download_redirected(
+    client: RepoClient, path: str, url_vars: Mapping[str, Any] | None, *, max_bytes: int
+) -> Download:
+    """GET an API endpoint that answers with a redirect to storage (workflow and job logs),
+    then fetch the target WITHOUT our token: the storage host is another origin, and the URL
+    it gets is already signed. At most `max_bytes` are kept (the first MiB and the last rest).
+    """
+    api = client.app.api
+    url = format_url(path, client._vars(url_vars), base_url=api.base_url)
+    headers = {
+        "Authorization": f"token {await client.token()}",
+        "Accept": "application/vnd.github+json",
+        "User-Agent": api.requester,
+    }
+    session = client.app.session
+    async with session.get(url, headers=headers, allow_redirects=False) as resp:
+        if resp.status in (301, 302, 303, 307, 308):
+            location = resp.headers.get("Location")
+            if not location:
+                raise BadRequest(http.HTTPStatus(502), "redirect without a Location")
+        elif resp.status == 200:
+            return await _read_capped(resp, max_bytes)
+        else:
+            body = (await resp.text(errors="replace"))[:300]
+            raise BadRequest(http.HTTPStatus(resp.status), f"{_strip_query(url)}: {body}")
+    # A fresh request with no Authorization header; aiohttp adds none of its own.
+    async with session.get(location, headers={"User-Agent": api.requester}) as resp:
+        if resp.status != 200:
+            raise BadRequest(http.HTTPStatus(resp.status), f"log storage answered {resp.status}")
+        return await _read_capped(resp, max_bytes)

@@ -134,12 +134,76 @@ class FixConfig(_Strict):
     protected_paths: list[str] = Field(default_factory=list)
 
 
+class CiConfig(_Strict):
+    """The CI-failure loop: diagnose a red workflow run, reproduce it, repair it."""
+
+    #: React to failing runs on the default branch (diagnosis goes to a tracking issue).
+    default_branch: bool = True
+    #: React to failing runs of pull requests from branches of this repository.
+    pull_requests: bool = True
+    #: Job name -> the command lines that reproduce it in the sandbox. Jobs not listed here are
+    #: reproduced with their failed step's `run:` when it is a plain call of a known tool
+    #: (pytest, ruff, mypy, flake8).
+    jobs: dict[str, list[str]] = Field(default_factory=dict)
+    #: Run `ruff check --fix` and `ruff format` on lint failures before asking a model.
+    ruff_fixers: bool = True
+    #: More deterministic fixers (command lines, run in the sandbox) tried before the model.
+    fixers: list[str] = Field(default_factory=list)
+    #: Runs of the failing command: it must fail every time to count as reproduced, and the
+    #: repair must pass every time. A command that fails only sometimes is flaky.
+    reproduce_runs: int = Field(default=3, ge=2, le=20)
+    #: Ask the patch model when the deterministic fixers are not enough.
+    patch: bool = True
+    #: The most of one job's log that is read (the first MiB and the tail are kept).
+    max_log_bytes: int = Field(default=32 * 1024 * 1024, ge=64 * 1024, le=512 * 1024 * 1024)
+    #: Failed jobs of one run that are diagnosed.
+    max_jobs: int = Field(default=3, ge=1, le=20)
+
+    @field_validator("jobs")
+    @classmethod
+    def _jobs_split(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for lines in value.values():
+            for line in lines:
+                _split(line)
+        return value
+
+    @field_validator("fixers")
+    @classmethod
+    def _fixers_split(cls, value: list[str]) -> list[str]:
+        for line in value:
+            _split(line)
+        return value
+
+    def job_argv(self, job: str) -> list[list[str]] | None:
+        lines = self.jobs.get(job)
+        return [_split(line) for line in lines] if lines else None
+
+    def fixer_argv(self) -> list[list[str]]:
+        return [_split(line) for line in self.fixers]
+
+
+class DepsConfig(_Strict):
+    """The dependency-update loop: verify Dependabot/Renovate PRs, migrate code they break."""
+
+    #: PR authors whose PRs are dependency updates.
+    authors: list[str] = Field(default_factory=lambda: ["dependabot[bot]", "renovate[bot]"])
+    safe_label: str = "deps:safe"
+    breaks_label: str = "deps:breaks"
+    #: Try a migration (a draft PR into the update's branch) when the update breaks tests.
+    migrate: bool = True
+    #: Extra glob patterns the migration may not edit (added to tests, CI, packaging and the
+    #: dependency pins).
+    protected_paths: list[str] = Field(default_factory=list)
+
+
 class RepoConfig(_Strict):
     loops: LoopsConfig = Field(default_factory=LoopsConfig)
     triage: TriageConfig = Field(default_factory=TriageConfig)
     budgets: BudgetConfig = Field(default_factory=BudgetConfig)
     commands: CommandsConfig = Field(default_factory=CommandsConfig)
     fix: FixConfig = Field(default_factory=FixConfig)
+    ci: CiConfig = Field(default_factory=CiConfig)
+    deps: DepsConfig = Field(default_factory=DepsConfig)
 
 
 class ConfigError(Exception):

@@ -6,16 +6,18 @@ from gidgethub.routing import Router
 from gidgethub.sansio import Event
 
 from bot.store import JobSpec
-from handlers import comments, issues
-from handlers.common import IntakeDeps, NoIOAtIntake, is_automated
+from handlers import checks, comments, issues, pull_requests
+from handlers.common import DEPENDENCY_BOTS, IntakeDeps, NoIOAtIntake, is_automated
 
-router = Router(issues.router, comments.router)
+router = Router(issues.router, comments.router, checks.router, pull_requests.router)
 
 
-async def decide_jobs(event: Event, *, app_id: int | None) -> list[JobSpec]:
+async def decide_jobs(
+    event: Event, *, app_id: int | None, dependency_bots: frozenset[str] = DEPENDENCY_BOTS
+) -> list[JobSpec]:
     """Route one event to the jobs it should create. Pure: no network, no disk."""
-    if is_automated(event, app_id):
+    if is_automated(event, app_id, dependency_bots=dependency_bots):
         return []
-    deps = IntakeDeps()
+    deps = IntakeDeps(dependency_bots=dependency_bots)
     await router.dispatch(event, NoIOAtIntake(), deps=deps)
     return deps.jobs

@@ -11,6 +11,8 @@ from bot.store import JobSpec
 from handlers.common import (
     COMMANDS,
     ISSUE_ONLY_COMMANDS,
+    PR_COMMANDS,
+    PR_ONLY_COMMANDS,
     IntakeDeps,
     installation_of,
     parse_command,
@@ -25,18 +27,23 @@ async def on_issue_comment_created(event: Event, gh: Any, *, deps: IntakeDeps) -
     command = parse_command(event.data["comment"].get("body") or "")
     if command is None or command[0] not in COMMANDS:
         return
-    if command[0] in ISSUE_ONLY_COMMANDS and event.data["issue"].get("pull_request"):
+    name = command[0]
+    on_pull = bool(event.data["issue"].get("pull_request"))
+    if on_pull and name in ISSUE_ONLY_COMMANDS:
         return  # the issue loops work on issues; a PR conversation is not one
+    if not on_pull and name in PR_ONLY_COMMANDS:
+        return
+    kind = PR_COMMANDS.get(name, COMMANDS[name]) if on_pull else COMMANDS[name]
     sender = event.data["sender"]["login"]
     deps.jobs.append(
         JobSpec(
-            kind=COMMANDS[command[0]],
+            kind=kind,
             repo=repo_of(event),
             installation_id=installation_of(event),
             number=int(event.data["issue"]["number"]),
             # The sender's permission is checked by the worker: intake may not call GitHub.
             payload={
-                "trigger": f"/loopwright {command[0]}",
+                "trigger": f"/loopwright {name}",
                 "requires_write_from": sender,
                 "comment_id": event.data["comment"].get("id"),
             },

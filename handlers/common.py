@@ -20,10 +20,20 @@ COMMANDS = {
     "reproduce": "reproduce",
     "retest": "retest",
     "stop": "stop",
+    "diagnose": "ci_repair",
 }
 
 #: Commands that only make sense on an issue (not in a pull request's conversation).
-ISSUE_ONLY_COMMANDS = frozenset({"fix", "reproduce", "retest"})
+ISSUE_ONLY_COMMANDS = frozenset({"fix", "reproduce"})
+
+#: In a pull request's conversation some commands mean the PR loops: `retest` re-runs the
+#: dependency verdict, `diagnose` the CI-failure loop. `diagnose` means nothing on an issue.
+PR_COMMANDS = {"retest": "deps", "diagnose": "ci_repair"}
+PR_ONLY_COMMANDS = frozenset({"diagnose"})
+
+#: Bots whose pull requests are dependency updates (the one kind of bot event that starts a
+#: loop; a repository narrows the list with `deps.authors`).
+DEPENDENCY_BOTS = frozenset({"dependabot[bot]", "renovate[bot]"})
 
 #: The label that asks for the fix loop (reproduce → patch → re-test → draft PR).
 FIX_LABEL = "loopwright:fix"
@@ -34,6 +44,7 @@ class IntakeDeps:
     """What handlers get at intake: a list to append jobs to, and nothing that does I/O."""
 
     jobs: list[JobSpec] = field(default_factory=list)
+    dependency_bots: frozenset[str] = DEPENDENCY_BOTS
 
 
 class NoIOAtIntake:
@@ -56,11 +67,21 @@ def installation_of(event: Event) -> int | None:
     return int(inst["id"]) if "id" in inst else None
 
 
-def is_automated(event: Event, app_id: int | None) -> bool:
-    """Bots (including ourselves) never trigger loops: that is how bot-to-bot storms start."""
+def is_automated(
+    event: Event, app_id: int | None, *, dependency_bots: frozenset[str] = frozenset()
+) -> bool:
+    """Bots (including ourselves) never trigger loops: that is how bot-to-bot storms start.
+
+    The one exception is a dependency bot's own pull request (opened, updated, reopened): that
+    event is what the dependency loop is for.
+    """
     sender = event.data.get("sender") or {}
-    if sender.get("type") == "Bot" or str(sender.get("login", "")).endswith("[bot]"):
-        return True
+    login = str(sender.get("login", ""))
+    if sender.get("type") == "Bot" or login.endswith("[bot]"):
+        pr = event.data.get("pull_request") or {}
+        author = str((pr.get("user") or {}).get("login", ""))
+        if not (event.event == "pull_request" and login in dependency_bots and author == login):
+            return True
     if app_id is not None:
         for key in ("comment", "issue", "pull_request"):
             via = (event.data.get(key) or {}).get("performed_via_github_app") or {}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from loops import fix, triage
+from loops import ci_repair, deps, fix, triage
 from loops.engine import LoopFn
 
 LOOPS: dict[str, LoopFn] = {
@@ -11,4 +11,6 @@ LOOPS: dict[str, LoopFn] = {
     "reproduce": fix.run_reproduce,
     "retest": fix.run_retest,
     "stop": fix.run_stop,
+    "ci_repair": ci_repair.run,
+    "deps": deps.run,
 }

@@ -12,11 +12,20 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 
 from bot.repo_config import CommandsConfig
-from bot.sandbox import EnvInfo, grant_workspace, prepare_environment
+from bot.sandbox import (
+    Bind,
+    EnvInfo,
+    SandboxResult,
+    grant_workspace,
+    prepare_environment,
+    run_sandboxed,
+)
 from bot.settings import Settings
 from bot.testresults import TestRun, baseline_run, default_test_command, run_tests
 from bot.workspace import MirrorCache, Workspace, open_workspace
@@ -24,6 +33,18 @@ from bot.workspace import MirrorCache, Workspace, open_workspace
 log = logging.getLogger("loopwright.checkout")
 
 TokenFn = Callable[[], Awaitable[str]]
+
+#: Where tools loopwright ships (its own ruff binary) appear inside the sandbox.
+SANDBOX_TOOLS = "/opt/loopwright/bin"
+
+
+def find_ruff() -> str | None:
+    """ruff on PATH, else next to this interpreter (the venv's bin/)."""
+    found = shutil.which("ruff")
+    if found:
+        return found
+    candidate = Path(sys.executable).parent / "ruff"
+    return str(candidate) if candidate.is_file() else None
 
 
 def sandbox_user(settings: Settings) -> str | None:
@@ -120,6 +141,44 @@ class Checkout:
             await self.ws.remove_files(left)
         self.test_runs += 1
         return run
+
+    async def run_command(
+        self,
+        argv: Sequence[str],
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 - the sandbox wall clock
+    ) -> SandboxResult:
+        """One command in the sandbox (no network) with the project's environment, e.g. the
+        command a failing CI step ran. Tools loopwright itself ships (ruff) come after the
+        project's own on PATH. Files the command creates are removed afterwards; changes to
+        tracked files stay (that is how a fixer like `ruff check --fix` works)."""
+        env = await self.prepare()
+        binds = list(env.binds)
+        path = list(env.path_prepend)
+        mode = self.settings.sandbox
+        ruff = find_ruff()
+        if ruff:
+            if mode == "bwrap":
+                binds.append(Bind(Path(ruff), f"{SANDBOX_TOOLS}/ruff"))
+                path.append(SANDBOX_TOOLS)
+            else:
+                path.append(str(Path(ruff).parent))
+        before = await self.ws.untracked()
+        result = await run_sandboxed(
+            list(argv),
+            workdir=self.ws.root,
+            timeout=timeout or self.commands.test_timeout_seconds,
+            network=False,
+            binds=binds,
+            env_extra={**env.env, "NO_COLOR": "1", "RUFF_NO_CACHE": "true"},
+            path_prepend=path,
+            mode=mode,
+            run_as=self.run_as,
+        )
+        left = await self.ws.untracked() - before
+        if left:
+            await self.ws.remove_files(left)
+        return result
 
     async def baseline(self) -> tuple[TestRun, bool]:
         """The suite on the base commit, cached per (repo, commit, command); (run, cache hit)."""

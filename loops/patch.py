@@ -42,13 +42,7 @@ The test {test} reproduces the bug and fails now with:
 {failure}
 Change the project's source code so that it passes, by fixing the bug for every input, not just \
 the test's. You may not edit tests, conftest.py, CI or packaging files.
-Reply with exactly one JSON action per turn:
-{{"tool": "view", "path": "...", "start": 1, "end": 60}}
-{{"tool": "search", "pattern": "regex"}}
-{{"tool": "edit", "path": "...", "search": "exact old text", "replace": "new text"}}
-{{"tool": "run_tests", "selection": ["{test}"]}}
-{{"tool": "finish", "summary": "what you changed and why"}}
-You have at most {turns} actions in this attempt; call finish when the fix is in place."""
+{actions}"""
 
 
 class _ActionReply(BaseModel):
@@ -110,10 +104,20 @@ def build_prompt(
             repo=repo,
             test=repro.test_path,
             failure=untrusted_block("failure", failure),
-            turns=turns,
+            actions=ACTIONS.format(selection=f'"{repro.test_path}"', turns=turns),
         )
     )
     return "\n\n".join(parts)
+
+
+#: The action protocol every patch-style loop (fix, CI repair, migration) tells the model.
+ACTIONS = """Reply with exactly one JSON action per turn:
+{{"tool": "view", "path": "...", "start": 1, "end": 60}}
+{{"tool": "search", "pattern": "regex"}}
+{{"tool": "edit", "path": "...", "search": "exact old text", "replace": "new text"}}
+{{"tool": "run_tests", "selection": [{selection}]}}
+{{"tool": "finish", "summary": "what you changed and why"}}
+You have at most {turns} actions in this attempt; call finish when the change is in place."""
 
 
 async def patch(
@@ -126,18 +130,52 @@ async def patch(
     *,
     cancelled: Callable[[], Awaitable[bool]] | None = None,
 ) -> PatchOutcome:
-    cfg = ctx.config.fix
+    """The fix loop's patch step: scored by the reproduction, its held-out variant and the
+    whole suite against the base run."""
     assert repro.baseline is not None
     baseline = repro.baseline
+
+    async def score() -> tuple[Score, str]:
+        (run,) = await runs_with_holdout(co, repro, [], 1)
+        result = score_run(run, baseline, repro)
+        return result, f"{' '.join(run.command)} ({run.duration_s * 1000:.0f} ms in the sandbox)"
+
+    return await patch_loop(
+        ctx,
+        co,
+        prompt=build_prompt(ctx.forge.repo, issue, loc, repro, ctx.config.fix.max_turns),
+        score=score,
+        base_score=Score((0.0,), False, "reproduction fails on base"),
+        budget=budget,
+        protected=[*PATCH_PROTECTED_PATHS, *ctx.config.fix.protected_paths],
+        cancelled=cancelled,
+    )
+
+
+async def patch_loop(
+    ctx: LoopContext,
+    co: Checkout,
+    *,
+    prompt: str,
+    score: Callable[[], Awaitable[tuple[Score, str]]],
+    base_score: Score,
+    budget: Budget,
+    protected: list[str],
+    cancelled: Callable[[], Awaitable[bool]] | None = None,
+) -> PatchOutcome:
+    """Model attempts through the Toolbox's actions, each committed, scored by `score` (which
+    returns the score and what it ran) and kept or reverted (engine.keep_or_revert), with the
+    fix settings' turns, escalation and patience."""
+    cfg = ctx.config.fix
     models = ctx.settings.models_for("patch")
     out = PatchOutcome()
     toolbox = Toolbox(
         co.ws,
         run_tests=co.run_tests,
-        protected=[*PATCH_PROTECTED_PATHS, *cfg.protected_paths],
+        protected=protected,
         budgets=ToolBudgets(output_tokens=800),
     )
-    first_prompt = build_prompt(ctx.forge.repo, issue, loc, repro, cfg.max_turns)
+    first_prompt = prompt
 
     tally = Tally(ctx, out.usage, out.models)
 
@@ -203,17 +241,16 @@ async def patch(
             note = f"{note}; refused: {'; '.join(refusals[:2])}"
         return Proposal(changed=changed, model=model_name, usage=usage, note=note)
 
-    async def score() -> Score:
+    async def scored() -> Score:
         started = time.perf_counter()
-        (run,) = await runs_with_holdout(co, repro, [], 1)
-        result = score_run(run, baseline, repro)
+        result, ran = await score()
         await ctx.record(
             StepRecord(
                 name="score",
                 kind="deterministic",
                 verdict="success" if result.success else "not yet",
-                input=" ".join(run.command),
-                output=f"{result.detail}; suite ran {run.duration_s * 1000:.0f} ms in the sandbox",
+                input=ran,
+                output=result.detail,
                 duration_ms=(time.perf_counter() - started) * 1000,
             )
         )
@@ -232,12 +269,10 @@ async def patch(
             )
         )
 
-    # The base with the reproduction, scored the same way: the bar the first attempt must beat.
-    base_score = Score((0.0,), False, "reproduction fails on base")
     out.result = await keep_or_revert(
         co.ws,
         propose=propose,
-        score=score,
+        score=scored,
         baseline=base_score,
         budget=budget,
         patience=cfg.patience,

@@ -23,14 +23,12 @@ import fnmatch
 import json
 import logging
 import re
-import shutil
-import sys
 import tomllib
 import warnings
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -44,6 +42,7 @@ from bot.workspace import (
     Workspace,
     WorkspaceError,
 )
+from loops.checkout import find_ruff
 
 log = logging.getLogger("loopwright.tools")
 
@@ -418,15 +417,6 @@ def _parse_error(path: str, text: str) -> str | None:
         # nested expression raises RecursionError/MemoryError instead of SyntaxError.
         return f"{type(exc).__name__}: {str(exc)[:200]}"
     return None
-
-
-def find_ruff() -> str | None:
-    """ruff on PATH, else next to this interpreter (the venv's bin/)."""
-    found = shutil.which("ruff")
-    if found:
-        return found
-    candidate = Path(sys.executable).parent / "ruff"
-    return str(candidate) if candidate.is_file() else None
 
 
 async def fatal_lint(ruff: str, path: str, text: str) -> Counter[str] | None:

@@ -29,6 +29,17 @@ Git-backed repos and pull requests::
     fake.repo("octo/hello").pulls[2].draft; fake.branch_sha(...); fake.read_git_file(...)
     assert fake.forbidden_actions == []  # merge / approve / ready attempts land here
 
+GitHub Actions, check runs and webhook payloads::
+
+    run = fake.add_workflow_run("octo/hello", workflow_id=7, name="CI", head_branch="main",
+                                head_sha=sha, jobs=[FakeJob("test", "failure",
+                                [("Run pytest", "failure")], log="E   assert 1 == 2\n")])
+    # GET .../actions/jobs/{id}/logs -> 302 to a signed one-minute URL on `fake.blob_url`, a
+    # second origin like GitHub's blob storage; `fake.blob_requests` records what reached it,
+    # and an Authorization header arriving there is a violation (the token leaked).
+    fake.repo("octo/hello").check_runs[id].history   # every create/update body, in order
+    body = fake.workflow_run_payload("octo/hello", run)   # or pull_request_payload(...)
+
 New endpoints: write `async def handler(fake, ctx) -> web.StreamResponse` and register it with
 `@operation("<operationId>", "<installation permission>")` (module-wide) or `fake.register(...)`.
 """
@@ -38,6 +49,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import io
 import itertools
 import json
 import math
@@ -49,17 +61,18 @@ import string
 import subprocess
 import tempfile
 import time
+import zipfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal, cast
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote, urlencode
 
 import jsonschema
 import jwt
-from aiohttp import web
+from aiohttp import hdrs, web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -75,6 +88,13 @@ GREEDY_PARAMS = frozenset({"path", "ref", "branch", "basehead"})
 
 # GitHub rejects comment/issue bodies above this many characters with a 422.
 MAX_BODY_CHARS = 65536
+
+# How long a signed log URL on the blob host stays valid (GitHub: "expires after 1 minute").
+BLOB_URL_TTL_SECONDS = 60
+
+# The app behind every check run that a GitHub Actions job is.
+GITHUB_ACTIONS_APP_ID = 15368
+GITHUB_ACTIONS_SLUG = "github-actions"
 
 PERMISSION_LEVELS = {"none": 0, "read": 1, "write": 2, "admin": 3}
 
@@ -330,6 +350,83 @@ class FakePull:
 
 
 @dataclass
+class FakeJob:
+    """A job of a workflow run.  `steps` are (name, conclusion) pairs; `log` is what the job's
+    log download serves (empty = no log, which GitHub answers with 404).  `id` comes from
+    `fake.next_id()` unless given; the job's check run has the same id, as on GitHub."""
+
+    name: str
+    conclusion: str | None = "failure"
+    steps: list[tuple[str, str | None]] = field(default_factory=list)
+    log: str | bytes | None = ""
+    id: int | None = None
+    # None = the run's latest attempt; an older attempt's jobs only show with filter=all.
+    run_attempt: int | None = None
+    labels: list[str] = field(default_factory=lambda: ["ubuntu-latest"])
+    # Per-step text for the run's log archive (step name -> text); steps without one are empty.
+    step_logs: dict[str, str | bytes] = field(default_factory=dict)
+    run_id: int = 0
+    started_at: str | None = None
+    completed_at: str | None = None
+
+    @property
+    def log_bytes(self) -> bytes:
+        log = self.log or b""
+        return log.encode() if isinstance(log, str) else log
+
+
+@dataclass
+class FakeWorkflowRun:
+    id: int
+    workflow_id: int
+    name: str
+    path: str
+    head_branch: str
+    head_sha: str
+    event: str
+    status: str
+    conclusion: str | None
+    pull_requests: list[int]
+    actor: str
+    jobs: list[FakeJob]
+    run_number: int
+    run_attempt: int
+    created_at: datetime
+    updated_at: datetime
+    check_suite_id: int
+    display_title: str
+    head_commit: dict[str, Any]
+
+    def job(self, job_id: int) -> FakeJob | None:
+        return next((j for j in self.jobs if j.id == job_id), None)
+
+
+@dataclass
+class FakeCheckRun:
+    """A check run created through the Checks API.  `history` holds every request that shaped
+    it: ("checks/create" | "checks/update", request body), oldest first."""
+
+    id: int
+    name: str
+    head_sha: str
+    status: str
+    conclusion: str | None
+    started_at: str | None
+    completed_at: str | None
+    check_suite_id: int
+    app_slug: str
+    title: str | None = None
+    summary: str | None = None
+    text: str | None = None
+    annotations: list[dict[str, Any]] = field(default_factory=list)
+    images: list[dict[str, Any]] = field(default_factory=list)
+    actions: list[dict[str, Any]] = field(default_factory=list)
+    details_url: str | None = None
+    external_id: str | None = None
+    history: list[tuple[str, Any]] = field(default_factory=list)
+
+
+@dataclass
 class FakeRepo:
     id: int
     owner: str
@@ -350,6 +447,9 @@ class FakeRepo:
     # to check against.
     git_dir: Path | None = None
     branches: dict[str, str] = field(default_factory=dict)
+    # GitHub Actions runs (`add_workflow_run`) and check runs made through the Checks API.
+    workflow_runs: dict[int, FakeWorkflowRun] = field(default_factory=dict)
+    check_runs: dict[int, FakeCheckRun] = field(default_factory=dict)
 
     @property
     def full_name(self) -> str:
@@ -392,6 +492,27 @@ class RecordedRequest:
     auth_kind: AuthKind | None
     token: str | None
     status: int | None = None
+
+
+@dataclass
+class RecordedBlobRequest:
+    """A request that reached the blob storage host (`fake.blob_url`), headers as sent."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    status: int | None = None
+
+
+@dataclass
+class BlobGrant:
+    """One signed, expiring blob URL: valid for `path` only, until `expires_at`."""
+
+    path: str
+    expires_at: datetime
+    content_type: str
+    data: Callable[[], bytes]
 
 
 @dataclass
@@ -528,6 +649,14 @@ class FakeGitHub:
         self._app_hooks: list[Callable[[web.Application], None]] = []
         self._runner: web.AppRunner | None = None
         self.url = ""
+        # The second origin that log downloads redirect to (GitHub's blob storage): signed,
+        # expiring URLs only; every request is recorded, and one carrying an Authorization
+        # header (our token leaking to another host) is a violation.
+        self.blob_url = ""
+        self.blob_requests: list[RecordedBlobRequest] = []
+        self.blob_grants: dict[str, BlobGrant] = {}
+        self._blob_runner: web.AppRunner | None = None
+        self._check_suites: dict[tuple[int, str, str], int] = {}
 
     # ----------------------------------------------------------------------------- lifecycle
 
@@ -550,17 +679,21 @@ class FakeGitHub:
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-        await web.SockSite(self._runner, sock).start()
-        self.url = f"http://127.0.0.1:{port}"
+        self.url = await _serve_on_loopback(self._runner)
+
+        blob_app = web.Application()
+        blob_app.router.add_route("*", "/{tail:.*}", self._blob)
+        self._blob_runner = web.AppRunner(blob_app, access_log=None)
+        await self._blob_runner.setup()
+        self.blob_url = await _serve_on_loopback(self._blob_runner)
 
     async def close(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self._blob_runner is not None:
+            await self._blob_runner.cleanup()
+            self._blob_runner = None
 
     # ----------------------------------------------------------------------------- seeding
 
@@ -714,6 +847,156 @@ class FakeGitHub:
             user_type=user_type,
             via_app=False,
         )
+
+    def add_workflow_run(
+        self,
+        full_name: str,
+        *,
+        workflow_id: int,
+        name: str,
+        path: str = ".github/workflows/ci.yml",
+        head_branch: str,
+        head_sha: str,
+        event: str = "push",
+        status: str = "completed",
+        conclusion: str | None = "failure",
+        pull_requests: Iterable[int] = (),
+        actor: str = "octocat",
+        jobs: Iterable[FakeJob] = (),
+        run_id: int | None = None,
+        created_at: datetime | None = None,
+        display_title: str | None = None,
+    ) -> FakeWorkflowRun:
+        """Seed a GitHub Actions run, as a push or pull request would have triggered it.
+
+        `conclusion` only sticks to a completed run (GitHub has none before).  `pull_requests`
+        are numbers of this repo's PRs (the run's minimal PR entries).  Jobs get an id (also
+        their check run's id), the run's attempt and timestamps unless set; a job's `log` is
+        what its log download serves through the blob host."""
+        repo = self.repo(full_name)
+        numbers = list(pull_requests)
+        for number in numbers:
+            if number not in repo.pulls:
+                raise ValueError(f"{full_name} has no pull request #{number}")
+        created = (created_at or datetime.now(UTC)).astimezone(UTC).replace(microsecond=0)
+        rid = self.next_id() if run_id is None else run_id
+        if rid in repo.workflow_runs:
+            raise ValueError(f"{full_name} already has workflow run {rid}")
+        job_list = list(jobs)
+        attempt = max((j.run_attempt or 1 for j in job_list), default=1)
+        clock = created + timedelta(seconds=5)
+        for job in job_list:
+            job.id = self.next_id() if job.id is None else job.id
+            job.run_id = rid
+            job.run_attempt = job.run_attempt or attempt
+            if job.started_at is None and status != "queued":
+                job.started_at = _iso(clock)
+            if job.completed_at is None and job.conclusion is not None:
+                job.completed_at = _iso(clock + timedelta(seconds=60))
+            clock += timedelta(seconds=61)
+        done = status == "completed"
+        head_commit = self._head_commit(repo, head_sha, actor, created)
+        if display_title is None:
+            pull = repo.pulls.get(numbers[0]) if numbers else None
+            if pull is not None and event.startswith("pull_request"):
+                display_title = pull.title
+            else:
+                display_title = str(head_commit["message"]).split("\n", 1)[0] or name
+        run = FakeWorkflowRun(
+            id=rid,
+            workflow_id=workflow_id,
+            name=name,
+            path=path,
+            head_branch=head_branch,
+            head_sha=head_sha,
+            event=event,
+            status=status,
+            conclusion=conclusion if done else None,
+            pull_requests=numbers,
+            actor=actor,
+            jobs=job_list,
+            run_number=1 + sum(r.workflow_id == workflow_id for r in repo.workflow_runs.values()),
+            run_attempt=attempt,
+            created_at=created,
+            updated_at=clock if done else created,
+            check_suite_id=self.next_id(),
+            display_title=display_title,
+            head_commit=head_commit,
+        )
+        repo.workflow_runs[rid] = run
+        return run
+
+    def add_check_run(
+        self,
+        full_name: str,
+        *,
+        name: str,
+        head_sha: str,
+        status: str = "completed",
+        conclusion: str | None = "success",
+        app_slug: str | None = None,
+        title: str | None = None,
+        summary: str | None = None,
+        text: str | None = None,
+    ) -> FakeCheckRun:
+        """Seed a check run, by default one made by another app (`app_slug`, e.g. a CI
+        service) so tests can check the bot leaves other apps' check runs alone."""
+        repo = self.repo(full_name)
+        slug = app_slug or self.app_slug
+        now = _now_iso()
+        check = FakeCheckRun(
+            id=self.next_id(),
+            name=name,
+            head_sha=head_sha,
+            status=status,
+            conclusion=conclusion if status == "completed" else None,
+            started_at=now,
+            completed_at=now if status == "completed" else None,
+            check_suite_id=self._check_suite_id(repo, head_sha, slug),
+            app_slug=slug,
+            title=title,
+            summary=summary,
+            text=text,
+        )
+        repo.check_runs[check.id] = check
+        return check
+
+    def _head_commit(self, repo: FakeRepo, sha: str, actor: str, when: datetime) -> dict[str, Any]:
+        """The run's `head_commit`: read from git for a git-backed repo, else made up."""
+        if repo.git_dir is not None:
+            proc = _git_run(
+                repo.git_dir,
+                "show",
+                "-s",
+                "--format=%T%x00%an%x00%ae%x00%cn%x00%ce%x00%cI%x00%B",
+                sha,
+                check=False,
+            )
+            if proc.returncode == 0:
+                tree, an, ae, cn, ce, date, message = proc.stdout.decode().split("\0", 6)
+                return {
+                    "id": sha,
+                    "tree_id": tree,
+                    "message": message.strip(),
+                    "timestamp": _iso(datetime.fromisoformat(date)),
+                    "author": {"name": an, "email": ae},
+                    "committer": {"name": cn, "email": ce},
+                }
+        return {
+            "id": sha,
+            "tree_id": _made_up_sha(f"{sha}:tree"),
+            "message": "Update",
+            "timestamp": _iso(when),
+            "author": {"name": actor, "email": f"{actor}@users.noreply.github.com"},
+            "committer": {"name": "GitHub", "email": "noreply@github.com"},
+        }
+
+    def _check_suite_id(self, repo: FakeRepo, head_sha: str, app_slug: str) -> int:
+        # One check suite per (commit, app), as GitHub makes them.
+        key = (repo.id, head_sha, app_slug)
+        if key not in self._check_suites:
+            self._check_suites[key] = self.next_id()
+        return self._check_suites[key]
 
     # ----------------------------------------------------------------------------- git
 
@@ -943,6 +1226,24 @@ class FakeGitHub:
         past = datetime.now(UTC) - timedelta(seconds=1)
         for tok in self.tokens.values():
             tok.expires_at = past
+
+    def expire_blob_urls(self) -> None:
+        """Make every signed blob URL handed out so far expired (GitHub's last one minute)."""
+        past = datetime.now(UTC) - timedelta(seconds=1)
+        for grant in self.blob_grants.values():
+            grant.expires_at = past
+
+    def grant_blob(self, name: str, content_type: str, data: Callable[[], bytes]) -> str:
+        """A signed URL on the blob host serving `data()` (read at download time) for
+        BLOB_URL_TTL_SECONDS; the signature (`sig`) is random and valid for this path only."""
+        token = secrets.token_urlsafe(32)
+        path = f"/actions-results/{secrets.token_hex(16)}/{quote(name)}"
+        expires = datetime.now(UTC) + timedelta(seconds=BLOB_URL_TTL_SECONDS)
+        self.blob_grants[token] = BlobGrant(path, expires, content_type, data)
+        query = urlencode(
+            {"sv": "2021-12-02", "sr": "b", "sp": "r", "se": _iso(expires), "sig": token}
+        )
+        return f"{self.blob_url}{path}?{query}"
 
     def register(self, operation_id: str, fn: Handler, permission: str | None = None) -> None:
         """Add or override a handler on this instance only."""
@@ -1247,6 +1548,426 @@ class FakeGitHub:
             return "OWNER"
         return "COLLABORATOR" if login in repo.collaborators else "NONE"
 
+    # ----------------------------------------------------------------------------- Actions, checks
+
+    def minimal_repo_json(self, repo: FakeRepo) -> dict[str, Any]:
+        """The "minimal-repository" shape of a workflow run's `repository`/`head_repository`."""
+        api = f"{self.url}/repos/{repo.full_name}"
+        data: dict[str, Any] = {
+            "id": repo.id,
+            "node_id": f"R_{repo.id}",
+            "name": repo.name,
+            "full_name": repo.full_name,
+            "owner": self.user_json(repo.owner, repo.owner_type),
+            "private": repo.private,
+            "html_url": f"{HTML_BASE}/{repo.full_name}",
+            "description": None,
+            "fork": False,
+            "url": api,
+        }
+        data.update({key: api + suffix for key, suffix in _REPO_URL_TEMPLATES.items()})
+        return data
+
+    def _pull_head_sha(self, repo: FakeRepo, pull: FakePull) -> str:
+        # As in pull_json: an open PR's head follows its branch.
+        current = self.branch_sha(repo.full_name, pull.head)
+        if current is not None and pull.state == "open":
+            pull.head_sha = current
+        return pull.head_sha
+
+    def minimal_pull_json(self, repo: FakeRepo, pull: FakePull) -> dict[str, Any]:
+        """The {url, id, number, head, base} entry of a workflow or check run's
+        `pull_requests`."""
+        repo_ref = {"id": repo.id, "url": f"{self.url}/repos/{repo.full_name}", "name": repo.name}
+        base_sha = self.branch_sha(repo.full_name, pull.base) or pull.base_sha
+        return {
+            "url": f"{self.url}/repos/{repo.full_name}/pulls/{pull.number}",
+            "id": pull.id,
+            "number": pull.number,
+            "head": {"ref": pull.head, "sha": self._pull_head_sha(repo, pull), "repo": repo_ref},
+            "base": {"ref": pull.base, "sha": base_sha, "repo": dict(repo_ref)},
+        }
+
+    def workflow_json(self, repo: FakeRepo, run: FakeWorkflowRun) -> dict[str, Any]:
+        """The `workflow` object of a workflow_run webhook."""
+        api = f"{self.url}/repos/{repo.full_name}/actions/workflows/{run.workflow_id}"
+        return {
+            "id": run.workflow_id,
+            "node_id": f"W_{run.workflow_id}",
+            "name": run.name,
+            "path": run.path,
+            "state": "active",
+            "created_at": "2024-01-01T00:00:00.000Z",
+            "updated_at": "2024-01-01T00:00:00.000Z",
+            "url": api,
+            "html_url": f"{HTML_BASE}/{repo.full_name}/blob/{repo.default_branch}/{run.path}",
+            "badge_url": f"{HTML_BASE}/{repo.full_name}/workflows/{quote(run.name)}/badge.svg",
+        }
+
+    def workflow_run_json(
+        self, repo: FakeRepo, run: FakeWorkflowRun, *, exclude_pull_requests: bool = False
+    ) -> dict[str, Any]:
+        api = f"{self.url}/repos/{repo.full_name}"
+        run_api = f"{api}/actions/runs/{run.id}"
+        actor = self.user_json(run.actor, _login_type(run.actor))
+        pulls = [] if exclude_pull_requests else run.pull_requests
+        return {
+            "id": run.id,
+            "name": run.name,
+            "node_id": f"WFR_{run.id}",
+            "head_branch": run.head_branch,
+            "head_sha": run.head_sha,
+            "path": run.path,
+            "display_title": run.display_title,
+            "run_number": run.run_number,
+            "event": run.event,
+            "status": run.status,
+            "conclusion": run.conclusion,
+            "workflow_id": run.workflow_id,
+            "check_suite_id": run.check_suite_id,
+            "check_suite_node_id": f"CS_{run.check_suite_id}",
+            "url": run_api,
+            "html_url": f"{HTML_BASE}/{repo.full_name}/actions/runs/{run.id}",
+            "pull_requests": [self.minimal_pull_json(repo, repo.pulls[n]) for n in pulls],
+            "created_at": _iso(run.created_at),
+            "updated_at": _iso(run.updated_at),
+            "actor": actor,
+            "triggering_actor": dict(actor),
+            "run_attempt": run.run_attempt,
+            "run_started_at": _iso(run.created_at),
+            "jobs_url": run_api + "/jobs",
+            "logs_url": run_api + "/logs",
+            "check_suite_url": f"{api}/check-suites/{run.check_suite_id}",
+            "artifacts_url": run_api + "/artifacts",
+            "cancel_url": run_api + "/cancel",
+            "rerun_url": run_api + "/rerun",
+            "previous_attempt_url": (
+                f"{run_api}/attempts/{run.run_attempt - 1}" if run.run_attempt > 1 else None
+            ),
+            "workflow_url": f"{api}/actions/workflows/{run.workflow_id}",
+            "head_commit": dict(run.head_commit),
+            "repository": self.minimal_repo_json(repo),
+            "head_repository": self.minimal_repo_json(repo),
+        }
+
+    @staticmethod
+    def _job_status(job: FakeJob) -> str:
+        if job.conclusion is not None:
+            return "completed"
+        return "queued" if job.started_at is None else "in_progress"
+
+    def job_json(self, repo: FakeRepo, run: FakeWorkflowRun, job: FakeJob) -> dict[str, Any]:
+        api = f"{self.url}/repos/{repo.full_name}"
+        status = self._job_status(job)
+        start = datetime.fromisoformat(job.started_at) if job.started_at else None
+        steps = []
+        waiting = False
+        for number, (step_name, step_conclusion) in enumerate(job.steps, 1):
+            step_start = _iso(start + timedelta(seconds=number)) if start else None
+            if step_conclusion is not None:
+                step_status = "completed"
+            else:
+                # The first unfinished step is the one running; the rest wait for it.
+                step_status = "queued" if waiting or start is None else "in_progress"
+                waiting = True
+            steps.append(
+                {
+                    "name": step_name,
+                    "status": step_status,
+                    "conclusion": step_conclusion,
+                    "number": number,
+                    "started_at": None if step_status == "queued" else step_start,
+                    "completed_at": (
+                        _iso(start + timedelta(seconds=number + 1))
+                        if step_status == "completed" and start
+                        else None
+                    ),
+                }
+            )
+        started = start is not None
+        return {
+            "id": job.id,
+            "run_id": run.id,
+            "run_url": f"{api}/actions/runs/{run.id}",
+            "run_attempt": job.run_attempt,
+            "node_id": f"CR_{job.id}",
+            "head_sha": run.head_sha,
+            "head_branch": run.head_branch,
+            "url": f"{api}/actions/jobs/{job.id}",
+            "html_url": f"{HTML_BASE}/{repo.full_name}/actions/runs/{run.id}/job/{job.id}",
+            "status": status,
+            "conclusion": job.conclusion,
+            "created_at": _iso(run.created_at),
+            "started_at": job.started_at or _iso(run.created_at),
+            "completed_at": job.completed_at if status == "completed" else None,
+            "name": job.name,
+            "steps": steps,
+            "check_run_url": f"{api}/check-runs/{job.id}",
+            "labels": list(job.labels),
+            "runner_id": 1 if started else None,
+            "runner_name": "GitHub Actions 1" if started else None,
+            "runner_group_id": 1 if started else None,
+            "runner_group_name": "GitHub Actions" if started else None,
+            "workflow_name": run.name,
+        }
+
+    def find_job(self, repo: FakeRepo, job_id: int) -> tuple[FakeWorkflowRun, FakeJob] | None:
+        for run in repo.workflow_runs.values():
+            job = run.job(job_id)
+            if job is not None:
+                return run, job
+        return None
+
+    def app_json_for(self, slug: str) -> dict[str, Any]:
+        """This app's JSON, or a plausible one for another app (github-actions, a CI)."""
+        if slug == self.app_slug:
+            return self.app_json()
+        app_id = (
+            GITHUB_ACTIONS_APP_ID if slug == GITHUB_ACTIONS_SLUG else self.user_id(f"app/{slug}")
+        )
+        owner = "github" if slug == GITHUB_ACTIONS_SLUG else f"{slug}-org"
+        return {
+            "id": app_id,
+            "slug": slug,
+            "node_id": f"A_{app_id}",
+            "name": "GitHub Actions" if slug == GITHUB_ACTIONS_SLUG else slug,
+            "owner": self.user_json(owner, "Organization"),
+            "description": "",
+            "external_url": f"https://{slug}.example.invalid",
+            "html_url": f"{HTML_BASE}/apps/{slug}",
+            "created_at": "2018-07-30T09:30:17Z",
+            "updated_at": "2024-01-01T00:00:00Z",
+            "permissions": {"checks": "write", "metadata": "read"},
+            "events": [],
+        }
+
+    def _check_run_shape(
+        self,
+        repo: FakeRepo,
+        *,
+        check_id: int,
+        name: str,
+        head_sha: str,
+        status: str,
+        conclusion: str | None,
+        started_at: str | None,
+        completed_at: str | None,
+        output: dict[str, Any],
+        details_url: str | None,
+        external_id: str | None,
+        check_suite_id: int,
+        app_slug: str,
+    ) -> dict[str, Any]:
+        api = f"{self.url}/repos/{repo.full_name}/check-runs/{check_id}"
+        pulls = [
+            self.minimal_pull_json(repo, p)
+            for p in repo.pulls.values()
+            if p.state == "open" and self._pull_head_sha(repo, p) == head_sha
+        ]
+        return {
+            "id": check_id,
+            "node_id": f"CR_{check_id}",
+            "head_sha": head_sha,
+            "external_id": external_id,
+            "url": api,
+            "html_url": f"{HTML_BASE}/{repo.full_name}/runs/{check_id}",
+            "details_url": details_url,
+            "status": status,
+            "conclusion": conclusion,
+            "started_at": started_at,
+            "completed_at": completed_at,
+            "output": {**output, "annotations_url": api + "/annotations"},
+            "name": name,
+            "check_suite": {"id": check_suite_id},
+            "app": self.app_json_for(app_slug),
+            "pull_requests": pulls,
+        }
+
+    def check_run_json(self, repo: FakeRepo, check: FakeCheckRun) -> dict[str, Any]:
+        return self._check_run_shape(
+            repo,
+            check_id=check.id,
+            name=check.name,
+            head_sha=check.head_sha,
+            status=check.status,
+            conclusion=check.conclusion,
+            started_at=check.started_at,
+            completed_at=check.completed_at,
+            output={
+                "title": check.title,
+                "summary": check.summary,
+                "text": check.text,
+                "annotations_count": len(check.annotations),
+            },
+            # GitHub falls back to the app's homepage when none was given.
+            details_url=check.details_url or self.app_json_for(check.app_slug)["external_url"],
+            external_id=check.external_id or "",
+            check_suite_id=check.check_suite_id,
+            app_slug=check.app_slug,
+        )
+
+    def job_check_run_json(
+        self, repo: FakeRepo, run: FakeWorkflowRun, job: FakeJob
+    ) -> dict[str, Any]:
+        """The check run GitHub Actions keeps for every job (same id as the job)."""
+        job_data = self.job_json(repo, run, job)
+        return self._check_run_shape(
+            repo,
+            check_id=cast(int, job.id),
+            name=job.name,
+            head_sha=run.head_sha,
+            status=job_data["status"],
+            conclusion=job.conclusion,
+            started_at=job_data["started_at"],
+            completed_at=job_data["completed_at"],
+            output={"title": None, "summary": None, "text": None, "annotations_count": 0},
+            details_url=job_data["html_url"],
+            external_id=_made_up_sha(f"job:{job.id}")[:32],
+            check_suite_id=run.check_suite_id,
+            app_slug=GITHUB_ACTIONS_SLUG,
+        )
+
+    # ----------------------------------------------------------------------------- webhooks
+
+    def full_user_json(self, login: str, user_type: str | None = None) -> dict[str, Any]:
+        """A user as webhook payloads carry it (`sender`, repository owner): every URL."""
+        user_type = user_type or _login_type(login)
+        data = self.user_json(login, user_type)
+        api = data["url"]
+        data.update(
+            {
+                "gravatar_id": "",
+                "followers_url": api + "/followers",
+                "following_url": api + "/following{/other_user}",
+                "gists_url": api + "/gists{/gist_id}",
+                "starred_url": api + "/starred{/owner}{/repo}",
+                "subscriptions_url": api + "/subscriptions",
+                "organizations_url": api + "/orgs",
+                "repos_url": api + "/repos",
+                "events_url": api + "/events{/privacy}",
+                "received_events_url": api + "/received_events",
+            }
+        )
+        return data
+
+    def webhook_repo_json(self, repo: FakeRepo) -> dict[str, Any]:
+        """A webhook's `repository`: every key real payloads carry; `clone_url` still points
+        at the fake's git server."""
+        data = self.minimal_repo_json(repo)
+        data.update(self.repo_json(repo))
+        data["owner"] = self.full_user_json(repo.owner, repo.owner_type)
+        open_issues = sum(i.state == "open" for i in repo.issues.values())
+        data.update(
+            {
+                "created_at": "2024-01-01T00:00:00Z",
+                "updated_at": "2024-01-01T00:00:00Z",
+                "pushed_at": "2024-01-01T00:00:00Z",
+                "git_url": f"git://github.com/{repo.full_name}.git",
+                "ssh_url": f"git@github.com:{repo.full_name}.git",
+                "svn_url": f"{HTML_BASE}/{repo.full_name}",
+                "homepage": None,
+                "size": 0,
+                "stargazers_count": 0,
+                "watchers_count": 0,
+                "language": None,
+                "has_issues": True,
+                "has_projects": True,
+                "has_downloads": True,
+                "has_wiki": True,
+                "has_pages": False,
+                "forks_count": 0,
+                "mirror_url": None,
+                "license": None,
+                "forks": 0,
+                "open_issues_count": open_issues,
+                "open_issues": open_issues,
+                "watchers": 0,
+                "is_template": False,
+                "topics": [],
+                "web_commit_signoff_required": False,
+                "custom_properties": {},
+            }
+        )
+        return data
+
+    def _webhook_envelope(
+        self, repo: FakeRepo, data: dict[str, Any], sender: str
+    ) -> dict[str, Any]:
+        data["repository"] = self.webhook_repo_json(repo)
+        if repo.owner_type == "Organization":
+            api = f"{self.url}/orgs/{repo.owner}"
+            oid = self.user_id(repo.owner)
+            data["organization"] = {
+                "login": repo.owner,
+                "id": oid,
+                "node_id": f"O_{oid}",
+                "url": api,
+                "repos_url": api + "/repos",
+                "events_url": api + "/events",
+                "hooks_url": api + "/hooks",
+                "issues_url": api + "/issues",
+                "members_url": api + "/members{/member}",
+                "public_members_url": api + "/public_members{/member}",
+                "avatar_url": f"https://avatars.githubusercontent.com/u/{oid}?v=4",
+                "description": "",
+            }
+        data["sender"] = self.full_user_json(sender)
+        if repo.installation_id is not None:
+            node = base64.b64encode(f"023:IntegrationInstallation{repo.installation_id}".encode())
+            data["installation"] = {"id": repo.installation_id, "node_id": node.decode()}
+        return data
+
+    def workflow_run_payload(
+        self,
+        full_name: str,
+        run: FakeWorkflowRun | int,
+        action: str = "completed",
+        *,
+        sender: str | None = None,
+    ) -> dict[str, Any]:
+        """A `workflow_run` webhook body (deliver it with X-GitHub-Event: workflow_run)."""
+        repo = self.repo(full_name)
+        if isinstance(run, int):
+            run = repo.workflow_runs[run]
+        data = {
+            "action": action,
+            "workflow_run": self.workflow_run_json(repo, run),
+            "workflow": self.workflow_json(repo, run),
+        }
+        return self._webhook_envelope(repo, data, sender or run.actor)
+
+    def pull_request_payload(
+        self,
+        full_name: str,
+        number: int,
+        action: str = "opened",
+        sender: str | None = None,
+        *,
+        before: str | None = None,
+        label: str | None = None,
+    ) -> dict[str, Any]:
+        """A `pull_request` webhook body from the stored pull (sender: its author unless
+        given).  `synchronize` needs `before` (the old head); `labeled`/`unlabeled` a
+        `label`."""
+        repo = self.repo(full_name)
+        pull = repo.pulls[number]
+        data: dict[str, Any] = {
+            "action": action,
+            "number": number,
+            "pull_request": self.pull_json(repo, pull),
+        }
+        if action == "synchronize":
+            if before is None:
+                raise ValueError("a synchronize payload needs before=<the previous head sha>")
+            data["before"] = before
+            data["after"] = data["pull_request"]["head"]["sha"]
+        if label is not None:
+            stored = repo.find_label(label)
+            if stored is None:
+                raise ValueError(f"{full_name} has no label {label!r}")
+            data["label"] = self.label_json(repo, stored)
+        return self._webhook_envelope(repo, data, sender or pull.user_login)
+
     # ----------------------------------------------------------------------------- mutations
 
     def _create_label(
@@ -1432,6 +2153,43 @@ class FakeGitHub:
             self._violation(rec, f"fake answered {response.status}, spec allows {op.success}")
         return response
 
+    async def _blob(self, request: web.Request) -> web.StreamResponse:
+        """The blob storage host: serves what a signed URL grants, to anyone holding it."""
+        rec = RecordedBlobRequest(
+            method=request.method,
+            path=request.path,
+            query=dict(request.query),
+            headers=dict(request.headers),
+        )
+        self.blob_requests.append(rec)
+        if hdrs.AUTHORIZATION in request.headers:
+            # The GitHub token must never leave for another host; the signed URL is the only
+            # credential here.  Answer anyway, so the test fails on the leak, not a 4xx.
+            self.violations.append(
+                f"{request.method} {self.blob_url}{request.path}: Authorization header sent to "
+                "the blob storage host (the token leaked to another origin)"
+            )
+        response = self._blob_response(request)
+        rec.status = response.status
+        return response
+
+    def _blob_response(self, request: web.Request) -> web.Response:
+        if request.method not in ("GET", "HEAD"):
+            return _blob_error(405, "UnsupportedHttpVerb", "The resource doesn't support the verb.")
+        grant = self.blob_grants.get(request.query.get("sig", ""))
+        if grant is None or grant.path != request.path:
+            return _blob_error(
+                403,
+                "AuthenticationFailed",
+                "Server failed to authenticate the request. Make sure the value of Authorization "
+                "header is formed correctly including the signature.",
+            )
+        if grant.expires_at <= datetime.now(UTC):
+            return _blob_error(
+                403, "AuthenticationFailed", "Signature not valid in the specified time frame"
+            )
+        return web.Response(body=grant.data(), headers={"Content-Type": grant.content_type})
+
     async def _graphql(self, request: web.Request) -> web.StreamResponse:
         """GraphQL is not modelled; this only records attempts at what the bot must never do
         (mark ready, merge, approve, auto-merge), then fails the call as a violation."""
@@ -1489,8 +2247,17 @@ class FakeGitHub:
         error = jsonschema.exceptions.best_match(validator.iter_errors(rec.json))
         if error is not None:
             where = "/".join(str(p) for p in error.absolute_path) or "(root)"
-            self._violation(rec, f"{op.operation_id}: body invalid at {where}: {error.message}")
-            raise GitHubError(422, f"Invalid request.\n\nFor '{where}', {error.message}.")
+            message = error.message
+            if error.validator == "maxLength" and isinstance(error.instance, str):
+                # GitHub's wording, and not the whole over-long value echoed back.
+                message = (
+                    f"Only {error.validator_value} characters are allowed; "
+                    f"{len(error.instance)} were supplied"
+                )
+                self._violation(rec, f"{op.operation_id}: body invalid at {where}: {message}")
+                raise GitHubError(422, f"Invalid request.\n\n{message}.")
+            self._violation(rec, f"{op.operation_id}: body invalid at {where}: {message}")
+            raise GitHubError(422, f"Invalid request.\n\nFor '{where}', {message}.")
 
     def _take_fault(self, method: str, raw_path: str) -> web.Response | None:
         for fault in self.faults:
@@ -1674,6 +2441,15 @@ class FakeGitHub:
         return token
 
 
+async def _serve_on_loopback(runner: web.AppRunner) -> str:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    await web.SockSite(runner, sock).start()
+    return f"http://127.0.0.1:{port}"
+
+
 @contextlib.asynccontextmanager
 async def running_fake(**kwargs: Any) -> AsyncIterator[FakeGitHub]:
     fake = FakeGitHub(**kwargs)
@@ -1687,6 +2463,50 @@ async def running_fake(**kwargs: Any) -> AsyncIterator[FakeGitHub]:
 # --------------------------------------------------------------------------------------------
 # Helpers
 # --------------------------------------------------------------------------------------------
+
+
+_REPO_URL_TEMPLATES = {
+    "archive_url": "/{archive_format}{/ref}",
+    "assignees_url": "/assignees{/user}",
+    "blobs_url": "/git/blobs{/sha}",
+    "branches_url": "/branches{/branch}",
+    "collaborators_url": "/collaborators{/collaborator}",
+    "comments_url": "/comments{/number}",
+    "commits_url": "/commits{/sha}",
+    "compare_url": "/compare/{base}...{head}",
+    "contents_url": "/contents/{+path}",
+    "contributors_url": "/contributors",
+    "deployments_url": "/deployments",
+    "downloads_url": "/downloads",
+    "events_url": "/events",
+    "forks_url": "/forks",
+    "git_commits_url": "/git/commits{/sha}",
+    "git_refs_url": "/git/refs{/sha}",
+    "git_tags_url": "/git/tags{/sha}",
+    "hooks_url": "/hooks",
+    "issue_comment_url": "/issues/comments{/number}",
+    "issue_events_url": "/issues/events{/number}",
+    "issues_url": "/issues{/number}",
+    "keys_url": "/keys{/key_id}",
+    "labels_url": "/labels{/name}",
+    "languages_url": "/languages",
+    "merges_url": "/merges",
+    "milestones_url": "/milestones{/number}",
+    "notifications_url": "/notifications{?since,all,participating}",
+    "pulls_url": "/pulls{/number}",
+    "releases_url": "/releases{/id}",
+    "stargazers_url": "/stargazers",
+    "statuses_url": "/statuses/{sha}",
+    "subscribers_url": "/subscribers",
+    "subscription_url": "/subscription",
+    "tags_url": "/tags",
+    "teams_url": "/teams",
+    "trees_url": "/git/trees{/sha}",
+}
+
+
+def _login_type(login: str) -> str:
+    return "Bot" if login.endswith("[bot]") else "User"
 
 
 def _parse_auth(header: str | None) -> tuple[AuthKind | None, str | None]:
@@ -1707,6 +2527,15 @@ def _int_query(request: web.Request, name: str, default: int) -> int:
         return int(request.query.get(name, default))
     except ValueError:
         return default
+
+
+def _blob_error(status: int, code: str, message: str) -> web.Response:
+    # Blob storage speaks XML, not GitHub's JSON error shape.
+    body = (
+        '<?xml version="1.0" encoding="utf-8"?>'
+        f"<Error><Code>{code}</Code><Message>{message}</Message></Error>"
+    )
+    return web.Response(status=status, text=body, content_type="application/xml")
 
 
 def _default_fault_message(status: int) -> str:
@@ -2372,6 +3201,432 @@ async def _create_review(fake: FakeGitHub, ctx: Ctx) -> web.StreamResponse:
     )
     pull.reviews.append(review)
     return _json(fake.review_json(repo, pull, review))
+
+
+# --------------------------------------------------------------------------------------------
+# Listing issues; the pull requests of a commit
+# --------------------------------------------------------------------------------------------
+
+
+def _parse_time(value: str, name: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise GitHubError(422, f"Invalid value for `{name}`: {value}") from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@operation("issues/list-for-repo", "issues")
+async def _list_repo_issues(fake: FakeGitHub, ctx: Ctx) -> web.StreamResponse:
+    # Pull requests are issues too, and appear here with a `pull_request` key, as on GitHub.
+    repo = _require_repo(ctx)
+    query = ctx.request.query
+    state = query.get("state", "open")
+    issues = [i for i in repo.issues.values() if state == "all" or i.state == state]
+    wanted = {n.strip().casefold() for n in query.get("labels", "").split(",") if n.strip()}
+    if wanted:
+        # Every listed label must be on the issue.
+        issues = [i for i in issues if wanted <= {n.casefold() for n in i.labels}]
+    creator = query.get("creator")
+    if creator:
+        issues = [i for i in issues if i.user_login.casefold() == creator.casefold()]
+    assignee = query.get("assignee")
+    if assignee == "none":
+        issues = [i for i in issues if not i.assignees]
+    elif assignee == "*":
+        issues = [i for i in issues if i.assignees]
+    elif assignee:
+        issues = [i for i in issues if assignee.casefold() in {a.casefold() for a in i.assignees}]
+    mentioned = query.get("mentioned")
+    if mentioned:
+        pattern = re.compile(rf"@{re.escape(mentioned)}\b", re.IGNORECASE)
+        issues = [i for i in issues if pattern.search(i.body or "")]
+    milestone = query.get("milestone")
+    if milestone not in (None, "none"):
+        # Milestones are not modelled: no issue has one.
+        issues = []
+    since = query.get("since")
+    if since:
+        cutoff = _parse_time(since, "since")
+        issues = [i for i in issues if datetime.fromisoformat(i.updated_at) >= cutoff]
+    sort = query.get("sort", "created")
+    if sort == "updated":
+        issues.sort(key=lambda i: (i.updated_at, i.number))
+    elif sort == "comments":
+        issues.sort(key=lambda i: (len(i.comments), i.number))
+    else:
+        issues.sort(key=lambda i: (i.created_at, i.number))
+    if query.get("direction", "desc") == "desc":
+        issues.reverse()
+    return fake.paginate(ctx.request, [fake.issue_json(repo, i) for i in issues])
+
+
+def _is_ancestor(repo: FakeRepo, commit: str, of: str) -> bool:
+    proc = _git_run(
+        cast(Path, repo.git_dir), "merge-base", "--is-ancestor", commit, of, check=False
+    )
+    return proc.returncode == 0
+
+
+@operation("repos/list-pull-requests-associated-with-commit", "pull_requests")
+async def _pulls_for_commit(fake: FakeGitHub, ctx: Ctx) -> web.StreamResponse:
+    """A commit on the default branch: the merged PR that brought it in.  Elsewhere: open and
+    merged PRs whose head is (or, git-backed, contains) it.  A branch name lists that branch's
+    open or merged PRs, as GitHub allows."""
+    repo = _require_repo(ctx)
+    wanted = ctx.params["commit_sha"]
+    pulls = sorted(repo.pulls.values(), key=lambda p: p.number, reverse=True)
+    is_sha = re.fullmatch(r"[0-9a-f]{7,40}", wanted) is not None
+    if not is_sha and fake.branch_sha(repo.full_name, wanted) is not None:
+        found = [p for p in pulls if p.head == wanted and (p.state == "open" or p.merged)]
+        return fake.paginate(ctx.request, [fake.pull_json(repo, p, full=False) for p in found])
+    sha = wanted
+    if repo.git_dir is not None:
+        resolved = fake._resolve_commit(repo, wanted)
+        if resolved is None:
+            raise GitHubError(422, f"No commit found for SHA: {wanted}")
+        sha = resolved
+    default_tip = fake.branch_sha(repo.full_name, repo.default_branch)
+    on_default = (
+        repo.git_dir is not None
+        and default_tip is not None
+        and _is_ancestor(repo, sha, default_tip)
+    )
+
+    def contains(pull: FakePull) -> bool:
+        head = fake._pull_head_sha(repo, pull)
+        if head == sha:
+            return True
+        if repo.git_dir is None:
+            return False
+        base = pull.base_sha if pull.merged else fake.branch_sha(repo.full_name, pull.base)
+        return _is_ancestor(repo, sha, head) and not (base and _is_ancestor(repo, sha, base))
+
+    found = []
+    for pull in pulls:
+        if pull.merge_commit_sha == sha:
+            found.append(pull)
+        elif on_default:
+            if pull.merged and contains(pull):
+                found.append(pull)
+        elif (pull.state == "open" or pull.merged) and contains(pull):
+            found.append(pull)
+    return fake.paginate(ctx.request, [fake.pull_json(repo, p, full=False) for p in found])
+
+
+# --------------------------------------------------------------------------------------------
+# GitHub Actions: workflow runs, jobs, logs (through the blob host)
+# --------------------------------------------------------------------------------------------
+
+# A run's `status` values; anything else in a `status` filter is a conclusion.
+_RUN_STATUSES = frozenset({"requested", "in_progress", "completed", "queued", "pending", "waiting"})
+
+
+def _require_run(ctx: Ctx) -> tuple[FakeRepo, FakeWorkflowRun]:
+    repo = _require_repo(ctx)
+    run = repo.workflow_runs.get(ctx.int_param("run_id"))
+    if run is None:
+        raise GitHubError(404, "Not Found")
+    return repo, run
+
+
+def _created_matches(spec: str, when: datetime) -> bool:
+    """GitHub's date-range syntax for `created`: a date/time, >=, <=, >, < or a..b (* open)."""
+
+    def bound(value: str, *, end: bool) -> datetime | None:
+        if value == "*":
+            return None
+        parsed = _parse_time(value, "created")
+        if end and len(value) == 10:  # a bare date includes the whole day
+            parsed += timedelta(days=1) - timedelta(seconds=1)
+        return parsed
+
+    if ".." in spec:
+        low_text, high_text = spec.split("..", 1)
+        low, high = bound(low_text, end=False), bound(high_text, end=True)
+        return (low is None or when >= low) and (high is None or when <= high)
+    for op_text in (">=", "<=", ">", "<"):
+        if spec.startswith(op_text):
+            point = cast(datetime, bound(spec[len(op_text) :], end=op_text in ("<=", ">")))
+            return {
+                ">=": when >= point,
+                "<=": when <= point,
+                ">": when > point,
+                "<": when < point,
+            }[op_text]
+    start = cast(datetime, bound(spec, end=False))
+    if len(spec) == 10:
+        return start <= when < start + timedelta(days=1)
+    return when == start
+
+
+def _list_runs(
+    fake: FakeGitHub, ctx: Ctx, repo: FakeRepo, runs: list[FakeWorkflowRun]
+) -> web.Response:
+    query = ctx.request.query
+    filters: list[Callable[[FakeWorkflowRun], bool]] = []
+    if query.get("actor"):
+        filters.append(lambda r: r.actor.casefold() == query["actor"].casefold())
+    if query.get("branch"):
+        filters.append(lambda r: r.head_branch == query["branch"])
+    if query.get("event"):
+        filters.append(lambda r: r.event == query["event"])
+    if query.get("head_sha"):
+        filters.append(lambda r: r.head_sha == query["head_sha"])
+    if query.get("check_suite_id"):
+        filters.append(lambda r: str(r.check_suite_id) == query["check_suite_id"])
+    status = query.get("status")
+    if status in _RUN_STATUSES:
+        filters.append(lambda r: r.status == status)
+    elif status:
+        filters.append(lambda r: r.conclusion == status)
+    if query.get("created"):
+        filters.append(lambda r: _created_matches(query["created"], r.created_at))
+    chosen = [r for r in runs if all(f(r) for f in filters)]
+    chosen.sort(key=lambda r: (r.created_at, r.id), reverse=True)  # newest first
+    exclude = query.get("exclude_pull_requests") == "true"
+    items = [fake.workflow_run_json(repo, r, exclude_pull_requests=exclude) for r in chosen]
+    return fake.paginate(
+        ctx.request,
+        items,
+        wrap=lambda page: {"total_count": len(items), "workflow_runs": page},
+    )
+
+
+@operation("actions/list-workflow-runs-for-repo", "actions")
+async def _list_repo_runs(fake: FakeGitHub, ctx: Ctx) -> web.StreamResponse:
+    repo = _require_repo(ctx)
+    return _list_runs(fake, ctx, repo, list(repo.workflow_runs.values()))
+
+
+@operation("actions/list-workflow-runs", "actions")
+async def _list_workflow_runs(fake: FakeGitHub, ctx: Ctx) -> web.StreamResponse:
+    # `workflow_id` is the numeric id or the workflow's file name (ci.yml).
+    repo = _require_repo(ctx)
+    workflow = ctx.params["workflow_id"]
+    runs = [
+        r
+        for r in repo.workflow_runs.values()
+        if str(r.workflow_id) == workflow or r.path.rsplit("/", 1)[-1] == workflow
+    ]
+    if not runs:
+        # Workflows are only known through their runs here.
+        raise GitHubError(404, "Not Found")
+    return _list_runs(fake, ctx, repo, runs)
+
+
+@operation("actions/get-workflow-run", "actions")
+async def _get_workflow_run(fake: FakeGitHub, ctx: Ctx) -> web.StreamResponse:
+    repo, run = _require_run(ctx)
+    exclude = ctx.request.query.get("exclude_pull_requests") == "true"
+    return _json(fake.workflow_run_json(repo, run, exclude_pull_requests=exclude))
+
+
+@operation("actions/list-jobs-for-workflow-run", "actions")
+async def _list_run_jobs(fake: FakeGitHub, ctx: Ctx) -> web.StreamResponse:
+    repo, run = _require_run(ctx)
+    every_attempt = ctx.request.query.get("filter", "latest") == "all"
+    jobs = [j for j in run.jobs if every_attempt or j.run_attempt == run.run_attempt]
+    items = [fake.job_json(repo, run, j) for j in jobs]
+    return fake.paginate(
+        ctx.request, items, wrap=lambda page: {"total_count": len(items), "jobs": page}
+    )
+
+
+def _redirect(location: str) -> web.Response:
+    return web.Response(status=302, headers={"Location": location})
+
+
+@operation("actions/download-job-logs-for-workflow-run", "actions")
+async def _download_job_logs(fake: FakeGitHub, ctx: Ctx) -> web.StreamResponse:
+    # 302 to a signed, one-minute URL on another host; the log itself never comes from here.
+    repo = _require_repo(ctx)
+    found = fake.find_job(repo, ctx.int_param("job_id"))
+    if found is None or not found[1].log_bytes:
+        raise GitHubError(404, "Not Found")
+    job = found[1]
+    return _redirect(
+        fake.grant_blob("job-logs.txt", "text/plain; charset=utf-8", lambda: job.log_bytes)
+    )
+
+
+_UNSAFE_IN_ZIP_NAMES = re.compile(r'[\\/:*?"<>|]')
+
+
+def _run_logs_zip(jobs: list[FakeJob]) -> bytes:
+    """GitHub's archive layout: `<n>_<job>.txt` (the whole job log) at the top, and a folder
+    per job with `<step number>_<step>.txt`."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for index, job in enumerate(jobs):
+            job_name = _UNSAFE_IN_ZIP_NAMES.sub("", job.name)
+            archive.writestr(f"{index}_{job_name}.txt", job.log_bytes)
+            for number, (step, _) in enumerate(job.steps, 1):
+                text = job.step_logs.get(step, b"")
+                data = text.encode() if isinstance(text, str) else text
+                step_name = _UNSAFE_IN_ZIP_NAMES.sub("", step)
+                archive.writestr(f"{job_name}/{number}_{step_name}.txt", data)
+    return buffer.getvalue()
+
+
+@operation("actions/download-workflow-run-logs", "actions")
+async def _download_run_logs(fake: FakeGitHub, ctx: Ctx) -> web.StreamResponse:
+    _, run = _require_run(ctx)
+    jobs = [j for j in run.jobs if j.run_attempt == run.run_attempt]
+    if not any(j.log_bytes for j in jobs):
+        raise GitHubError(404, "Not Found")
+    return _redirect(
+        fake.grant_blob(f"logs_{run.id}.zip", "application/zip", lambda: _run_logs_zip(jobs))
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Check runs
+# --------------------------------------------------------------------------------------------
+
+
+def _missing_conclusion() -> GitHubError:
+    return GitHubError(422, 'Invalid request.\n\n"conclusion" wasn\'t supplied.')
+
+
+def _apply_check_body(check: FakeCheckRun, body: dict[str, Any]) -> None:
+    for key in ("name", "details_url", "external_id", "started_at"):
+        if key in body:
+            setattr(check, key, body[key])
+    if "status" in body:
+        check.status = str(body["status"])
+        if check.status != "completed":
+            check.conclusion, check.completed_at = None, None
+    if body.get("conclusion") is not None:
+        # A conclusion completes the run, whatever `status` said.
+        check.conclusion = str(body["conclusion"])
+        check.status = "completed"
+    if check.status == "completed":
+        check.completed_at = body.get("completed_at") or check.completed_at or _now_iso()
+    output = body.get("output")
+    if isinstance(output, dict):
+        check.title = output.get("title", check.title)
+        check.summary = output.get("summary", check.summary)
+        check.text = output.get("text", check.text)
+        # Annotations add up over updates; images are replaced.
+        check.annotations.extend(output.get("annotations") or [])
+        if "images" in output:
+            check.images = list(output["images"])
+    if "actions" in body:
+        check.actions = list(body["actions"])
+
+
+def _require_check_run(fake: FakeGitHub, ctx: Ctx) -> tuple[FakeRepo, FakeCheckRun]:
+    repo = _require_repo(ctx)
+    check_id = ctx.int_param("check_run_id")
+    check = repo.check_runs.get(check_id)
+    if check is None:
+        if fake.find_job(repo, check_id) is not None:
+            # A job's check run belongs to GitHub Actions, not to this app.
+            raise GitHubError(403, "Resource not accessible by integration")
+        raise GitHubError(404, "Not Found")
+    return repo, check
+
+
+@operation("checks/create", "checks")
+async def _create_check_run(fake: FakeGitHub, ctx: Ctx) -> web.StreamResponse:
+    repo = _require_repo(ctx)
+    body: dict[str, Any] = ctx.body
+    head_sha = str(body["head_sha"])
+    if repo.git_dir is not None and fake._resolve_commit(repo, head_sha) != head_sha:
+        raise GitHubError(422, f"No commit found for SHA: {head_sha}")
+    completing = body.get("status") == "completed" or body.get("completed_at") is not None
+    if completing and body.get("conclusion") is None:
+        if ctx.rec is not None:
+            fake._violation(ctx.rec, "checks/create: completed without a conclusion")
+        raise _missing_conclusion()
+    slug = fake.app_slug
+    check = FakeCheckRun(
+        id=fake.next_id(),
+        name=str(body["name"]),
+        head_sha=head_sha,
+        status="queued",
+        conclusion=None,
+        started_at=_now_iso(),
+        completed_at=None,
+        check_suite_id=fake._check_suite_id(repo, head_sha, slug),
+        app_slug=slug,
+    )
+    _apply_check_body(check, body)
+    check.history.append(("checks/create", body))
+    repo.check_runs[check.id] = check
+    data = fake.check_run_json(repo, check)
+    response = _json(data, 201)
+    response.headers["Location"] = data["url"]
+    return response
+
+
+@operation("checks/update", "checks")
+async def _update_check_run(fake: FakeGitHub, ctx: Ctx) -> web.StreamResponse:
+    repo, check = _require_check_run(fake, ctx)
+    if check.app_slug != fake.app_slug:
+        # Only the app that created a check run may change it.
+        raise GitHubError(403, "Resource not accessible by integration")
+    body: dict[str, Any] = ctx.body or {}
+    if body.get("completed_at") is not None and body.get("conclusion") is None:
+        if ctx.rec is not None:
+            fake._violation(ctx.rec, "checks/update: completed_at without a conclusion")
+        raise _missing_conclusion()
+    _apply_check_body(check, body)
+    check.history.append(("checks/update", body))
+    return _json(fake.check_run_json(repo, check))
+
+
+@operation("checks/get", "checks")
+async def _get_check_run(fake: FakeGitHub, ctx: Ctx) -> web.StreamResponse:
+    repo = _require_repo(ctx)
+    check_id = ctx.int_param("check_run_id")
+    check = repo.check_runs.get(check_id)
+    if check is not None:
+        return _json(fake.check_run_json(repo, check))
+    found = fake.find_job(repo, check_id)
+    if found is None:
+        raise GitHubError(404, "Not Found")
+    return _json(fake.job_check_run_json(repo, *found))
+
+
+@operation("checks/list-for-ref", "checks")
+async def _list_check_runs_for_ref(fake: FakeGitHub, ctx: Ctx) -> web.StreamResponse:
+    """Check runs of a commit (a sha, branch or tag): the app-made ones and one per GitHub
+    Actions job, newest first."""
+    repo = _require_repo(ctx)
+    ref = ctx.params["ref"]
+    if repo.git_dir is not None:
+        sha = fake._ref_for_contents(repo, ref.removeprefix("refs/heads/"))
+        if sha is None:
+            raise GitHubError(422, f"No commit found for SHA: {ref}")
+    else:
+        sha = fake.branch_sha(repo.full_name, ref.removeprefix("refs/heads/")) or ref
+    items = [fake.check_run_json(repo, c) for c in repo.check_runs.values() if c.head_sha == sha]
+    for run in repo.workflow_runs.values():
+        if run.head_sha == sha:
+            items.extend(fake.job_check_run_json(repo, run, job) for job in run.jobs)
+    query = ctx.request.query
+    if query.get("check_name"):
+        items = [c for c in items if c["name"] == query["check_name"]]
+    if query.get("status"):
+        items = [c for c in items if c["status"] == query["status"]]
+    if query.get("app_id"):
+        items = [c for c in items if str(c["app"]["id"]) == query["app_id"]]
+    items.sort(key=lambda c: c["id"], reverse=True)
+    if query.get("filter", "latest") == "latest":
+        # Only the most recent run of each name (per app).
+        seen: set[tuple[int, str]] = set()
+        latest = []
+        for item in items:
+            key = (item["app"]["id"], item["name"])
+            if key not in seen:
+                seen.add(key)
+                latest.append(item)
+        items = latest
+    return fake.paginate(
+        ctx.request, items, wrap=lambda page: {"total_count": len(items), "check_runs": page}
+    )
 
 
 # --------------------------------------------------------------------------------------------

@@ -56,7 +56,15 @@ def test_config_schema_command_prints_the_schema() -> None:
         text=True,
     ).stdout
     schema = json.loads(out)
-    assert set(schema["properties"]) == {"loops", "triage", "budgets", "commands", "fix"}
+    assert set(schema["properties"]) == {
+        "loops",
+        "triage",
+        "budgets",
+        "commands",
+        "fix",
+        "ci",
+        "deps",
+    }
 
 
 def test_fix_section_names_a_wrong_key() -> None:

@@ -1,0 +1,286 @@
+"""End to end: a signed `workflow_run.completed` (failure) delivery → intake → worker → the
+run's jobs and logs through the FakeGitHub's Actions API (the log download redirects to another
+host, which must never see our token) → deterministic diagnosis, diffed against the last passing
+run → reproduction of the failing command in bubblewrap as the unprivileged test user → fixers
+or the scripted model's patch → verification → `loopwright/ci-<run id>` pushed over git smart
+HTTP → one draft PR into the failing branch and one sticky diagnosis comment.
+
+The logs are real: pytest and ruff run on the fixture project and their output is wrapped the
+way GitHub Actions' job log download returns it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests import cirepo
+from tests.cilog_fixtures import actions_log
+from tests.conftest import payload
+from tests.e2e import Stack, make_settings, serve
+from tests.fakegithub import FakeJob, running_fake
+from tests.fakemodel import FakeModel
+from tests.sandbox_user import bwrap_works, sandbox_run_as
+
+__all__ = ["sandbox_run_as"]
+
+pytestmark = pytest.mark.skipif(bwrap_works() is not None, reason=bwrap_works() or "")
+
+REPO = "octo/stats"
+WORKFLOW_ID = 77
+
+
+def edit(path: str, search: str, replace: str) -> str:
+    return json.dumps({"tool": "edit", "path": path, "search": search, "replace": replace})
+
+
+def finish(summary: str) -> str:
+    return json.dumps({"tool": "finish", "summary": summary})
+
+
+class CiStack(Stack):
+    def sticky_on(self, number: int) -> str:
+        issue = self.gh.repo(REPO).issues[number]
+        bodies = [c.body for c in issue.comments if "loopwright:sticky" in (c.body or "")]
+        assert len(bodies) == 1, f"expected one sticky comment, found {len(bodies)}"
+        return str(bodies[0])
+
+    def tracking_issues(self) -> list[Any]:
+        issues = self.gh.repo(REPO).issues.values()
+        return [i for i in issues if "loopwright:tracking" in (i.body or "")]
+
+    def pulls_from(self, prefix: str) -> list[Any]:
+        return [p for p in self.gh.repo(REPO).pulls.values() if p.head.startswith(prefix)]
+
+    async def runs_of(self, loop: str) -> list[dict[str, Any]]:
+        jobs = await self.store.list_jobs()
+        assert all(j["state"] == "done" for j in jobs), [
+            (j["kind"], j["state"], j["last_error"]) for j in jobs
+        ]
+        return [r for r in await self.store.list_runs() if r["loop"] == loop]
+
+    def add_run(
+        self,
+        files: dict[str, str | bytes | None],
+        *,
+        branch: str,
+        sha: str,
+        pulls: list[int] | None = None,
+        event: str = "push",
+    ) -> Any:
+        """A workflow run of the fixture's CI on `files`, with the real output of its two jobs
+        (ruff, pytest) as their logs."""
+        lint_out, lint_code = cirepo.run_tool(["ruff", "check", "."], files)
+        test_out, test_code = cirepo.run_tool(["pytest", "-q"], files)
+        lint_log = actions_log([("ruff check .", lint_out, lint_code)])
+        test_log = actions_log([("python -m pytest -q", test_out, test_code)])
+        lint_ok, test_ok = lint_code == 0, test_code == 0
+
+        def job(name: str, step: str, ok: bool, log: str) -> FakeJob:
+            steps = [("Set up job", "success"), ("Run actions/checkout@v4", "success")]
+            return FakeJob(
+                name,
+                "success" if ok else "failure",
+                [*steps, (step, "success" if ok else "failure")],
+                log=log,
+            )
+
+        return self.gh.add_workflow_run(
+            REPO,
+            workflow_id=WORKFLOW_ID,
+            name="ci",
+            head_branch=branch,
+            head_sha=sha,
+            event=event,
+            conclusion="success" if lint_ok and test_ok else "failure",
+            pull_requests=pulls or [],
+            jobs=[
+                job("lint", "Run ruff check .", lint_ok, lint_log),
+                job("test", "Run tests", test_ok, test_log),
+            ],
+        )
+
+    async def deliver_run(self, run: Any) -> int:
+        data = self.gh.workflow_run_payload(REPO, run)
+        status, body = await self.deliver("workflow_run", data)
+        assert body.get("jobs") == 1, body
+        return status
+
+
+@pytest.fixture
+async def ci_stack(
+    tmp_path: Path, fake_model: FakeModel, sandbox_run_as: str | None
+) -> AsyncIterator[CiStack]:
+    async with contextlib.AsyncExitStack() as stack:
+        gh = await stack.enter_async_context(running_fake(git_root=tmp_path / "git"))
+        gh.add_repo(
+            REPO,
+            installation_id=1,
+            files=cirepo.ci_files(),
+            collaborators={"maintainer": "write", "reader": "read"},
+            git=True,
+        )
+        settings = make_settings(
+            gh,
+            fake_model,
+            tmp_path / "data",
+            model_patch="scripted-small",
+            model_summarize="scripted-small",
+            github_max_wait_seconds=2,
+            sandbox_user=sandbox_run_as,
+        )
+        plain = await serve(stack, gh, fake_model, settings, REPO)
+        yield CiStack(**vars(plain))
+
+
+def assert_clean(s: CiStack) -> None:
+    s.gh.assert_no_violations()
+    assert s.gh.forbidden_actions == []
+    # The log host got no credential, ever.
+    assert s.gh.blob_requests, "the logs were never downloaded"
+    for req in s.gh.blob_requests:
+        assert not {k.lower() for k in req.headers} & {"authorization", "cookie"}
+
+
+async def test_red_pr_run_gets_a_diagnosis_and_a_repair_pr(ci_stack: CiStack) -> None:
+    s = ci_stack
+    main_sha = s.gh.branch_sha(REPO, "main")
+    assert main_sha is not None
+    s.add_run(cirepo.ci_files(), branch="main", sha=main_sha)  # the last green run
+    sha = s.gh.seed_git(REPO, cirepo.broken_pr_files(), message="faster mean", branch="feature")
+    pr = s.gh.add_pull(REPO, head="feature", title="Faster mean", user="alice")
+    run = s.add_run(
+        {**cirepo.ci_files(), **cirepo.broken_pr_files()},
+        branch="feature",
+        sha=sha,
+        pulls=[pr.number],
+        event="pull_request",
+    )
+    s.model.script(
+        "patch",
+        edit("stats/core.py", cirepo.BROKEN_MEAN, cirepo.GOOD_MEAN),
+        finish("divide by the number of values"),
+    )
+    assert await s.deliver_run(run) == 202
+    await s.settle(timeout=120)
+
+    (ci_run,) = await s.runs_of("ci_repair")
+    assert ci_run["exit_reason"] == "fixed", ci_run["detail"]
+    sticky = s.sticky_on(pr.number)
+    assert "tests/test_core.py::test_mean" in sticky  # found by the parser, not the model
+    assert "python -m pytest -q" in sticky and "failed 3 of 3 runs" in sticky
+    (repair,) = s.pulls_from("loopwright/")
+    assert repair.head == f"loopwright/ci-{run.id}" and repair.base == "feature"
+    assert repair.draft and not repair.merged
+    assert f"/pull/{repair.number}" in sticky
+    fixed = s.gh.read_git_file(REPO, repair.head, "stats/core.py")
+    assert fixed is not None and cirepo.GOOD_MEAN in fixed
+    # Never a push into someone else's branch.
+    assert s.gh.branch_sha(REPO, "feature") == sha
+    assert not s.model.calls_for("summarize")  # the parsers were sure: no explanation asked
+    assert_clean(s)
+
+
+async def test_lint_failure_on_main_is_fixed_by_ruff_and_tracked_in_one_issue(
+    ci_stack: CiStack,
+) -> None:
+    s = ci_stack
+    sha = s.gh.seed_git(REPO, cirepo.lint_files(), message="add os import")
+    run = s.add_run({**cirepo.ci_files(), **cirepo.lint_files()}, branch="main", sha=sha)
+    assert await s.deliver_run(run) == 202
+    await s.settle(timeout=120)
+
+    (ci_run,) = await s.runs_of("ci_repair")
+    assert ci_run["exit_reason"] == "fixed", ci_run["detail"]
+    assert not s.model.calls, "ruff --fix needed no model"
+    tracking = [
+        i for i in s.gh.repo(REPO).issues.values() if "loopwright:tracking" in (i.body or "")
+    ]
+    assert len(tracking) == 1 and tracking[0].state == "open"
+    sticky = s.sticky_on(tracking[0].number)
+    assert "F401" in sticky and "ruff check" in sticky
+    (repair,) = s.pulls_from("loopwright/")
+    assert repair.base == "main" and repair.head == f"loopwright/ci-{run.id}"
+    fixed = s.gh.read_git_file(REPO, repair.head, "stats/core.py")
+    assert fixed is not None and "import os" not in fixed
+
+    # The next red run of the same workflow updates the same issue.
+    run2 = s.add_run({**cirepo.ci_files(), **cirepo.lint_files()}, branch="main", sha=sha)
+    assert await s.deliver_run(run2) == 202
+    await s.settle(timeout=120)
+    tracking = [
+        i for i in s.gh.repo(REPO).issues.values() if "loopwright:tracking" in (i.body or "")
+    ]
+    assert len(tracking) == 1
+    assert f"#{run2.id}" in s.sticky_on(tracking[0].number)
+    assert_clean(s)
+
+
+async def test_flaky_test_is_labelled_with_evidence_and_not_patched(ci_stack: CiStack) -> None:
+    s = ci_stack
+    sha = s.gh.seed_git(REPO, cirepo.flaky_files(), message="a flaky test", branch="flaky")
+    pr = s.gh.add_pull(REPO, head="flaky", title="More tests", user="alice")
+    files = {**cirepo.ci_files(), **cirepo.flaky_files()}
+    # CI saw the failing half of the flake: run the suite twice so the log shows the failure.
+    with_state = {**files, ".cache/runs": "x"}
+    run = s.add_run(with_state, branch="flaky", sha=sha, pulls=[pr.number], event="pull_request")
+    assert await s.deliver_run(run) == 202
+    await s.settle(timeout=120)
+
+    (ci_run,) = await s.runs_of("ci_repair")
+    assert ci_run["exit_reason"] == "flaky", ci_run["detail"]
+    assert "loopwright:flaky" in s.gh.repo(REPO).issues[pr.number].labels
+    sticky = s.sticky_on(pr.number)
+    assert "test_sometimes" in sticky and "of 3 runs" in sticky
+    assert s.pulls_from("loopwright/") == []
+    assert not s.model.calls_for("patch")
+    assert_clean(s)
+
+
+async def test_the_bots_own_failing_branch_starts_nothing(ci_stack: CiStack) -> None:
+    s = ci_stack
+    sha = s.gh.seed_git(REPO, cirepo.broken_pr_files(), message="repair", branch="loopwright/ci-1")
+    run = s.add_run(
+        {**cirepo.ci_files(), **cirepo.broken_pr_files()}, branch="loopwright/ci-1", sha=sha
+    )
+    data = s.gh.workflow_run_payload(REPO, run)
+    data["sender"] = {"login": "loopwright[bot]", "type": "Bot", "id": 1}
+    status, body = await s.deliver("workflow_run", data)
+    assert status == 202 and body["jobs"] == 0
+    await s.settle()
+    assert await s.runs_of("ci_repair") == []
+    assert s.gh.requests_for("actions/list-jobs-for-workflow-run") == []
+
+
+async def test_diagnose_command_on_a_pr(ci_stack: CiStack) -> None:
+    s = ci_stack
+    sha = s.gh.seed_git(REPO, cirepo.broken_pr_files(), message="faster mean", branch="feature")
+    pr = s.gh.add_pull(REPO, head="feature", title="Faster mean", user="alice")
+    s.add_run(
+        {**cirepo.ci_files(), **cirepo.broken_pr_files()},
+        branch="feature",
+        sha=sha,
+        pulls=[pr.number],
+        event="pull_request",
+    )
+    s.model.script("patch", finish("nothing"))  # a model that gives up
+    data = payload("issue_comment/created.0", installation={"id": 1})
+    data["repository"]["full_name"] = REPO
+    data["issue"]["number"] = pr.number
+    data["issue"]["pull_request"] = {"url": f"{s.gh.url}/repos/{REPO}/pulls/{pr.number}"}
+    data["comment"]["body"] = "/loopwright diagnose"
+    data["sender"] = {"login": "maintainer", "type": "User", "id": 5}
+    status, _ = await s.deliver("issue_comment", data)
+    assert status == 202
+    await s.settle(timeout=120)
+    (ci_run,) = await s.runs_of("ci_repair")
+    assert ci_run["exit_reason"] in ("no_progress", "budget_exhausted"), ci_run["detail"]
+    sticky = s.sticky_on(pr.number)
+    assert "tests/test_core.py::test_mean" in sticky and "❌" in sticky
+    assert s.pulls_from("loopwright/") == []
+    assert_clean(s)
