@@ -188,6 +188,12 @@ def throughput_table(size_mb: float, reps: int) -> None:
 # --- accuracy ------------------------------------------------------------------------------------
 
 
+def code_span(text: str) -> str:
+    """Markdown code span that survives backticks inside (ruff quotes names in them)."""
+    text = text.replace("|", "\\|")
+    return f"`` {text} ``" if "`" in text else f"`{text}`"
+
+
 def accuracy_tables() -> None:
     logs = fx.fixture_logs()
     print("## (2) Deterministic accuracy on the fixture logs\n")
@@ -205,13 +211,14 @@ def accuracy_tables() -> None:
             if match is not None:
                 where = f"{match.path}:{match.line}" if match.path else ""
                 shown = " ".join(
-                    x for x in (match.test_id or "", where, f"`{match.message[:70]}`") if x
+                    x for x in (match.test_id or "", where, code_span(match.message[:70])) if x
                 )
                 found_here += 1
-            print(f"| {expect.kind}: `{expect.key}` | {shown} | {'✓' if match else '✗'} |")
+            mark = "✓" if match else "✗"
+            print(f"| {expect.kind}: {code_span(expect.key)} | {shown} | {mark} |")
         extra = [f for f in d.failures if not any(fx.matches(f, e) for e in fixture.expected)]
         for f in extra:
-            print(f"| (not expected) | {f.kind} {f.tool}: `{f.message[:70]}` | + |")
+            print(f"| (not expected) | {f.kind} {f.tool}: {code_span(f.message[:70])} | + |")
         print()
         total += len(fixture.expected)
         hit += found_here

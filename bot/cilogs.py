@@ -263,17 +263,19 @@ def _line_indices(text: str, offsets: Sequence[int]) -> list[int]:
 
 #: Literal needles searched over the whole text; a line holding one is parsed. Each is its own
 #: pattern: a pure literal uses the regex engine's fast scan, an alternation of them would not.
-_NEEDLES: tuple[re.Pattern[str], ...] = (
+#: (pattern, shift): a needle starting with a newline marks the line after it.
+_NEEDLES: tuple[tuple[re.Pattern[str], int], ...] = (
     *(
-        re.compile(re.escape(s))
+        (re.compile(re.escape(s)), 1 if s.startswith("\n") else 0)
         for s in (
             "##[",  # runner markers: steps, ##[error] (timeouts, cancellation, shutdown)
             "FAIL",  # pytest FAILED / FAILURES
             "ERROR",  # pytest ERROR, pip ERROR:
-            "Error",  # ModuleNotFoundError, "Error: The process", OSError, HTTP Error
-            "error",  # mypy/pyright ": error:", "Found N errors", git "returned error"
-            "failed",  # pytest "N failed", "failed with exit code"
+            "No module named",  # ModuleNotFoundError outside pytest sections
+            " error",  # mypy/pyright ": error:", pytest "1 error in", git "returned error"
+            " failed",  # pytest "N failed", "failed with exit code"
             "____",  # pytest section headers
+            "\n_ ",  # … and the short form pytest uses for names wider than the terminal
             "-->",  # ruff full format location
             "reformat",  # ruff format --check, black
             "Timeout",  # pytest-timeout
@@ -282,10 +284,13 @@ _NEEDLES: tuple[re.Pattern[str], ...] = (
             "resol",  # Could not resolve host, Temporary failure in name resolution
             "Connection reset",
             "503 Service",
+            "Error 503",  # urllib's "HTTP Error 503: Service Unavailable"
+            "SolverProblem",  # poetry
             "lost communication",
         )
     ),
-    re.compile(r":\d+:\d+: "),  # path:line:col: (ruff concise, flake8, pylint)
+    # path:line:col: CODE (ruff concise, flake8, pylint); not clock times like "04:19:48: INFO".
+    (re.compile(r":\d+:\d+: (?:[A-Z]{1,6}\d|[a-z]+-[a-z])"), 0),
 )
 
 _SUMMARY = re.compile(r"^(?P<outcome>FAILED|ERROR) (?P<id>\S.*?)(?: - (?P<msg>.*))?$")
@@ -293,7 +298,8 @@ _VERBOSE = re.compile(
     r"^(?:\[gw\d+\] \[\s*\d+%\] (?P<o1>FAILED|ERROR) (?P<id1>\S+::\S.*?)"
     r"|(?P<id2>\S+::\S.*?) (?P<o2>FAILED|ERROR)(?:\s+\[\s*\d+%\])?)\s*$"
 )
-_HEADER = re.compile(r"^_{3,} (?P<name>.+?) _{3,}$")
+_HEADER = re.compile(r"^_+ (?P<name>[^_ ].*?) _+$")
+_FAILURES_BANNER = re.compile(r"^=+ (?:FAILURES|ERRORS) =+$")
 _PY_LOC = re.compile(
     r"^(?P<path>(?:[A-Za-z]:)?[^\s:<][^:]*?\.pyi?):(?P<line>\d+):(?: (?P<what>.*))?$"
 )
@@ -422,6 +428,8 @@ class _Parser:
         self.step = -1
         self.step_cmd = ""
         self.rootdir: str | None = None
+        #: After pytest's "= FAILURES =" / "= ERRORS =" banner: section headers are expected.
+        self.in_failures = False
 
     # -- helpers --
 
@@ -458,6 +466,7 @@ class _Parser:
                     if s.startswith("##[group]Run "):
                         self.step += 1
                         self.step_cmd = s[13:]
+                        self.in_failures = False
                         echo_until = i + 1000  # the echoed script, shell and env, until endgroup
                     continue
                 if s.startswith("##[endgroup]"):
@@ -475,7 +484,7 @@ class _Parser:
         if s.startswith(("FAILED ", "ERROR ")):
             m = _SUMMARY.match(s)
             if m and _looks_like_node_id(m["id"]):
-                self.summary_line(i, m)
+                self.summary_line(i, s, m)
                 return i + 1
         if ("FAILED" in s or "ERROR" in s) and "::" in s:
             m = _VERBOSE.match(s)
@@ -486,7 +495,10 @@ class _Parser:
                     _PyRecord("verbose", outcome, tid, None, "", None, None, None, i, self.step)
                 )
                 return i + 1
-        if s.startswith("___"):
+        if s.startswith("=") and _FAILURES_BANNER.match(s):
+            self.in_failures = True
+            return i + 1
+        if s.startswith("_") and self.in_failures:
             h = _HEADER.match(s)
             if h:
                 return self.section(i, h["name"])
@@ -496,6 +508,7 @@ class _Parser:
         if " in " in s and ("failed" in s or "error" in s):
             m = _PYTEST_FINAL.match(s)
             if m:
+                self.in_failures = False
                 self.final_line(i, m["body"])
                 return i + 1
         for needle, pattern, tool, code in _INFRA:
@@ -548,13 +561,17 @@ class _Parser:
 
     # -- pytest --
 
-    def summary_line(self, i: int, m: re.Match[str]) -> None:
+    def summary_line(self, i: int, s: str, m: re.Match[str]) -> None:
+        tid = m["id"].strip()
         msg = (m["msg"] or "").strip()
+        if "[" in tid and "]" not in tid:  # a parameter holding " - ": the id ends at "]"
+            rest = s[len(m["outcome"]) + 1 :]
+            end = rest.find("] - ")
+            tid, msg = (rest[: end + 1], rest[end + 4 :]) if end >= 0 else (rest.strip(), "")
         if msg.startswith("assert "):
             msg = "AssertionError: " + msg
         em = _EXC_LINE.match(msg)
         code = em["exc"] if em and em["rest"] is not None else None
-        tid = m["id"].strip()
         self.pytest.append(
             _PyRecord("summary", m["outcome"], tid, None, msg, code, None, None, i, self.step)
         )
@@ -578,7 +595,7 @@ class _Parser:
         j = h + 1
         while j < limit:
             s = lines[j]
-            if s.startswith(("___", "===", "!!!", "##[")) and _ends_section(s):
+            if s.startswith(("_", "===", "!!!", "##[")) and _ends_section(s):
                 break
             if s[:1].isdigit() and _PYTEST_FINAL.match(s):
                 break
@@ -651,9 +668,7 @@ class _Parser:
         line: int | None = None
         if repo:
             path, line = repo[-1][0], repo[-1][1]
-        test_path = collect_path or next(
-            (p for p, _, _ in repo if _is_test_file(p)), repo[0][0] if repo else None
-        )
+        test_path = collect_path or next((p for p, _, _ in repo if _is_test_file(p)), None)
         suffix: str | None = None
         tid: str | None
         if collect_path:
@@ -985,7 +1000,7 @@ def _lint_message(code: str, msg: str) -> str:
 
 
 def _ends_section(s: str) -> bool:
-    if s.startswith("___"):
+    if s.startswith("_"):
         return _HEADER.match(s) is not None
     return s.startswith(("===", "!!!", "##["))
 
@@ -996,7 +1011,7 @@ def _looks_like_node_id(tid: str) -> bool:
 
 def _is_test_file(path: str) -> bool:
     base = path.rsplit("/", 1)[-1]
-    return base.startswith("test") or base.endswith("_test.py") or "/tests/" in f"/{path}"
+    return base.startswith("test_") or base.endswith("_test.py") or base == "tests.py"
 
 
 def _external(path: str) -> bool:
@@ -1017,8 +1032,8 @@ def _clip(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
 
 def _candidate_lines(text: str) -> list[int]:
     offsets: list[int] = []
-    for needle in _NEEDLES:
-        offsets.extend(m.start() for m in needle.finditer(text))
+    for needle, shift in _NEEDLES:
+        offsets.extend(m.start() + shift for m in needle.finditer(text))
     offsets.sort()
     return _line_indices(text, offsets)
 
@@ -1119,6 +1134,11 @@ def _classify(failures: list[Failure], log: LogText, new: list[int] | None) -> D
             failed_step_index = step_of(log.error_lines[0])
         if failed_step_index is not None and failed_step_index < 0:
             failed_step_index = None
+        anchor = explaining[0].log_line if explaining else (log.error_lines or [0])[0]
+        cut = _cut_line(log)
+        if failed_step_index is not None and cut is not None:
+            if starts[failed_step_index] < cut < anchor:
+                failed_step_index = None  # the step's header was in the cut middle
     failed_step = log.steps[failed_step_index] if failed_step_index is not None else None
     command = None
     if failed_step and failed_step.startswith("Run "):
@@ -1134,6 +1154,16 @@ def _classify(failures: list[Failure], log: LogText, new: list[int] | None) -> D
         new_lines=new,
         truncated=log.truncated,
     )
+
+
+def _cut_line(log: LogText) -> int | None:
+    """Index of the "[… N bytes cut …]" line of a truncated log (it follows the ≤1 MiB head)."""
+    if not log.truncated:
+        return None
+    for i in range(min(len(log.lines), HEAD_BYTES + 1)):
+        if log.lines[i].startswith("[… ") and _CUT_MARK.match(log.lines[i]):
+            return i
+    return None
 
 
 def _counts_exceed(

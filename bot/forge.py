@@ -270,6 +270,24 @@ class GitHubForge(BaseForge):
         )
         return [WorkflowRun.from_json(r) for r in data.get("workflow_runs") or []]
 
+    async def failed_check_runs(self, head_sha: str, suite_id: int) -> list[tuple[str, str]]:
+        """(name, output text) of the failed check runs of one check suite (another CI app's:
+        its report is all there is to read, there is no log download)."""
+        failed = []
+        async for run in self.client.getiter(
+            "/repos/{owner}/{repo}/commits/{ref}/check-runs{?filter,per_page}",
+            {"ref": head_sha, "filter": "latest", "per_page": 100},
+            iterable_key="check_runs",
+        ):
+            if (run.get("check_suite") or {}).get("id") != suite_id:
+                continue
+            if run.get("conclusion") not in ("failure", "timed_out"):
+                continue
+            out = run.get("output") or {}
+            text = "\n".join(str(out.get(k) or "") for k in ("title", "summary", "text"))
+            failed.append((str(run.get("name", "")), text))
+        return failed
+
     async def job_log(self, job_id: int, *, max_bytes: int) -> tuple[bytes, int]:
         """A job's log (bytes, bytes cut from the middle to respect `max_bytes`)."""
         got = await download_redirected(
@@ -448,6 +466,7 @@ _GITHUB_ONLY = frozenset(
         "last_successful_run",
         "failed_runs_for",
         "job_log",
+        "failed_check_runs",
         "pulls_for_commit",
         "upsert_tracking_issue",
         "upsert_check_run",

@@ -33,6 +33,7 @@ from bot.testresults import TestRun, compare
 from bot.text import strip_hidden, untrusted_block
 from loops.checkout import Checkout
 from loops.engine import Budget, ExitReason, LoopContext, Outcome, Score, Tally, format_footer
+from loops.fix import cancel_check
 from loops.patch import ACTIONS, PatchOutcome, patch_loop
 from loops.tools import PATCH_PROTECTED_PATHS, PathPolicy
 
@@ -241,9 +242,9 @@ async def run(job: Job, ctx: LoopContext) -> Outcome:
     await _progress(ctx, target, report, "Reading the failed jobs' logs…")
     try:
         await _diagnose(ctx, job, report)
-        if report.exit is ExitReason.DONE and report.commands:
+        if report.jobs and report.commands:
             await _reproduce_and_repair(ctx, job, report, target)
-        elif report.exit is ExitReason.DONE:
+        elif report.jobs:
             report.exit = ExitReason.NOT_REPRODUCED
             report.detail = "; ".join(j.why_no_command for j in report.jobs if j.why_no_command)
     except ModelUnavailable as exc:
@@ -259,11 +260,50 @@ async def _diagnose(ctx: LoopContext, job: Job, report: CiReport) -> None:
     cfg = ctx.config.ci
     run_ = report.run
     if run_ is None:
-        report.exit, report.detail = ExitReason.NOT_REPRODUCED, "no workflow run to read"
+        await _diagnose_suite(ctx, job, report)
+    else:
+        await _diagnose_run(ctx, run_, report)
+    if not report.jobs:
+        report.detail = "no failed job or check run with a report to read"
         return
+    if not all(j.diagnosis.confident for j in report.jobs):
+        await _explain(ctx, report)
+    # How each job is reproduced: the config's commands, else the failed step's `run:` in the
+    # workflow file at the failing commit, else the step named in the log.
+    workflow_text: str | None = None
+    for item in report.jobs:
+        configured = cfg.job_argv(item.name)
+        if configured:
+            item.commands, item.commands_from = configured, "config"
+            continue
+        if item.diagnosis.category == "infrastructure":
+            item.why_no_command = f"`{item.name}` failed for a reason outside the code"
+            continue
+        if workflow_text is None and run_ is not None and run_.path:
+            workflow_text = await ctx.forge.read_file_at(run_.path, run_.head_sha) or ""
+        why = "no workflow file to read the command from"
+        if workflow_text:
+            cmds, why = commands_from_workflow(workflow_text, item.name, item.failed_steps)
+            if cmds:
+                item.commands, item.commands_from = cmds, "workflow"
+                continue
+        logged = item.diagnosis.command
+        argv = plain_tool_command(logged) if logged else None
+        if argv:
+            item.commands, item.commands_from = [argv], "log"
+            continue
+        item.why_no_command = (
+            f"`{item.name}`: {why}; map the job to commands under `ci.jobs` in "
+            ".github/loopwright.yml"
+        )
+
+
+async def _diagnose_run(ctx: LoopContext, run_: WorkflowRun, report: CiReport) -> None:
+    """A GitHub Actions run: each failed job's log (capped), diffed against the same job of
+    the last successful run of the workflow (on the branch, else on the PR's base)."""
+    cfg = ctx.config.ci
     failed = (await ctx.forge.failed_jobs(run_.id))[: cfg.max_jobs]
     if not failed:
-        report.exit, report.detail = ExitReason.DONE, "the run has no failed job"
         return
     passing_run = None
     if run_.workflow_id:
@@ -290,47 +330,34 @@ async def _diagnose(ctx: LoopContext, job: Job, report: CiReport) -> None:
             compared_with=passing_run.id if passing is not None and passing_run else None,
         )
         report.jobs.append(item)
-        await ctx.record(
-            StepRecord(
-                name=f"diagnose:{fj.name}",
-                kind="deterministic",
-                verdict=f"{diagnosis.category}{'' if diagnosis.confident else ' (ambiguous)'}",
-                input=f"job {fj.id}: {len(data)} bytes read, {cut} cut",
-                output=diagnosis.summary()[:2000],
-                duration_ms=(time.perf_counter() - started) * 1000,
-            )
+        await _record_diagnosis(
+            ctx, item, f"job {fj.id}: {len(data)} bytes read, {cut} cut", started
         )
-    if not all(j.diagnosis.confident for j in report.jobs):
-        await _explain(ctx, report)
-    # How each job is reproduced: the config's commands, else the failed step's `run:` in the
-    # workflow file at the failing commit, else the step named in the log.
-    workflow_text: str | None = None
-    for item in report.jobs:
-        configured = cfg.job_argv(item.name)
-        if configured:
-            item.commands, item.commands_from = configured, "config"
-            continue
-        if item.diagnosis.category == "infrastructure":
-            item.why_no_command = f"`{item.name}` failed for a reason outside the code"
-            continue
-        if workflow_text is None and run_.path:
-            workflow_text = await ctx.forge.read_file_at(run_.path, run_.head_sha) or ""
-        why = "the run names no workflow file"
-        if workflow_text:
-            cmds, why = commands_from_workflow(workflow_text, item.name, item.failed_steps)
-            if cmds:
-                item.commands, item.commands_from = cmds, "workflow"
-                continue
-        logged = item.diagnosis.command
-        argv = plain_tool_command(logged) if logged else None
-        if argv:
-            item.commands, item.commands_from = [argv], "log"
-            continue
-        item.why_no_command = (
-            f"`{item.name}`: {why}; map the job to commands under `ci.jobs` in "
-            ".github/loopwright.yml"
+
+
+async def _diagnose_suite(ctx: LoopContext, job: Job, report: CiReport) -> None:
+    """Another CI app's check suite: its failed check runs' reports are the logs."""
+    suite_id = int(job.payload.get("check_suite_id") or 0)
+    runs = await ctx.forge.failed_check_runs(report.head_sha, suite_id)
+    for name, text in runs[: ctx.config.ci.max_jobs]:
+        started = time.perf_counter()
+        item = FailedJob(name, cilogs.diagnose(text), log_bytes=len(text.encode()))
+        report.jobs.append(item)
+        await _record_diagnosis(ctx, item, f"check run {name}: {len(text)} characters", started)
+
+
+async def _record_diagnosis(ctx: LoopContext, item: FailedJob, what: str, started: float) -> None:
+    d = item.diagnosis
+    await ctx.record(
+        StepRecord(
+            name=f"diagnose:{item.name}",
+            kind="deterministic",
+            verdict=f"{d.category}{'' if d.confident else ' (ambiguous)'}",
+            input=what,
+            output=d.summary()[:2000],
+            duration_ms=(time.perf_counter() - started) * 1000,
         )
-    report.exit = ExitReason.DONE
+    )
 
 
 async def _explain(ctx: LoopContext, report: CiReport) -> None:
@@ -423,10 +450,10 @@ async def _reproduce_and_repair(ctx: LoopContext, job: Job, report: CiReport, ta
                 "runs at the same commit"
             )
             return
-        await _repair(ctx, co, report, target)
+        await _repair(ctx, job, co, report, target)
 
 
-async def _repair(ctx: LoopContext, co: Checkout, report: CiReport, target: int) -> None:
+async def _repair(ctx: LoopContext, job: Job, co: Checkout, report: CiReport, target: int) -> None:
     cfg = ctx.config.ci
     commands = report.commands
     baseline: TestRun | None = None
@@ -435,12 +462,19 @@ async def _repair(ctx: LoopContext, co: Checkout, report: CiReport, target: int)
     except ValueError:
         baseline = None  # no test command: the failing command alone is the score
 
+    def failing_score(output: str) -> Score:
+        # Fewer failures is progress: a fixer that removes some of them is kept for the model.
+        found = cilogs.diagnose(output).failures if output else []
+        first = cilogs.diagnose(output).summary() if output else "it still fails"
+        return Score(
+            (0.0, -float(len(found) or 1)), False, f"the command still fails: {first}"[:300]
+        )
+
     async def check() -> tuple[Score, str]:
         ok, output = await _run_commands(co, commands)
         ran = "; ".join(shlex.join(c) for c in commands)
         if not ok:
-            first = cilogs.diagnose(output).summary() if output else "it still fails"
-            return Score((0.0,), False, f"the command still fails: {first}"[:300]), ran
+            return failing_score(output), ran
         if baseline is not None and baseline.junit_found:
             run = await co.run_tests()
             cmp = compare(baseline, run)
@@ -452,6 +486,7 @@ async def _repair(ctx: LoopContext, co: Checkout, report: CiReport, target: int)
                 return Score((0.5,), False, detail), ran
         return Score((1.0,), True, "the failing command passes and no test regressed"), ran
 
+    best = failing_score(report.repro_output)
     fixed = False
     fixers: list[list[str]] = []
     if cfg.ruff_fixers and any(j.diagnosis.category == "lint" for j in report.jobs):
@@ -473,9 +508,9 @@ async def _repair(ctx: LoopContext, co: Checkout, report: CiReport, target: int)
                     output=f"{score.detail} ({ran})",
                 )
             )
-            if score.success or score.value > (0.0,):
+            if score.value > best.value:
                 await co.ws.keep()
-                fixed = score.success
+                best, fixed = score, score.success
             else:
                 await co.ws.reset_to_last_kept()
     if not fixed and cfg.patch and ctx.config.loops.patch:
@@ -487,9 +522,10 @@ async def _repair(ctx: LoopContext, co: Checkout, report: CiReport, target: int)
             co,
             prompt=_patch_prompt(ctx, report, ctx.config.fix.max_turns),
             score=check,
-            base_score=Score((0.0,), False, "the command fails"),
+            base_score=best,
             budget=budget,
             protected=[*PATCH_PROTECTED_PATHS, *ctx.config.fix.protected_paths],
+            cancelled=cancel_check(job, ctx),
         )
         report.usage.add(report.patched.usage)
         report.models.extend(report.patched.models)

@@ -18,9 +18,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.depsinfo import DepsPR, parse_deps_pr, release_notes
 from pydantic import BaseModel, Field
 
+from bot.depsinfo import DepsPR, parse_deps_pr, release_notes
 from bot.forge import PullInfo, PullRef
 from bot.model import ModelOutputError, ModelUnavailable, Usage
 from bot.sandbox import EnvironmentSetupFailed, SandboxError
@@ -29,6 +29,7 @@ from bot.testresults import TestRun, compare
 from bot.text import strip_hidden, truncate_to_tokens, untrusted_block
 from loops.checkout import Checkout
 from loops.engine import Budget, ExitReason, LoopContext, Outcome, Score, Tally, format_footer
+from loops.fix import cancel_check
 from loops.patch import ACTIONS, PatchOutcome, patch_loop
 from loops.tools import PATCH_PROTECTED_PATHS, PathPolicy
 
@@ -108,7 +109,7 @@ def broken_tests(base: TestRun, head: TestRun) -> list[str]:
     return sorted({*cmp.newly_failing, *(t for t in cmp.removed if t in base.passing)})
 
 
-def test_table(base: TestRun | None, head: TestRun | None, *, limit: int = 40) -> str:
+def outcome_table(base: TestRun | None, head: TestRun | None, *, limit: int = 40) -> str:
     """Per test, base vs head: the tests whose outcome differs, then a count of the rest."""
     if base is None or head is None:
         return "(no comparison)"
@@ -163,7 +164,7 @@ async def run(job: Job, ctx: LoopContext) -> Outcome:
     )
     await _progress(ctx, report, "Running the test suite on the base and on this update…")
     try:
-        await _verify(ctx, report)
+        await _verify(ctx, job, report)
     except ModelUnavailable as exc:
         report.exit, report.detail = ExitReason.MODEL_ERROR, str(exc)
     except SandboxError as exc:
@@ -171,7 +172,7 @@ async def run(job: Job, ctx: LoopContext) -> Outcome:
     return await _publish(ctx, report)
 
 
-async def _verify(ctx: LoopContext, report: DepsReport) -> None:
+async def _verify(ctx: LoopContext, job: Job, report: DepsReport) -> None:
     assert ctx.code is not None
     pull = report.pull
     commands = ctx.config.commands
@@ -239,7 +240,7 @@ async def _verify(ctx: LoopContext, report: DepsReport) -> None:
             and ctx.config.loops.patch
         ):
             await _progress(ctx, report, "The update breaks tests. Looking for a migration…")
-            await _migrate(ctx, co, report, base_run)
+            await _migrate(ctx, job, co, report, base_run)
 
 
 async def _label_and_check(ctx: LoopContext, report: DepsReport) -> None:
@@ -262,7 +263,7 @@ async def _label_and_check(ctx: LoopContext, report: DepsReport) -> None:
         name=CHECK_NAME,
         conclusion="success" if safe else "failure",
         title=title,
-        summary=_update_line(report) + "\n\n" + test_table(report.base_run, report.head_run),
+        summary=_update_line(report) + "\n\n" + outcome_table(report.base_run, report.head_run),
         text=report.install_error[-4000:],
     )
 
@@ -304,7 +305,9 @@ async def _summarize_notes(ctx: LoopContext, report: DepsReport) -> None:
     report.bullets = [strip_hidden(b).strip()[:240] for b in reply.value.bullets[:3] if b.strip()]
 
 
-async def _migrate(ctx: LoopContext, co: Checkout, report: DepsReport, base_run: TestRun) -> None:
+async def _migrate(
+    ctx: LoopContext, job: Job, co: Checkout, report: DepsReport, base_run: TestRun
+) -> None:
     assert report.head_run is not None
     start_broken = len(report.broken)
 
@@ -330,6 +333,7 @@ async def _migrate(ctx: LoopContext, co: Checkout, report: DepsReport, base_run:
         base_score=Score((-float(start_broken),), False, f"{start_broken} test(s) broken"),
         budget=budget,
         protected=protected,
+        cancelled=cancel_check(job, ctx),
     )
     report.usage.add(report.patched.usage)
     report.models.extend(report.patched.models)
@@ -454,7 +458,7 @@ def render_comment(ctx: LoopContext, report: DepsReport) -> str:
         lines += [f"- {b}" for b in report.bullets]
         lines.append("")
     if report.base_run is not None and report.head_run is not None:
-        lines += [test_table(report.base_run, report.head_run), ""]
+        lines += [outcome_table(report.base_run, report.head_run), ""]
     if report.pull_out is not None:
         lines += [
             f"🛠️ Migration: {report.pull_out.url} (branch `{report.branch}` into "

@@ -338,6 +338,26 @@ def pytest_output(*args: str, fixed: bool = False, collect: bool = False) -> tup
     return run_tool([sys.executable, "-m", "pytest", *PYTEST_FLAGS, *args], root)
 
 
+TEST_LONG = """import pytest
+
+LONG = "a parameter value long enough to push the node id past the terminal width"
+
+
+@pytest.mark.parametrize("text", ["a - b", LONG])
+def test_parameters_with_dashes_and_long_values(text):
+    assert text == "expected"
+"""
+
+
+@functools.cache
+def pytest_long_ids_output(*args: str) -> tuple[str, int]:
+    """Real pytest output for ids holding " - " and wider than the terminal."""
+    root = _write(
+        workdir() / "long_ids", {"tests/__init__.py": "", "tests/test_long.py": TEST_LONG}
+    )
+    return run_tool([sys.executable, "-m", "pytest", *PYTEST_FLAGS, *args], root)
+
+
 def pytest_expected() -> dict[str, tuple[str, int]]:
     """The failing tests of the buggy project: test id -> (path, line) of the failing frame."""
     root = pytest_project()
@@ -729,6 +749,9 @@ def fixture_logs() -> list[FixtureLog]:
             "checkout: DNS",
             checkout_failure_log(),
             "infrastructure",
-            (Expect("infrastructure", "Could not resolve host"),),
+            (
+                Expect("infrastructure", "Could not resolve host"),
+                Expect("infrastructure", "'/usr/bin/git' failed with exit code 128"),
+            ),
         ),
     ]

@@ -122,6 +122,31 @@ def test_plain_pytest_output_without_timestamps() -> None:
     assert d.failed_step is None and d.command is None
 
 
+@pytest.mark.parametrize("args", [("-q",), ("-q", "-rN")])
+def test_pytest_ids_with_dashes_and_wider_than_the_terminal(args: tuple[str, ...]) -> None:
+    out, _ = fx.pytest_long_ids_output(*args)
+    # Preconditions: pytest's short header form for a long name, and (-q) a summary line
+    # without its message because it did not fit.
+    assert "\n_ test_parameters_with_dashes_and_long_values[a parameter" in out
+    base = "tests/test_long.py::test_parameters_with_dashes_and_long_values"
+    if "-rN" not in args:
+        assert f"FAILED {base}[a - b]\n" in out
+    d = diagnose(fx.actions_log([("python -m pytest " + " ".join(args), out, 1)]))
+    assert sorted(f.test_id or "" for f in d.failures) == [
+        f"{base}[a - b]",
+        f"{base}[a parameter value long enough to push the node id past the terminal width]",
+    ]
+    assert all(f.message.startswith("AssertionError: assert ") for f in d.failures)
+    assert d.confident
+
+
+def test_underscore_banners_outside_pytest_failures_are_not_tests() -> None:
+    # HAND-WRITTEN: a script printing banners that look like pytest section headers.
+    out = "________ Release notes ________\nnothing\n_ draft _\n"
+    d = diagnose(fx.actions_log([("./scripts/notes.sh", out, 1)]))
+    assert d.failures == [] and d.category == "unknown"
+
+
 def test_pytest_timeout_in_summary_is_infrastructure() -> None:
     # HAND-WRITTEN: pytest-timeout (signal method) fails the test with "Failed: Timeout >1.0s".
     out = (
@@ -540,9 +565,21 @@ def test_truncated_log_keeps_a_tail_failure_and_drops_half_lines() -> None:
     d = diagnose(data, max_bytes=max_bytes)
     assert [(f.path, f.line) for f in d.failures] == [("calc/typed.py", 6)]
     assert d.truncated and d.category == "types"
+    assert d.failed_step == "Run mypy calc"  # its header is in the kept tail
     # The guard matters: without the cut at line ends, both halves would parse as failures.
     halves = clean_log("calc/head.py:7: error: Name\ncalc/zzz.py:3:1: E999 x\n")
     assert len(parse_failures(halves)) == 2
+
+
+def test_truncated_log_does_not_name_a_step_whose_header_was_cut() -> None:
+    out, code = fx.pytest_output("-v")
+    noise = "tests/test_many.py::test_square_is_positive[7] PASSED       [ 12%]\n" * 40_000
+    log = fx.actions_log([("python -m pytest -v", noise + out, code)])
+    d = diagnose(log, max_bytes=2 * MiB)
+    assert d.truncated
+    check_pytest_failures(d.failures)
+    assert d.failed_step is None and d.command is None
+    assert diagnose(log).failed_step == "Run python -m pytest -v"  # untruncated: known
 
 
 def test_big_log_finds_the_failure() -> None:

@@ -284,3 +284,48 @@ async def test_diagnose_command_on_a_pr(ci_stack: CiStack) -> None:
     assert "tests/test_core.py::test_mean" in sticky and "❌" in sticky
     assert s.pulls_from("loopwright/") == []
     assert_clean(s)
+
+
+async def test_another_ci_apps_red_check_suite_is_repaired_from_its_report(
+    ci_stack: CiStack,
+) -> None:
+    s = ci_stack
+    config = cirepo.CONFIG + '  jobs:\n    "lint (linter-ci)": ["ruff check ."]\n'
+    sha = s.gh.seed_git(
+        REPO, {**cirepo.lint_files(), ".github/loopwright.yml": config}, message="add os import"
+    )
+    out, code = cirepo.run_tool(
+        ["ruff", "check", "."], {**cirepo.ci_files(), **cirepo.lint_files()}
+    )
+    assert code == 1
+    check = s.gh.add_check_run(
+        REPO,
+        name="lint (linter-ci)",
+        head_sha=sha,
+        conclusion="failure",
+        app_slug="linter-ci",
+        title="ruff found 1 error",
+        summary="Lint failed",
+        text=out,
+    )
+    data = payload("check_suite/completed.1", installation={"id": 1})
+    repo = s.gh.repo(REPO)
+    data["repository"].update(full_name=REPO, id=repo.id, default_branch="main")
+    suite = data["check_suite"]
+    suite.update(id=check.check_suite_id, head_sha=sha, head_branch="main", conclusion="failure")
+    suite["app"]["slug"] = "linter-ci"
+    status, body = await s.deliver("check_suite", data)
+    assert (status, body["jobs"]) == (202, 1)
+    await s.settle(timeout=120)
+
+    (ci_run,) = await s.runs_of("ci_repair")
+    assert ci_run["exit_reason"] == "fixed", ci_run["detail"]
+    (tracking,) = s.tracking_issues()
+    sticky = s.sticky_on(tracking.number)
+    assert "F401" in sticky and "from the config" in sticky
+    (repair,) = s.pulls_from("loopwright/")
+    assert repair.base == "main"
+    fixed = s.gh.read_git_file(REPO, repair.head, "stats/core.py")
+    assert fixed is not None and "import os" not in fixed
+    s.gh.assert_no_violations()
+    assert s.gh.forbidden_actions == []
