@@ -34,6 +34,7 @@ from bot.text import strip_hidden, untrusted_block
 from loops.checkout import Checkout
 from loops.engine import Budget, ExitReason, LoopContext, Outcome, Score, Tally, format_footer
 from loops.fix import cancel_check
+from loops.localize import localize
 from loops.patch import ACTIONS, PatchOutcome, patch_loop
 from loops.tools import PATCH_PROTECTED_PATHS, PathPolicy
 
@@ -517,10 +518,14 @@ async def _repair(ctx: LoopContext, job: Job, co: Checkout, report: CiReport, ta
         by_fixers = co.ws.changed_paths()
         await _progress(ctx, target, report, "Asking the model for a repair…")
         budget = Budget.from_config(ctx.config.budgets)
+        budget.charge(report.usage.copy())  # the explanation counts against the same caps
+        # The code the failures point at (file:line in tracebacks, names), before any model turn.
+        failures = "\n".join(ln for j in report.jobs for ln in j.diagnosis.key_lines[:30])
+        loc = await localize(f"CI failure: {report.category}", failures, co.ws)
         report.patched = await patch_loop(
             ctx,
             co,
-            prompt=_patch_prompt(ctx, report, ctx.config.fix.max_turns),
+            prompt=_patch_prompt(ctx, report, loc.render(), ctx.config.fix.max_turns),
             score=check,
             base_score=best,
             budget=budget,
@@ -586,8 +591,8 @@ async def _repair(ctx: LoopContext, job: Job, co: Checkout, report: CiReport, ta
     )
 
 
-def _patch_prompt(ctx: LoopContext, report: CiReport, turns: int) -> str:
-    parts = []
+def _patch_prompt(ctx: LoopContext, report: CiReport, located: str, turns: int) -> str:
+    parts = [located] if located else []
     for item in report.jobs:
         lines = "\n".join(item.diagnosis.key_lines[:30])
         parts.append(

@@ -325,6 +325,7 @@ async def _migrate(
 
     protected = [*PATCH_PROTECTED_PATHS, *PIN_PATHS, *ctx.config.deps.protected_paths]
     budget = Budget.from_config(ctx.config.budgets)
+    budget.charge(report.usage.copy())  # the release-note summary counts against the same caps
     report.patched = await patch_loop(
         ctx,
         co,
