@@ -8,13 +8,15 @@ Everything here is a pure function of its input: no I/O, no model, no GitHub.
 
 Speed. A job log can be tens of MB, almost all of it passing noise. Lines are never run through the
 parsers' regexes one by one: `parse_failures` joins the cleaned lines once and searches the whole
-text for a few literal needles ("FAIL", "Error", "##[", "-->", …) with literal-only compiled
-patterns (the regex engine's fast literal scan, several GB/s) plus one cheap `:\\d+:\\d+: ` pattern;
-only the lines holding a hit (and the few lines of a pytest failure section) are parsed. An
-alternation of all needles is avoided on purpose: CPython's `re` cannot use its literal scan for
-an alternation and is several times slower. Timestamps are removed by slicing the fixed 29-char
-prefix (with a regex fallback for other widths); ANSI escapes are removed with one `re.sub` over
-the text, only when the text holds an ESC byte.
+text for specific literal needles ("FAIL", "ERROR", " error", "##[", "____", "-->", "No module
+named", …), each a literal-only compiled pattern (the regex engine's fast literal scan, GB/s),
+plus one `:\\d+:\\d+: CODE` pattern for path:line:col linters; only the lines holding a hit (and
+the lines of each pytest failure section) are parsed. An alternation of all needles is avoided on
+purpose: CPython's `re` cannot use its literal scan for one and is several times slower. Needles
+are specific enough that common noise ("test_error_case PASSED", "04:19:48: INFO", "ValueError"
+in test names) does not hit them. Timestamps are removed by slicing the fixed 29-char prefix
+(regex fallback for other widths); ANSI escapes with one `re.sub` over the text, only when it
+holds an ESC byte. `new_lines` normalises only the lines not shared verbatim (see there).
 
 Classification rule (see `classify`):
 
@@ -1062,7 +1064,9 @@ def classify(failures: list[Failure], log: LogText) -> Diagnosis:
     """Classify parsed failures; the rule is in this module's docstring.
 
     `failures` in the result are the ones that explain the failure (those inside failed steps,
-    or all when none is), in log order.
+    or all when none is), in log order. `failed_step` is the `##[group]Run …` step holding the
+    first of them (else the first `##[error]` line); None without step markers, or when that
+    step's header fell in the cut middle of a truncated log.
     """
     return _classify(failures, log, None)
 

@@ -218,6 +218,19 @@ def test_ruff_check(fmt: str) -> None:
     )
 
 
+def test_ruff_github_annotations_as_the_runner_shows_them() -> None:
+    out, code = fx.ruff_output("check", "--output-format=github", "calc")
+    assert out.startswith("::error title=ruff (")  # real ruff output
+    # The runner turns `::error …::message` into an annotation and logs "##[error]message"
+    # (%0A is a newline); this rendering is HAND-WRITTEN after the runner's behaviour.
+    rendered = "\n".join(
+        "##[error]" + line.split("::", 2)[2].replace("%0A", "\n") if line.startswith("::") else line
+        for line in out.split("\n")
+    )
+    d = diagnose(fx.actions_log([("ruff check --output-format=github calc", rendered, code)]))
+    check_lint(d.failures)
+
+
 def test_ruff_check_force_color() -> None:
     log = fx.ruff_log(color=True)
     assert "\x1b[" in log
