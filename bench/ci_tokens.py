@@ -58,14 +58,11 @@ Usage: .venv/bin/python bench/ci_tokens.py [--model-data-dir DIR] [--keep]
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import json
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -76,13 +73,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.tokens import (  # noqa: E402
-    DEFAULT_MODEL_DATA_DIR,
     CallTokens,
     GemmaTokenizer,
-    gguf_path,
+    bench_setup,
     markdown,
     n,
     pair_calls,
+    run_scenarios,
 )
 from bot.repo_config import BudgetConfig  # noqa: E402
 from tests import cirepo  # noqa: E402
@@ -90,7 +87,6 @@ from tests.cilog_fixtures import actions_log  # noqa: E402
 from tests.e2e import Stack, make_settings, serve  # noqa: E402
 from tests.fakegithub import FakeJob, running_fake  # noqa: E402
 from tests.fakemodel import running_model  # noqa: E402
-from tests.sandbox_user import bwrap_works, ensure_sandbox_user  # noqa: E402
 from tests.test_e2e_ci import REPO as CI_REPO  # noqa: E402
 from tests.test_e2e_ci import WORKFLOW_ID, CiStack, edit, finish  # noqa: E402
 from tests.test_e2e_deps import REPO as DEPS_REPO  # noqa: E402
@@ -376,37 +372,11 @@ def wall_table(results: list[ScenarioResult]) -> str:
 
 
 async def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--model-data-dir",
-        type=Path,
-        default=DEFAULT_MODEL_DATA_DIR,
-        help="where the embedded GGUF is assembled once (its models/ folder)",
-    )
-    parser.add_argument("--keep", action="store_true", help="keep the scenario directories")
-    args = parser.parse_args()
-
-    problem = bwrap_works()
-    if problem:
-        print(f"cannot run the sandbox: {problem}", file=sys.stderr)
+    setup = await bench_setup(__doc__ or "", "lw-bench-ci-tokens-")
+    if setup is None:
         return 2
-    run_as = ensure_sandbox_user()
-    path = await asyncio.to_thread(gguf_path, args.model_data_dir)
-    tok = GemmaTokenizer(path)
-
-    work = Path(tempfile.mkdtemp(prefix="lw-bench-ci-tokens-"))
-    results = []
-    try:
-        for i, scenario in enumerate(SCENARIOS, 1):
-            print(f"[{i}] {scenario.name} …", file=sys.stderr, flush=True)
-            result = await run_scenario(scenario, work / f"s{i}", run_as, tok)
-            print(f"    {result.exit}: {result.detail}", file=sys.stderr, flush=True)
-            results.append(result)
-    finally:
-        if args.keep:
-            print(f"kept {work}", file=sys.stderr)
-        else:
-            shutil.rmtree(work, ignore_errors=True)
+    path = setup.gguf
+    results = await run_scenarios(setup, SCENARIOS, run_scenario)
 
     print(f"## Tokens per model step (Gemma 3 tokenizer, `{path.name}`)\n")
     print(per_step_table(results))

@@ -55,10 +55,10 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -92,6 +92,10 @@ class Scenario:
     config: str
     scripts: dict[str, list[str]]
     expected_exit: str
+
+
+S = TypeVar("S")
+R = TypeVar("R")
 
 
 def scenarios() -> list[Scenario]:
@@ -343,8 +347,20 @@ def per_fix_table(results: list[ScenarioResult]) -> str:
 # --- main -----------------------------------------------------------------------------------------
 
 
-async def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+@dataclass
+class BenchSetup:
+    """What every token benchmark starts from: arguments, sandbox user, tokenizer, work dir."""
+
+    args: argparse.Namespace
+    run_as: str | None
+    tok: GemmaTokenizer
+    gguf: Path
+    work: Path
+
+
+async def bench_setup(doc: str, prefix: str) -> BenchSetup | None:
+    """Parse the common arguments, check the sandbox, load the tokenizer (None: cannot run)."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument(
         "--model-data-dir",
         type=Path,
@@ -353,28 +369,44 @@ async def main() -> int:
     )
     parser.add_argument("--keep", action="store_true", help="keep the scenario directories")
     args = parser.parse_args()
-
     problem = bwrap_works()
     if problem:
         print(f"cannot run the sandbox: {problem}", file=sys.stderr)
-        return 2
+        return None
     run_as = ensure_sandbox_user()
     path = await asyncio.to_thread(gguf_path, args.model_data_dir)
-    tok = GemmaTokenizer(path)
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    return BenchSetup(args, run_as, GemmaTokenizer(path), path, work)
 
-    work = Path(tempfile.mkdtemp(prefix="lw-bench-tokens-"))
+
+async def run_scenarios(
+    setup: BenchSetup,
+    scenarios: list[S],
+    run_one: Callable[[S, Path, str | None, GemmaTokenizer], Awaitable[R]],
+) -> list[R]:
+    """Run each scenario in its own directory under the work dir, reporting on stderr."""
     results = []
     try:
-        for i, scenario in enumerate(scenarios(), 1):
-            print(f"[{i}] {scenario.name} …", file=sys.stderr, flush=True)
-            result = await run_scenario(scenario, work / f"s{i}", run_as, tok)
-            print(f"    {result.exit}: {result.detail}", file=sys.stderr, flush=True)
+        for i, scenario in enumerate(scenarios, 1):
+            print(f"[{i}] {getattr(scenario, 'name', i)} …", file=sys.stderr, flush=True)
+            result = await run_one(scenario, setup.work / f"s{i}", setup.run_as, setup.tok)
+            exit_, detail = getattr(result, "exit", ""), getattr(result, "detail", "")
+            print(f"    {exit_}: {detail}", file=sys.stderr, flush=True)
             results.append(result)
     finally:
-        if args.keep:
-            print(f"kept {work}", file=sys.stderr)
+        if setup.args.keep:
+            print(f"kept {setup.work}", file=sys.stderr)
         else:
-            shutil.rmtree(work, ignore_errors=True)
+            shutil.rmtree(setup.work, ignore_errors=True)
+    return results
+
+
+async def main() -> int:
+    setup = await bench_setup(__doc__ or "", "lw-bench-tokens-")
+    if setup is None:
+        return 2
+    path = setup.gguf
+    results = await run_scenarios(setup, scenarios(), run_scenario)
 
     print(f"## Tokens per model step (Gemma 3 tokenizer, `{path.name}`)\n")
     print(per_step_table(results))

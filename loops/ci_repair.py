@@ -32,7 +32,16 @@ from bot.store import Job, StepRecord
 from bot.testresults import TestRun, compare
 from bot.text import strip_hidden, untrusted_block
 from loops.checkout import Checkout
-from loops.engine import Budget, ExitReason, LoopContext, Outcome, Score, Tally, format_footer
+from loops.engine import (
+    Budget,
+    ExitReason,
+    LoopContext,
+    Outcome,
+    Score,
+    Tally,
+    format_footer,
+    push_and_open_pull,
+)
 from loops.fix import cancel_check
 from loops.localize import localize
 from loops.patch import ACTIONS, PatchOutcome, patch_loop
@@ -563,31 +572,14 @@ async def _repair(ctx: LoopContext, job: Job, co: Checkout, report: CiReport, ta
         )
         return
     report.diff = await co.ws.diff()
-    sha = await co.push()
-    await ctx.record(
-        StepRecord(
-            name="push",
-            kind="deterministic",
-            verdict="ok" if sha else "skipped",
-            input=co.ws.branch,
-            output=sha or "no push (local mode)",
-        )
-    )
     name = report.run.name if report.run else "CI"
     report.exit, report.detail = ExitReason.FIXED, "the failing command passes"
-    report.pull = await ctx.forge.upsert_draft_pull(
-        head=co.ws.branch,
+    report.pull = await push_and_open_pull(
+        ctx,
+        co,
         base=report.head_branch,
         title=f"Repair {name} on {report.head_branch}",
         body=render_pr_body(ctx, report),
-    )
-    await ctx.record(
-        StepRecord(
-            name="draft_pr",
-            kind="deterministic",
-            verdict="created" if report.pull.created else "updated",
-            output=report.pull.url,
-        )
     )
 
 

@@ -28,7 +28,16 @@ from bot.store import Job, StepRecord
 from bot.testresults import TestRun, compare
 from bot.text import strip_hidden, truncate_to_tokens, untrusted_block
 from loops.checkout import Checkout
-from loops.engine import Budget, ExitReason, LoopContext, Outcome, Score, Tally, format_footer
+from loops.engine import (
+    Budget,
+    ExitReason,
+    LoopContext,
+    Outcome,
+    Score,
+    Tally,
+    format_footer,
+    push_and_open_pull,
+)
 from loops.fix import cancel_check
 from loops.patch import ACTIONS, PatchOutcome, patch_loop
 from loops.tools import PATCH_PROTECTED_PATHS, PathPolicy
@@ -359,31 +368,14 @@ async def _migrate(
         )
         return
     report.diff = await co.ws.diff()
-    sha = await co.push()
-    await ctx.record(
-        StepRecord(
-            name="push",
-            kind="deterministic",
-            verdict="ok" if sha else "skipped",
-            input=co.ws.branch,
-            output=sha or "no push (local mode)",
-        )
-    )
     what = report.info.updates[0].package if report.info and report.info.updates else "update"
-    report.pull_out = await ctx.forge.upsert_draft_pull(
-        head=co.ws.branch,
+    report.exit, report.detail = ExitReason.FIXED, "migration found"
+    report.pull_out = await push_and_open_pull(
+        ctx,
+        co,
         base=report.pull.head_ref,
         title=f"Migrate to the {what} update (#{report.pull.number})",
         body=render_pr_body(ctx, report),
-    )
-    report.exit, report.detail = ExitReason.FIXED, "migration found"
-    await ctx.record(
-        StepRecord(
-            name="draft_pr",
-            kind="deterministic",
-            verdict="created" if report.pull_out.created else "updated",
-            output=report.pull_out.url,
-        )
     )
 
 

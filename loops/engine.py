@@ -15,7 +15,7 @@ from bot.model import ModelClient, Usage
 from bot.repo_config import CONFIG_PATH, BudgetConfig, ConfigError, RepoConfig, parse_config
 from bot.settings import Settings
 from bot.store import Job, StepRecord, Store
-from loops.checkout import CodeHost
+from loops.checkout import Checkout, CodeHost
 
 log = logging.getLogger("loopwright.engine")
 
@@ -149,6 +149,33 @@ class Tally:
 
 
 LoopFn = Callable[[Job, LoopContext], Awaitable[Outcome]]
+
+
+async def push_and_open_pull(
+    ctx: LoopContext, co: Checkout, *, base: str, title: str, body: str
+) -> PullRef:
+    """The code-changing loops' last step: force-push the job's `loopwright/*` branch and open
+    (or edit) its one draft PR into `base`, both recorded."""
+    sha = await co.push()
+    await ctx.record(
+        StepRecord(
+            name="push",
+            kind="deterministic",
+            verdict="ok" if sha else "skipped",
+            input=co.ws.branch,
+            output=sha or "no push (local mode)",
+        )
+    )
+    pull = await ctx.forge.upsert_draft_pull(head=co.ws.branch, base=base, title=title, body=body)
+    await ctx.record(
+        StepRecord(
+            name="draft_pr",
+            kind="deterministic",
+            verdict="created" if pull.created else "updated",
+            output=pull.url,
+        )
+    )
+    return pull
 
 
 def format_footer(ctx: LoopContext, usage: Usage, models: list[str]) -> str:

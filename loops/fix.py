@@ -25,7 +25,15 @@ from bot.store import Job, StepRecord
 from bot.text import strip_hidden
 from bot.workspace import WorkspaceError, branch_name
 from loops.checkout import Checkout
-from loops.engine import Budget, ExitReason, Ledger, LoopContext, Outcome, format_footer
+from loops.engine import (
+    Budget,
+    ExitReason,
+    Ledger,
+    LoopContext,
+    Outcome,
+    format_footer,
+    push_and_open_pull,
+)
 from loops.localize import localize
 from loops.patch import PatchOutcome, patch
 from loops.reproduce import Reproduction, reproduce, runs_with_holdout, test_paths
@@ -276,29 +284,12 @@ async def _steps(
     if await cancelled():
         report.exit, report.detail = ExitReason.CANCELLED, "stopped before opening the PR"
         return
-    sha = await co.push()
-    await ctx.record(
-        StepRecord(
-            name="push",
-            kind="deterministic",
-            verdict="ok" if sha else "skipped",
-            input=co.ws.branch,
-            output=sha or "no push (local mode)",
-        )
-    )
-    report.pull = await ctx.forge.upsert_draft_pull(
-        head=co.ws.branch,
+    report.pull = await push_and_open_pull(
+        ctx,
+        co,
         base=base,
         title=f"Fix #{issue.number}: {strip_hidden(issue.title)[:200]}",
         body=render_pr_body(ctx, report),
-    )
-    await ctx.record(
-        StepRecord(
-            name="draft_pr",
-            kind="deterministic",
-            verdict="created" if report.pull.created else "updated",
-            output=report.pull.url,
-        )
     )
 
 
