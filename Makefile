@@ -58,6 +58,8 @@ test: system-deps venv lint
 bench: venv
 	$(PY) bench/ingest.py
 	$(PY) bench/triage_eval.py
+	$(PY) bench/ci_logs.py
+	$(PY) bench/ci_tokens.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
