@@ -163,6 +163,10 @@ def setup_steps(run: int = 1) -> list[Step]:
 # --- running real tools -------------------------------------------------------------------------
 
 _ENV_DROP = (
+    # pytest prints the short summary untruncated when it sees a CI (CI, BUILD_NUMBER): the
+    # captured output must not depend on where the tests run.
+    "CI",
+    "BUILD_NUMBER",
     "FORCE_COLOR",
     "NO_COLOR",
     "PY_COLORS",
