@@ -61,7 +61,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import statistics
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -80,15 +79,16 @@ from bench.tokens import (  # noqa: E402
     n,
     pair_calls,
     run_scenarios,
+    step_cells,
 )
 from bot.repo_config import BudgetConfig  # noqa: E402
 from tests import cirepo  # noqa: E402
 from tests.cilog_fixtures import actions_log  # noqa: E402
-from tests.e2e import Stack, make_settings, serve  # noqa: E402
-from tests.fakegithub import FakeJob, running_fake  # noqa: E402
+from tests.e2e import Stack, serve_repo  # noqa: E402
+from tests.fakegithub import FakeJob  # noqa: E402
 from tests.fakemodel import running_model  # noqa: E402
 from tests.test_e2e_ci import REPO as CI_REPO  # noqa: E402
-from tests.test_e2e_ci import WORKFLOW_ID, CiStack, edit, finish  # noqa: E402
+from tests.test_e2e_ci import WORKFLOW_ID, CiStack  # noqa: E402
 from tests.test_e2e_deps import REPO as DEPS_REPO  # noqa: E402
 from tests.test_e2e_deps import DepsStack  # noqa: E402
 
@@ -123,31 +123,15 @@ EXPLANATION = json.dumps(
 
 
 async def red_pr(s: CiStack) -> None:
-    main_sha = s.gh.branch_sha(CI_REPO, "main")
-    assert main_sha is not None
-    s.add_run(cirepo.ci_files(), branch="main", sha=main_sha)  # the last green run
-    sha = s.gh.seed_git(CI_REPO, cirepo.broken_pr_files(), message="faster mean", branch="feature")
-    pr = s.gh.add_pull(CI_REPO, head="feature", title="Faster mean", user="alice")
-    run = s.add_run(
-        {**cirepo.ci_files(), **cirepo.broken_pr_files()},
-        branch="feature",
-        sha=sha,
-        pulls=[pr.number],
-        event="pull_request",
-    )
-    s.model.script(
-        "patch",
-        edit("stats/core.py", cirepo.BROKEN_MEAN, cirepo.GOOD_MEAN),
-        finish("divide by the number of values"),
-    )
+    s.green_main_run()
+    _, run = s.open_broken_pr()
+    s.script_mean_fix()
     await s.deliver_run(run)
     await s.settle(timeout=SETTLE_SECONDS)
 
 
 async def lint_on_main(s: CiStack) -> None:
-    sha = s.gh.seed_git(CI_REPO, cirepo.lint_files(), message="add os import")
-    run = s.add_run({**cirepo.ci_files(), **cirepo.lint_files()}, branch="main", sha=sha)
-    await s.deliver_run(run)
+    await s.deliver_run(s.red_lint_on_main())
     await s.settle(timeout=SETTLE_SECONDS)
 
 
@@ -178,11 +162,7 @@ async def ambiguous(s: CiStack) -> None:
 
 
 async def flaky(s: CiStack) -> None:
-    sha = s.gh.seed_git(CI_REPO, cirepo.flaky_files(), message="a flaky test", branch="flaky")
-    pr = s.gh.add_pull(CI_REPO, head="flaky", title="More tests", user="alice")
-    # CI saw the failing half of the flake (as in the e2e test: the counter file is there).
-    files = {**cirepo.ci_files(), **cirepo.flaky_files(), ".cache/runs": "x"}
-    run = s.add_run(files, branch="flaky", sha=sha, pulls=[pr.number], event="pull_request")
+    _, run = s.open_flaky_pr()
     await s.deliver_run(run)
     await s.settle(timeout=SETTLE_SECONDS)
 
@@ -236,18 +216,9 @@ async def open_stack(loop: str, base: Path, run_as: str | None) -> AsyncIterator
     repo, files, collaborators, cls = STACKS[loop]
     async with contextlib.AsyncExitStack() as stack:
         model = await stack.enter_async_context(running_model())
-        gh = await stack.enter_async_context(running_fake(git_root=base / "git"))
-        gh.add_repo(repo, installation_id=1, files=files(), collaborators=collaborators, git=True)
-        settings = make_settings(
-            gh,
-            model,
-            base / "data",
-            model_patch="scripted-small",
-            model_summarize="scripted-small",
-            github_max_wait_seconds=2,
-            sandbox_user=run_as,
+        plain = await serve_repo(
+            stack, base, model, repo, files(), collaborators=collaborators, sandbox_user=run_as
         )
-        plain = await serve(stack, gh, model, settings, repo)
         yield cls(**vars(plain))
 
 
@@ -311,18 +282,7 @@ def per_step_table(results: list[ScenarioResult]) -> str:
     for r in results:
         steps = [*MODEL_STEPS, *sorted({c.step for c in r.calls} - set(MODEL_STEPS))]
         for step in steps:
-            calls = r.of_step(step)
-            prompts = [c.prompt for c in calls]
-            rows.append(
-                [
-                    r.scenario.name,
-                    step,
-                    str(len(calls)),
-                    n(sum(prompts)),
-                    n(sum(c.completion for c in calls)),
-                    n(statistics.median(prompts)) if prompts else "–",
-                ]
-            )
+            rows.append([r.scenario.name, step, *step_cells(r.of_step(step))])
     return markdown(header, rows, right={2, 3, 4, 5})
 
 

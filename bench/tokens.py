@@ -269,6 +269,17 @@ def n(value: float) -> str:
     return f"{value:,.0f}"
 
 
+def step_cells(calls: list[CallTokens]) -> list[str]:
+    """calls, prompt tokens, completion tokens, median prompt per call: one step's cells."""
+    prompts = [c.prompt for c in calls]
+    return [
+        str(len(calls)),
+        n(sum(prompts)),
+        n(sum(c.completion for c in calls)),
+        n(statistics.median(prompts)) if prompts else "–",
+    ]
+
+
 def per_step_table(results: list[ScenarioResult]) -> str:
     header = [
         "scenario",
@@ -289,10 +300,7 @@ def per_step_table(results: list[ScenarioResult]) -> str:
                 [
                     r.scenario.name,
                     step,
-                    str(len(calls)),
-                    n(sum(prompts)),
-                    n(sum(c.completion for c in calls)),
-                    n(statistics.median(prompts)) if prompts else "–",
+                    *step_cells(calls),
                     n(max(prompts)) if prompts else "–",
                     f"{n(sum(c.est_prompt for c in calls))} + "
                     f"{n(sum(c.est_completion for c in calls))}",

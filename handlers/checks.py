@@ -35,6 +35,18 @@ def _target(repository: dict[str, Any], branch: str, pulls: list[Any]) -> tuple[
     return None, ""
 
 
+def _ci_job(event: Event, deps: IntakeDeps, number: int | None, **payload: Any) -> None:
+    deps.jobs.append(
+        JobSpec(
+            kind="ci_repair",
+            repo=repo_of(event),
+            installation_id=installation_of(event),
+            number=number,
+            payload=payload,
+        )
+    )
+
+
 @router.register("workflow_run", action="completed")
 async def on_workflow_run_completed(event: Event, gh: Any, *, deps: IntakeDeps) -> None:
     run = event.data["workflow_run"]
@@ -44,20 +56,15 @@ async def on_workflow_run_completed(event: Event, gh: Any, *, deps: IntakeDeps) 
     number, where = _target(event.data["repository"], branch, run.get("pull_requests") or [])
     if not where:
         return
-    deps.jobs.append(
-        JobSpec(
-            kind="ci_repair",
-            repo=repo_of(event),
-            installation_id=installation_of(event),
-            number=number,
-            payload={
-                "trigger": "workflow_run.completed",
-                "run_id": int(run["id"]),
-                "where": where,
-                "head_branch": branch,
-                "head_sha": str(run.get("head_sha") or ""),
-            },
-        )
+    _ci_job(
+        event,
+        deps,
+        number,
+        trigger="workflow_run.completed",
+        run_id=int(run["id"]),
+        where=where,
+        head_branch=branch,
+        head_sha=str(run.get("head_sha") or ""),
     )
 
 
@@ -75,20 +82,15 @@ async def on_check_suite_completed(event: Event, gh: Any, *, deps: IntakeDeps) -
     number, where = _target(event.data["repository"], branch, suite.get("pull_requests") or [])
     if not where:
         return
-    deps.jobs.append(
-        JobSpec(
-            kind="ci_repair",
-            repo=repo_of(event),
-            installation_id=installation_of(event),
-            number=number,
-            payload={
-                "trigger": "check_suite.completed",
-                "check_suite_id": int(suite["id"]),
-                "app_id": app.get("id"),
-                "app_name": str(app.get("name") or app.get("slug") or "a CI app"),
-                "where": where,
-                "head_branch": branch,
-                "head_sha": str(suite.get("head_sha") or ""),
-            },
-        )
+    _ci_job(
+        event,
+        deps,
+        number,
+        trigger="check_suite.completed",
+        check_suite_id=int(suite["id"]),
+        app_id=app.get("id"),
+        app_name=str(app.get("name") or app.get("slug") or "a CI app"),
+        where=where,
+        head_branch=branch,
+        head_sha=str(suite.get("head_sha") or ""),
     )

@@ -474,8 +474,9 @@ async def _repair(ctx: LoopContext, job: Job, co: Checkout, report: CiReport, ta
 
     def failing_score(output: str) -> Score:
         # Fewer failures is progress: a fixer that removes some of them is kept for the model.
-        found = cilogs.diagnose(output).failures if output else []
-        first = cilogs.diagnose(output).summary() if output else "it still fails"
+        diagnosis = cilogs.diagnose(output) if output else None
+        found = diagnosis.failures if diagnosis else []
+        first = diagnosis.summary() if diagnosis else "it still fails"
         return Score(
             (0.0, -float(len(found) or 1)), False, f"the command still fails: {first}"[:300]
         )

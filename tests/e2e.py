@@ -19,7 +19,7 @@ from bot.server import STORE
 from bot.settings import Settings, load_settings
 from bot.store import Store
 from tests.conftest import WEBHOOK_SECRET, delivery_headers
-from tests.fakegithub import FakeGitHub
+from tests.fakegithub import FakeGitHub, running_fake
 from tests.fakemodel import FakeModel
 
 
@@ -99,3 +99,30 @@ async def serve(
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     session = await stack.enter_async_context(aiohttp.ClientSession())
     return Stack(gh, model, f"http://127.0.0.1:{port}", runner.app[STORE], session, repo)
+
+
+async def serve_repo(
+    stack: contextlib.AsyncExitStack,
+    base: Path,
+    model: FakeModel,
+    repo: str,
+    files: dict[str, str | bytes | None],
+    *,
+    collaborators: dict[str, str],
+    sandbox_user: str | None,
+) -> Stack:
+    """A FakeGitHub (git served from `base/git`) with one git-backed repository on
+    installation 1, and loopwright serving it with the scripted `patch` and `summarize`
+    models: what the CI and dependency loop tests (and their token benchmark) run against."""
+    gh = await stack.enter_async_context(running_fake(git_root=base / "git"))
+    gh.add_repo(repo, installation_id=1, files=files, collaborators=collaborators, git=True)
+    settings = make_settings(
+        gh,
+        model,
+        base / "data",
+        model_patch="scripted-small",
+        model_summarize="scripted-small",
+        github_max_wait_seconds=2,
+        sandbox_user=sandbox_user,
+    )
+    return await serve(stack, gh, model, settings, repo)

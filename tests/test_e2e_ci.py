@@ -22,8 +22,8 @@ import pytest
 from tests import cirepo
 from tests.cilog_fixtures import actions_log
 from tests.conftest import payload
-from tests.e2e import Stack, make_settings, serve
-from tests.fakegithub import FakeJob, running_fake
+from tests.e2e import Stack, serve_repo
+from tests.fakegithub import FakeJob
 from tests.fakemodel import FakeModel
 from tests.sandbox_user import bwrap_works, sandbox_run_as
 
@@ -105,6 +105,47 @@ class CiStack(Stack):
             ],
         )
 
+    def green_main_run(self) -> Any:
+        sha = self.gh.branch_sha(REPO, "main")
+        assert sha is not None
+        return self.add_run(cirepo.ci_files(), branch="main", sha=sha)
+
+    def open_broken_pr(self) -> tuple[Any, Any]:
+        """A PR whose change breaks `test_mean`, and its red workflow run: (pull, run)."""
+        sha = self.gh.seed_git(
+            REPO, cirepo.broken_pr_files(), message="faster mean", branch="feature"
+        )
+        pr = self.gh.add_pull(REPO, head="feature", title="Faster mean", user="alice")
+        run = self.add_run(
+            {**cirepo.ci_files(), **cirepo.broken_pr_files()},
+            branch="feature",
+            sha=sha,
+            pulls=[pr.number],
+            event="pull_request",
+        )
+        return pr, run
+
+    def script_mean_fix(self) -> None:
+        self.model.script(
+            "patch",
+            edit("stats/core.py", cirepo.BROKEN_MEAN, cirepo.GOOD_MEAN),
+            finish("divide by the number of values"),
+        )
+
+    def red_lint_on_main(self) -> Any:
+        """An unused import pushed to main, and its red workflow run."""
+        sha = self.gh.seed_git(REPO, cirepo.lint_files(), message="add os import")
+        return self.add_run({**cirepo.ci_files(), **cirepo.lint_files()}, branch="main", sha=sha)
+
+    def open_flaky_pr(self) -> tuple[Any, Any]:
+        """A PR adding a test that fails every other run, and the red run CI saw: (pull, run)."""
+        sha = self.gh.seed_git(REPO, cirepo.flaky_files(), message="a flaky test", branch="flaky")
+        pr = self.gh.add_pull(REPO, head="flaky", title="More tests", user="alice")
+        # CI saw the failing half of the flake: the counter file is there when the log is made.
+        files = {**cirepo.ci_files(), **cirepo.flaky_files(), ".cache/runs": "x"}
+        run = self.add_run(files, branch="flaky", sha=sha, pulls=[pr.number], event="pull_request")
+        return pr, run
+
     async def deliver_run(self, run: Any) -> int:
         data = self.gh.workflow_run_payload(REPO, run)
         status, body = await self.deliver("workflow_run", data)
@@ -117,24 +158,15 @@ async def ci_stack(
     tmp_path: Path, fake_model: FakeModel, sandbox_run_as: str | None
 ) -> AsyncIterator[CiStack]:
     async with contextlib.AsyncExitStack() as stack:
-        gh = await stack.enter_async_context(running_fake(git_root=tmp_path / "git"))
-        gh.add_repo(
-            REPO,
-            installation_id=1,
-            files=cirepo.ci_files(),
-            collaborators={"maintainer": "write", "reader": "read"},
-            git=True,
-        )
-        settings = make_settings(
-            gh,
+        plain = await serve_repo(
+            stack,
+            tmp_path,
             fake_model,
-            tmp_path / "data",
-            model_patch="scripted-small",
-            model_summarize="scripted-small",
-            github_max_wait_seconds=2,
+            REPO,
+            cirepo.ci_files(),
+            collaborators={"maintainer": "write", "reader": "read"},
             sandbox_user=sandbox_run_as,
         )
-        plain = await serve(stack, gh, fake_model, settings, REPO)
         yield CiStack(**vars(plain))
 
 
@@ -149,23 +181,10 @@ def assert_clean(s: CiStack) -> None:
 
 async def test_red_pr_run_gets_a_diagnosis_and_a_repair_pr(ci_stack: CiStack) -> None:
     s = ci_stack
-    main_sha = s.gh.branch_sha(REPO, "main")
-    assert main_sha is not None
-    s.add_run(cirepo.ci_files(), branch="main", sha=main_sha)  # the last green run
-    sha = s.gh.seed_git(REPO, cirepo.broken_pr_files(), message="faster mean", branch="feature")
-    pr = s.gh.add_pull(REPO, head="feature", title="Faster mean", user="alice")
-    run = s.add_run(
-        {**cirepo.ci_files(), **cirepo.broken_pr_files()},
-        branch="feature",
-        sha=sha,
-        pulls=[pr.number],
-        event="pull_request",
-    )
-    s.model.script(
-        "patch",
-        edit("stats/core.py", cirepo.BROKEN_MEAN, cirepo.GOOD_MEAN),
-        finish("divide by the number of values"),
-    )
+    s.green_main_run()  # the last green run: its log lines are noise
+    pr, run = s.open_broken_pr()
+    sha = run.head_sha
+    s.script_mean_fix()
     assert await s.deliver_run(run) == 202
     await s.settle(timeout=120)
 
@@ -190,17 +209,15 @@ async def test_lint_failure_on_main_is_fixed_by_ruff_and_tracked_in_one_issue(
     ci_stack: CiStack,
 ) -> None:
     s = ci_stack
-    sha = s.gh.seed_git(REPO, cirepo.lint_files(), message="add os import")
-    run = s.add_run({**cirepo.ci_files(), **cirepo.lint_files()}, branch="main", sha=sha)
+    run = s.red_lint_on_main()
+    sha = run.head_sha
     assert await s.deliver_run(run) == 202
     await s.settle(timeout=120)
 
     (ci_run,) = await s.runs_of("ci_repair")
     assert ci_run["exit_reason"] == "fixed", ci_run["detail"]
     assert not s.model.calls, "ruff --fix needed no model"
-    tracking = [
-        i for i in s.gh.repo(REPO).issues.values() if "loopwright:tracking" in (i.body or "")
-    ]
+    tracking = s.tracking_issues()
     assert len(tracking) == 1 and tracking[0].state == "open"
     sticky = s.sticky_on(tracking[0].number)
     assert "F401" in sticky and "ruff check" in sticky
@@ -213,9 +230,7 @@ async def test_lint_failure_on_main_is_fixed_by_ruff_and_tracked_in_one_issue(
     run2 = s.add_run({**cirepo.ci_files(), **cirepo.lint_files()}, branch="main", sha=sha)
     assert await s.deliver_run(run2) == 202
     await s.settle(timeout=120)
-    tracking = [
-        i for i in s.gh.repo(REPO).issues.values() if "loopwright:tracking" in (i.body or "")
-    ]
+    tracking = s.tracking_issues()
     assert len(tracking) == 1
     assert f"#{run2.id}" in s.sticky_on(tracking[0].number)
     assert_clean(s)
@@ -223,12 +238,7 @@ async def test_lint_failure_on_main_is_fixed_by_ruff_and_tracked_in_one_issue(
 
 async def test_flaky_test_is_labelled_with_evidence_and_not_patched(ci_stack: CiStack) -> None:
     s = ci_stack
-    sha = s.gh.seed_git(REPO, cirepo.flaky_files(), message="a flaky test", branch="flaky")
-    pr = s.gh.add_pull(REPO, head="flaky", title="More tests", user="alice")
-    files = {**cirepo.ci_files(), **cirepo.flaky_files()}
-    # CI saw the failing half of the flake: run the suite twice so the log shows the failure.
-    with_state = {**files, ".cache/runs": "x"}
-    run = s.add_run(with_state, branch="flaky", sha=sha, pulls=[pr.number], event="pull_request")
+    pr, run = s.open_flaky_pr()
     assert await s.deliver_run(run) == 202
     await s.settle(timeout=120)
 
@@ -259,15 +269,7 @@ async def test_the_bots_own_failing_branch_starts_nothing(ci_stack: CiStack) -> 
 
 async def test_diagnose_command_on_a_pr(ci_stack: CiStack) -> None:
     s = ci_stack
-    sha = s.gh.seed_git(REPO, cirepo.broken_pr_files(), message="faster mean", branch="feature")
-    pr = s.gh.add_pull(REPO, head="feature", title="Faster mean", user="alice")
-    s.add_run(
-        {**cirepo.ci_files(), **cirepo.broken_pr_files()},
-        branch="feature",
-        sha=sha,
-        pulls=[pr.number],
-        event="pull_request",
-    )
+    pr, _ = s.open_broken_pr()
     s.model.script("patch", finish("nothing"))  # a model that gives up
     data = payload("issue_comment/created.0", installation={"id": 1})
     data["repository"]["full_name"] = REPO

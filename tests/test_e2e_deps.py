@@ -16,8 +16,7 @@ import pytest
 
 from tests import cirepo
 from tests.conftest import payload
-from tests.e2e import Stack, make_settings, serve
-from tests.fakegithub import running_fake
+from tests.e2e import Stack, serve_repo
 from tests.fakemodel import FakeModel
 from tests.sandbox_user import bwrap_works, sandbox_run_as
 
@@ -70,24 +69,15 @@ async def deps_stack(
     tmp_path: Path, fake_model: FakeModel, sandbox_run_as: str | None
 ) -> AsyncIterator[DepsStack]:
     async with contextlib.AsyncExitStack() as stack:
-        gh = await stack.enter_async_context(running_fake(git_root=tmp_path / "git"))
-        gh.add_repo(
-            REPO,
-            installation_id=1,
-            files=cirepo.deps_files(),
-            collaborators={"maintainer": "write"},
-            git=True,
-        )
-        settings = make_settings(
-            gh,
+        plain = await serve_repo(
+            stack,
+            tmp_path,
             fake_model,
-            tmp_path / "data",
-            model_patch="scripted-small",
-            model_summarize="scripted-small",
-            github_max_wait_seconds=2,
+            REPO,
+            cirepo.deps_files(),
+            collaborators={"maintainer": "write"},
             sandbox_user=sandbox_run_as,
         )
-        plain = await serve(stack, gh, fake_model, settings, REPO)
         yield DepsStack(**vars(plain))
 
 
