@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -134,7 +134,13 @@ class Runtime:
         await self.run_loop(job, forge, code=code)
 
     async def run_loop(
-        self, job: Job, forge: Any, *, code: CodeHost | None = None, dry_run: bool = False
+        self,
+        job: Job,
+        forge: Any,
+        *,
+        code: CodeHost | None = None,
+        dry_run: bool = False,
+        on_progress: Callable[[str], None] | None = None,
     ) -> tuple[Outcome, int]:
         """Run one loop as a recorded run; returns its outcome and run id."""
         assert self.model is not None
@@ -148,6 +154,7 @@ class Runtime:
             dry_run=dry_run,
             code=code,
             queued_at=job.created_at,
+            on_progress=on_progress,
         )
         try:
             outcome = await execute(job.kind, LOOPS[job.kind], job, ctx)
@@ -231,6 +238,7 @@ async def run_local(
     payload: dict[str, Any] | None = None,
     *,
     repo_path: Path | None = None,
+    on_progress: Callable[[str], None] | None = None,
 ) -> LocalResult:
     job = Job(
         id=0,
@@ -245,7 +253,9 @@ async def run_local(
         lease_owner="local",
     )
     code = local_host(rt.settings, repo_path, repo_name) if repo_path is not None else None
-    outcome, run_id = await rt.run_loop(job, forge, code=code, dry_run=True)
+    outcome, run_id = await rt.run_loop(
+        job, forge, code=code, dry_run=True, on_progress=on_progress
+    )
     return LocalResult(outcome, forge, run_id)
 
 

@@ -296,15 +296,19 @@ async def _run_local(settings: Settings, args: argparse.Namespace) -> int:
         repo_path=args.repo,
         secrets=settings.secret_values(),
     )
-    async with Runtime.open(settings, model=True) as rt:
-        result = await run_local(
-            rt,
-            args.loop,
-            forge.repo,
-            forge,
-            issue.number,
-            repo_path=args.repo if code_loop else None,
-        )
+    from bot.progress import TerminalProgress
+
+    with TerminalProgress() as progress:
+        async with Runtime.open(settings, model=True) as rt:
+            result = await run_local(
+                rt,
+                args.loop,
+                forge.repo,
+                forge,
+                issue.number,
+                repo_path=args.repo if code_loop else None,
+                on_progress=progress if code_loop else None,
+            )
     _print_result(result, args.json)
     return 0 if result.outcome.exit.succeeded else 1
 

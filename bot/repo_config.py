@@ -116,25 +116,33 @@ def _split(line: str) -> list[str]:
     return argv
 
 
-class FixConfig(_Strict):
-    """The issue loops: reproduce → patch → re-test."""
+class PatchSettings(_Strict):
+    """The patch step's settings; each loop that runs it (fix, ci, deps) has its own."""
 
-    #: Tests the model may write before the issue counts as not reproduced.
-    reproduce_attempts: int = Field(default=3, ge=1, le=10)
     #: Failed patch attempts with one model before the next model of `model_patch` takes over.
     attempts_per_model: int = Field(default=3, ge=1, le=20)
     #: Patch attempts in a row that may fail to improve before the loop gives up.
     patience: int = Field(default=4, ge=1, le=50)
     #: Actions (view, search, edit, run_tests, finish) the model gets per patch attempt.
     max_turns: int = Field(default=6, ge=1, le=30)
-    #: Runs of the reproduction on base and head by re-test (a fix must pass every one).
-    retest_runs: int = Field(default=3, ge=2, le=20)
     #: Extra glob patterns the patch step may not edit (added to the built-in list of tests,
     #: conftest.py, CI, packaging and .github/).
     protected_paths: list[str] = Field(default_factory=list)
 
 
-class CiConfig(_Strict):
+class FixConfig(PatchSettings):
+    """The issue loops: reproduce → patch → re-test."""
+
+    #: Tests the model may write before the issue counts as not reproduced.
+    reproduce_attempts: int = Field(default=3, ge=1, le=10)
+    #: Runs of the reproduction on base and head by re-test (a fix must pass every one).
+    retest_runs: int = Field(default=3, ge=2, le=20)
+    #: Existing tests a candidate fix may break, as pinning the old behaviour, and still be
+    #: offered as a `behaviour_change` draft PR (more than this: the fix is reverted).
+    max_changed_expectations: int = Field(default=3, ge=0, le=50)
+
+
+class CiConfig(PatchSettings):
     """The CI-failure loop: diagnose a red workflow run, reproduce it, repair it."""
 
     #: React to failing runs on the default branch (diagnosis goes to a tracking issue).
@@ -182,8 +190,9 @@ class CiConfig(_Strict):
         return [_split(line) for line in self.fixers]
 
 
-class DepsConfig(_Strict):
-    """The dependency-update loop: verify Dependabot/Renovate PRs, migrate code they break."""
+class DepsConfig(PatchSettings):
+    """The dependency-update loop: verify Dependabot/Renovate PRs, migrate code they break.
+    `protected_paths` adds to tests, CI, packaging and the dependency pins."""
 
     #: PR authors whose PRs are dependency updates.
     authors: list[str] = Field(default_factory=lambda: ["dependabot[bot]", "renovate[bot]"])
@@ -191,9 +200,8 @@ class DepsConfig(_Strict):
     breaks_label: str = "deps:breaks"
     #: Try a migration (a draft PR into the update's branch) when the update breaks tests.
     migrate: bool = True
-    #: Extra glob patterns the migration may not edit (added to tests, CI, packaging and the
-    #: dependency pins).
-    protected_paths: list[str] = Field(default_factory=list)
+    #: Runs of the suite on a migration: it must pass every one.
+    verify_runs: int = Field(default=2, ge=1, le=20)
 
 
 class RepoConfig(_Strict):

@@ -18,7 +18,7 @@ import stat
 import tempfile
 import tomllib
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -145,7 +145,16 @@ def _parse_case(case: ET.Element) -> TestOutcome:
         duration = float(case.get("time") or 0.0)
     except ValueError:
         duration = 0.0
-    return TestOutcome(_test_id(case), outcome, message[:MAX_MESSAGE_CHARS], duration)
+    return TestOutcome(_test_id(case), outcome, clip_message(message), duration)
+
+
+def clip_message(message: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """The head (what failed) and the tail (where it was raised: the innermost frame and the
+    exception line) of a long failure message."""
+    if len(message) <= limit:
+        return message
+    head = limit // 4
+    return f"{message[:head]}\n[…]\n{message[-(limit - head - 5) :]}"
 
 
 def _test_id(case: ET.Element) -> str:
@@ -278,13 +287,79 @@ async def run_tests(
         shutil.rmtree(results_dir, ignore_errors=True)
 
 
+# --- shaping a pytest command ------------------------------------------------------------
+
+#: pytest options whose value is the next argument (`-k expr`), so it is not a test path.
+_VALUE_OPTIONS = frozenset(
+    "-k -m -p -o -c -W -n --rootdir --confcutdir --ignore --ignore-glob --deselect --basetemp "
+    "--junitxml --junit-xml --log-level --tb --maxfail --durations --import-mode --dist "
+    "--cov --cov-report --cov-config --timeout --reruns --capture --override-ini "
+    "--config-file --log-file --log-format --result-log".split()
+)
+
+
+def pytest_position(cmd: Sequence[str]) -> int | None:
+    """Index of the first argument pytest itself reads, or None if `cmd` does not run pytest
+    directly (`python -m pytest`, `pytest`, `py.test`, after an `env VAR=...` prefix)."""
+    for i, part in enumerate(cmd):
+        if part.rsplit("/", 1)[-1] in ("pytest", "py.test"):
+            return i + 1
+    return None
+
+
+def pytest_paths(cmd: Sequence[str], workdir: Path) -> list[int]:
+    """Indexes of the test paths given on a pytest command line (files, directories, node ids
+    that exist in `workdir`)."""
+    start = pytest_position(cmd)
+    if start is None:
+        return []
+    found = []
+    for i in range(start, len(cmd)):
+        arg = cmd[i]
+        if arg.startswith("-") or cmd[i - 1] in _VALUE_OPTIONS:
+            continue
+        if (workdir / arg.split("::")[0]).exists():
+            found.append(i)
+    return found
+
+
+def shape_pytest_command(
+    cmd: Sequence[str], workdir: Path, *, selection: Sequence[str] = (), extra: Sequence[str] = ()
+) -> list[str]:
+    """The project's pytest command narrowed to `selection` (its own test paths replaced), or
+    the whole command with `extra` files added (the loop's own tests, which pytest then
+    collects whatever its `python_files` patterns and `testpaths` say). Commands that do not
+    run pytest directly are returned unchanged."""
+    argv = list(cmd)
+    if pytest_position(argv) is None:
+        return argv
+    if selection:
+        drop = set(pytest_paths(argv, workdir))
+        return [a for i, a in enumerate(argv) if i not in drop] + list(selection)
+    return argv + [e for e in extra if e not in argv]
+
+
 # --- comparing ---------------------------------------------------------------------------
+
+
+def regressions(base: TestRun, head: TestRun, *, ignore: Iterable[str] = ()) -> list[str]:
+    """THE definition of a regression, shared by every loop: a test that passed on base and
+    does not pass on head — failed, error, skipped, deselected or missing. A test that passed
+    and is now skipped is a regression: code can make other tests skip themselves."""
+    skip = set(ignore)
+    return sorted(
+        t
+        for t, o in base.outcomes.items()
+        if o.outcome == "passed"
+        and t not in skip
+        and (t not in head.outcomes or head.outcomes[t].outcome != "passed")
+    )
 
 
 @dataclass
 class Comparison:
-    #: Not failing on base (passed or skipped), failing on head: regressions.
-    newly_failing: list[str]
+    #: Passed on base, anything else on head (see `regressions`).
+    regressions: list[str]
     #: Failing on base, passed on head.
     newly_passing: list[str]
     still_failing: list[str]
@@ -295,7 +370,7 @@ class Comparison:
 
     @property
     def has_regressions(self) -> bool:
-        return bool(self.newly_failing)
+        return bool(self.regressions)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -305,9 +380,7 @@ def compare(base: TestRun, head: TestRun) -> Comparison:
     b, h = base.outcomes, head.outcomes
     common = b.keys() & h.keys()
     return Comparison(
-        newly_failing=sorted(
-            t for t in common if b[t].outcome not in FAILING and h[t].outcome in FAILING
-        ),
+        regressions=regressions(base, head),
         newly_passing=sorted(
             t for t in common if b[t].outcome in FAILING and h[t].outcome == "passed"
         ),
@@ -316,6 +389,50 @@ def compare(base: TestRun, head: TestRun) -> Comparison:
         ),
         added={t: h[t].outcome for t in sorted(h.keys() - b.keys())},
         removed=sorted(b.keys() - h.keys()),
+    )
+
+
+# --- where a failure comes from --------------------------------------------------------------
+
+#: pytest's long/short tracebacks (`path.py:12: in test_x`, `path.py:12: KeyError`) and the
+#: native/stdlib form (`File "path.py", line 12, in test_x`).
+_FRAME = re.compile(r'^\s*(?:File "([^"]+\.py)", line \d+|([^\s:]+\.py):\d+:)', re.MULTILINE)
+#: How pytest reports a test module that cannot even be imported or parsed.
+_COLLECTION = re.compile(
+    r"(?:collection failure|ImportError while importing test module|"
+    r"error(?:s)? during collection|ERROR collecting|SyntaxError|IndentationError)"
+)
+
+
+def frames(message: str) -> list[str]:
+    """The file of every traceback frame in a failure message, outermost first."""
+    return [m.group(1) or m.group(2) for m in _FRAME.finditer(message)]
+
+
+def origin(message: str) -> str | None:
+    """The file the failure was raised in (the innermost frame), if the message shows one."""
+    found = frames(message)
+    return found[-1] if found else None
+
+
+def is_collection_error(outcome: TestOutcome) -> bool:
+    """An `error` entry that stands for a module that did not import or parse."""
+    return outcome.outcome == "error" and bool(_COLLECTION.search(outcome.message))
+
+
+def collection_errors(run: TestRun) -> list[TestOutcome]:
+    return [o for o in run.outcomes.values() if is_collection_error(o)]
+
+
+def failed_to_collect(run: TestRun) -> bool:
+    """The suite did not collect at all: nothing ran but errors (or pytest's "interrupted" /
+    "usage error" exits with no test passing). Such a run is not a baseline."""
+    if run.passing:
+        return False
+    if run.outcomes and all(is_collection_error(o) for o in run.outcomes.values()):
+        return True
+    return run.exit_code in (2, 3, 4) and not any(
+        o.outcome == "failed" for o in run.outcomes.values()
     )
 
 

@@ -27,7 +27,13 @@ from bot.sandbox import (
     run_sandboxed,
 )
 from bot.settings import Settings
-from bot.testresults import TestRun, baseline_run, default_test_command, run_tests
+from bot.testresults import (
+    TestRun,
+    baseline_run,
+    default_test_command,
+    run_tests,
+    shape_pytest_command,
+)
 from bot.workspace import MirrorCache, Workspace, open_workspace
 
 log = logging.getLogger("loopwright.checkout")
@@ -50,6 +56,10 @@ def find_ruff() -> str | None:
 def sandbox_user(settings: Settings) -> str | None:
     """Who sandboxed commands run as: the configured user when we are root, else ourselves."""
     return settings.sandbox_user if os.geteuid() == 0 else None
+
+
+class NoTestCommand(ValueError):
+    """The repository configures no test command and does not look like it uses pytest."""
 
 
 class CodeHost:
@@ -83,6 +93,9 @@ class Checkout:
         self.commands = commands
         self.env: EnvInfo | None = None
         self.test_runs = 0
+        #: Test files the loop itself adds (reproduction, held-out variant): every full run
+        #: includes those present, even when the project's command names its own test paths.
+        self.own_tests: list[str] = []
 
     @property
     def settings(self) -> Settings:
@@ -95,7 +108,7 @@ class Checkout:
     def test_command(self) -> list[str]:
         cmd = self.commands.test_argv() or default_test_command(self.ws.root)
         if not cmd:
-            raise ValueError(
+            raise NoTestCommand(
                 "no test command: set commands.test in .github/loopwright.yml "
                 "(the repository does not look like it uses pytest)"
             )
@@ -124,9 +137,10 @@ class Checkout:
         ids or files. Files the run creates are removed afterwards, so no later commit picks
         them up."""
         env = await self.prepare()
-        cmd = self.test_command()
-        if selection and any("pytest" in part for part in cmd):
-            cmd = [*cmd, *selection]
+        own = [t for t in self.own_tests if (self.ws.root / t).is_file()]
+        cmd = shape_pytest_command(
+            self.test_command(), self.ws.root, selection=selection, extra=own
+        )
         before = await self.ws.untracked()
         run = await run_tests(
             self.ws.root,

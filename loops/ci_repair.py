@@ -29,7 +29,7 @@ from bot.forge import PullRef, WorkflowRun
 from bot.model import ModelOutputError, ModelUnavailable, Usage
 from bot.sandbox import EnvironmentSetupFailed, SandboxError, SandboxResult
 from bot.store import Job, StepRecord
-from bot.testresults import TestRun, compare
+from bot.testresults import TestRun, regressions
 from bot.text import strip_hidden, untrusted_block
 from loops.checkout import Checkout
 from loops.engine import (
@@ -488,8 +488,7 @@ async def _repair(ctx: LoopContext, job: Job, co: Checkout, report: CiReport, ta
             return failing_score(output), ran
         if baseline is not None and baseline.junit_found:
             run = await co.run_tests()
-            cmp = compare(baseline, run)
-            broken = cmp.newly_failing + [t for t in cmp.removed if t not in baseline.failing]
+            broken = regressions(baseline, run)
             if broken:
                 detail = (
                     f"the command passes but {len(broken)} test(s) broke: {', '.join(broken[:3])}"
@@ -535,11 +534,12 @@ async def _repair(ctx: LoopContext, job: Job, co: Checkout, report: CiReport, ta
         report.patched = await patch_loop(
             ctx,
             co,
-            prompt=_patch_prompt(ctx, report, loc.render(), ctx.config.fix.max_turns),
+            prompt=_patch_prompt(ctx, report, loc.render(), cfg.max_turns),
             score=check,
             base_score=best,
             budget=budget,
-            protected=[*PATCH_PROTECTED_PATHS, *ctx.config.fix.protected_paths],
+            protected=[*PATCH_PROTECTED_PATHS, *cfg.protected_paths],
+            settings=cfg,
             cancelled=cancel_check(job, ctx),
         )
         report.usage.add(report.patched.usage)
@@ -551,7 +551,7 @@ async def _repair(ctx: LoopContext, job: Job, co: Checkout, report: CiReport, ta
             return
         # Defence in depth: what the model committed, checked again (the Toolbox refuses
         # these). The fixers' own changes may touch tests (formatting them is the repair).
-        policy = PathPolicy([*PATCH_PROTECTED_PATHS, *ctx.config.fix.protected_paths])
+        policy = PathPolicy([*PATCH_PROTECTED_PATHS, *cfg.protected_paths])
         touched = sorted(p for p in co.ws.changed_paths() - by_fixers if policy.match(p))
         if touched:
             report.exit = ExitReason.PROTECTED_PATH

@@ -25,7 +25,7 @@ from bot.forge import PullInfo, PullRef
 from bot.model import ModelOutputError, ModelUnavailable, Usage
 from bot.sandbox import EnvironmentSetupFailed, SandboxError
 from bot.store import Job, StepRecord
-from bot.testresults import TestRun, compare
+from bot.testresults import TestRun, regressions
 from bot.text import strip_hidden, truncate_to_tokens, untrusted_block
 from loops.checkout import Checkout
 from loops.engine import (
@@ -113,9 +113,8 @@ class DepsReport:
 
 
 def broken_tests(base: TestRun, head: TestRun) -> list[str]:
-    """Tests that passed on base and fail (or are gone) on head."""
-    cmp = compare(base, head)
-    return sorted({*cmp.newly_failing, *(t for t in cmp.removed if t in base.passing)})
+    """Tests that passed on base and do not pass on head (`testresults.regressions`)."""
+    return regressions(base, head)
 
 
 def outcome_table(base: TestRun | None, head: TestRun | None, *, limit: int = 40) -> str:
@@ -343,6 +342,7 @@ async def _migrate(
         base_score=Score((-float(start_broken),), False, f"{start_broken} test(s) broken"),
         budget=budget,
         protected=protected,
+        settings=ctx.config.deps,
         cancelled=cancel_check(job, ctx),
     )
     report.usage.add(report.patched.usage)
@@ -358,7 +358,7 @@ async def _migrate(
         report.exit = ExitReason.PROTECTED_PATH
         report.detail = f"the migration changed protected paths: {', '.join(touched)}"
         return
-    for _ in range(max(2, ctx.config.fix.retest_runs - 1)):
+    for _ in range(ctx.config.deps.verify_runs):
         run = await co.run_tests()
         report.verify_ok.append(run.junit_found and not broken_tests(base_run, run))
     if not all(report.verify_ok):
@@ -397,7 +397,7 @@ def _migration_prompt(ctx: LoopContext, report: DepsReport) -> str:
         "With the new version, the tests above fail although they passed before. Change the "
         "project's source code to work with the NEW version. You may not edit tests, CI, "
         "packaging or the dependency pins (do not move the version back).\n"
-        + ACTIONS.format(selection="", turns=ctx.config.fix.max_turns)
+        + ACTIONS.format(selection="", turns=ctx.config.deps.max_turns)
     )
     return "\n\n".join(parts)
 

@@ -36,6 +36,11 @@ class ExitReason(enum.StrEnum):
     CANCELLED = "cancelled"
     #: A candidate fix that passed once but not on every re-test run.
     FLAKY = "flaky"
+    #: The project could not be prepared: no test command, or a suite that does not collect.
+    SETUP_ERROR = "setup_error"
+    #: A candidate fix that makes the reproduction and the held-out variant pass but changes
+    #: what some existing tests expect: a draft PR for a maintainer to decide, never `fixed`.
+    BEHAVIOUR_CHANGE = "behaviour_change"
 
     @property
     def succeeded(self) -> bool:
@@ -95,9 +100,16 @@ class LoopContext:
     code: CodeHost | None = None
     #: When the job was queued: stop requests from then on apply to this run.
     queued_at: float = 0.0
+    #: Where phase changes go as they happen (the terminal in local mode); None: nowhere.
+    on_progress: Callable[[str], None] | None = None
 
     async def record(self, step: StepRecord) -> None:
         await self.store.record_step(self.run_id, step)
+
+    async def progress(self, text: str) -> None:
+        """Tell whoever watches (a terminal) which phase the loop is in."""
+        if self.on_progress is not None:
+            self.on_progress(text)
 
     async def deterministic(
         self, name: str, fn: Callable[[], Awaitable[Any]], *, describe_input: str = ""
@@ -277,6 +289,12 @@ class Budget:
     def charge(self, usage: Usage) -> None:
         self.usage.add(usage)
 
+    def remaining_tokens(self, pending: Usage | None = None) -> int:
+        spent = self.usage.copy()
+        if pending is not None:
+            spent.add(pending)
+        return max(0, self.max_tokens - spent.prompt_tokens - spent.completion_tokens)
+
     def exhausted(self, iterations: int, pending: Usage | None = None) -> str | None:
         """Which cap is reached, in words, or None while there is room for another attempt.
 
@@ -307,6 +325,9 @@ class Score:
     value: tuple[float, ...]
     success: bool
     detail: str = ""
+    #: Not a success, but an acceptable end (e.g. a behaviour change for a human to decide):
+    #: once it is the best, one more attempt that does not beat it ends the loop.
+    settled: bool = False
 
 
 @dataclass(frozen=True)
@@ -431,7 +452,7 @@ async def keep_or_revert(
         if verdict == "kept" and best.success:
             return KeepRevertResult(ExitReason.FIXED, best, ledger, best.detail)
         stale = 0 if verdict == "kept" else stale + 1
-        if stale >= patience:
+        if stale >= (1 if best.settled else patience):
             return KeepRevertResult(
                 ExitReason.NO_PROGRESS, best, ledger, f"{stale} attempts in a row did not improve"
             )

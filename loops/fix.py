@@ -24,7 +24,7 @@ from bot.sandbox import EnvironmentSetupFailed, SandboxError
 from bot.store import Job, StepRecord
 from bot.text import strip_hidden
 from bot.workspace import WorkspaceError, branch_name
-from loops.checkout import Checkout
+from loops.checkout import Checkout, NoTestCommand
 from loops.engine import (
     Budget,
     ExitReason,
@@ -42,6 +42,7 @@ from loops.tools import PATCH_PROTECTED_PATHS, PathPolicy
 
 FIX_LABEL = "loopwright:fix"
 DRAFT_PR_LABEL = "loopwright:draft-pr"
+BEHAVIOUR_CHANGE_LABEL = "loopwright:behaviour-change"
 NEEDS_HUMAN_LABEL = "loopwright:needs-human"
 SECTION = "fix"
 
@@ -54,6 +55,10 @@ _PLAIN = {
     ExitReason.PROTECTED_PATH: "refused a change to a protected path",
     ExitReason.CANCELLED: "was stopped on request",
     ExitReason.FLAKY: "found a change that passes only some of the time, which is not a fix",
+    ExitReason.SETUP_ERROR: "could not prepare the project's tests",
+    ExitReason.BEHAVIOUR_CHANGE: (
+        "found a change that fixes the reproduction but changes what existing tests expect"
+    ),
 }
 
 
@@ -182,6 +187,12 @@ async def _pipeline(job: Job, ctx: LoopContext, *, patching: bool) -> Outcome:
                 await _steps(base, ctx, co, report, budget, cancelled, patching=patching)
             finally:
                 report.test_runs = co.test_runs
+                if not report.diff and report.patched is not None:
+                    # Whatever the exit, a reviewer sees what was kept (the reproduction and
+                    # the best candidate, if one was kept).
+                    report.diff = await co.ws.diff()
+    except NoTestCommand as exc:
+        report.exit, report.detail = ExitReason.SETUP_ERROR, str(exc)
     except ModelUnavailable as exc:
         report.exit, report.detail = ExitReason.MODEL_ERROR, str(exc)
     except EnvironmentSetupFailed as exc:
@@ -203,6 +214,7 @@ async def _steps(
     patching: bool,
 ) -> None:
     issue = report.issue
+    await ctx.progress("setup: preparing the project's environment")
     env = await co.prepare()
     await ctx.record(
         StepRecord(
@@ -213,6 +225,7 @@ async def _steps(
             duration_ms=env.duration_s * 1000,
         )
     )
+    await ctx.progress("localize: finding the code the issue points at")
     loc = await localize(issue.title, issue.body, co.ws)
     await ctx.record(
         StepRecord(
@@ -226,13 +239,7 @@ async def _steps(
     report.repro = repro
     report.add_usage(repro.usage, repro.models)
     if not repro.ok:
-        if repro.baseline is not None and not repro.baseline.junit_found:
-            report.exit = ExitReason.SANDBOX_ERROR
-        elif repro.reason.startswith("budget exhausted"):
-            report.exit = ExitReason.BUDGET_EXHAUSTED
-        else:
-            report.exit = ExitReason.NOT_REPRODUCED
-        report.detail = repro.reason
+        report.exit, report.detail = repro.exit, repro.reason
         return
     if not patching:
         report.exit, report.detail = ExitReason.DONE, repro.reason
@@ -240,23 +247,24 @@ async def _steps(
     if await cancelled():
         report.exit, report.detail = ExitReason.CANCELLED, "stopped after reproducing"
         return
-    await _progress(ctx, report, f"Reproduced ({repro.reason}). Looking for a fix…")
+    await _progress(ctx, report, f"Reproduced ({repro.reason}). Looking for a fix…", phase="patch")
     patched = await patch(ctx, co, issue, loc, repro, budget, cancelled=cancelled)
     report.patched = patched
     report.add_usage(patched.usage, patched.models)
     assert patched.result is not None
-    if patched.result.exit is not ExitReason.FIXED:
-        report.exit, report.detail = patched.result.exit, patched.result.detail
+    found = patched.result.exit
+    if found not in (ExitReason.FIXED, ExitReason.BEHAVIOUR_CHANGE):
+        report.exit, report.detail = found, patched.result.detail
         return
     # Defence in depth: the Toolbox refuses protected edits, and this checks what was committed.
     policy = PathPolicy([*PATCH_PROTECTED_PATHS, *ctx.config.fix.protected_paths])
-    ours = {repro.test_path, repro.holdout_path}
+    ours = {repro.test_path, repro.holdout_path, *repro.support_paths}
     touched = sorted(p for p in co.ws.changed_paths() if p not in ours and policy.match(p))
     if touched:
         report.exit = ExitReason.PROTECTED_PATH
         report.detail = f"the patch changed protected paths: {', '.join(touched)}"
         return
-    await _progress(ctx, report, "Found a candidate fix. Re-testing it…")
+    await _progress(ctx, report, "Found a candidate fix. Re-testing it…", phase="re-test")
     head_runs = await runs_with_holdout(co, repro, repro.selection, ctx.config.fix.retest_runs)
     ids = [*repro.test_ids, *repro.holdout_ids]
     ids += [t for t in sorted(repro.baseline.failing if repro.baseline else ()) if t not in ids][
@@ -275,12 +283,13 @@ async def _steps(
         report.exit = ExitReason.FLAKY
         report.detail = "the candidate fix did not pass every re-test run"
         return
+    behaviour_change = found is ExitReason.BEHAVIOUR_CHANGE
     if repro.holdout_ids:
         # The held-out variant joins the branch now that the fix is in: reviewers see both.
         await co.ws.write_file(repro.holdout_path, repro.holdout_code)
         await co.ws.keep(f"loopwright: held-out reproduction for #{issue.number}")
     report.diff = await co.ws.diff()
-    report.exit, report.detail = ExitReason.FIXED, patched.result.detail
+    report.exit, report.detail = found, patched.result.detail
     if await cancelled():
         report.exit, report.detail = ExitReason.CANCELLED, "stopped before opening the PR"
         return
@@ -288,7 +297,10 @@ async def _steps(
         ctx,
         co,
         base=base,
-        title=f"Fix #{issue.number}: {strip_hidden(issue.title)[:200]}",
+        title=(
+            f"{'Behaviour change for' if behaviour_change else 'Fix'} #{issue.number}: "
+            f"{strip_hidden(issue.title)[:200]}"
+        ),
         body=render_pr_body(ctx, report),
     )
 
@@ -296,7 +308,11 @@ async def _steps(
 # --- outputs ----------------------------------------------------------------------------------
 
 
-async def _progress(ctx: LoopContext, report: FixReport, text: str) -> None:
+async def _progress(
+    ctx: LoopContext, report: FixReport, text: str, *, phase: str | None = None
+) -> None:
+    if phase:
+        await ctx.progress(phase)
     elapsed = time.monotonic() - report.started
     await ctx.forge.upsert_sticky(
         report.issue.number,
@@ -310,6 +326,8 @@ async def _publish(ctx: LoopContext, report: FixReport, *, patching: bool) -> Ou
     number = report.issue.number
     if report.exit is ExitReason.FIXED:
         label = DRAFT_PR_LABEL
+    elif report.exit is ExitReason.BEHAVIOUR_CHANGE and report.pull:
+        label = BEHAVIOUR_CHANGE_LABEL
     elif report.exit in (ExitReason.DONE, ExitReason.CANCELLED):
         label = None  # a reproduction on request, or a human stopped it: nothing to flag
     else:
@@ -360,6 +378,16 @@ def render_comment(ctx: LoopContext, report: FixReport, *, patching: bool) -> st
         ]
     elif report.exit is ExitReason.DONE:
         lines += ["✅ Reproduced. (`/loopwright fix` also looks for a fix.)", ""]
+    elif report.exit is ExitReason.BEHAVIOUR_CHANGE and report.pull:
+        lines += [
+            f"⚖️ Draft PR: {report.pull.url} (branch `{report.branch}`). The change makes the "
+            "reproduction and the held-out variant pass on every re-test run, but existing "
+            "tests that expect the old behaviour now fail (listed below and in the PR). A "
+            "maintainer decides whether the old expectation or the fix is right "
+            "(`behaviour_change`).",
+            "",
+            *_changed_expectations(report),
+        ]
     else:
         what = _PLAIN.get(report.exit, report.exit.value)
         lines += [
@@ -382,6 +410,26 @@ def render_comment(ctx: LoopContext, report: FixReport, *, patching: bool) -> st
     return "\n".join(lines)
 
 
+def _changed_expectations(report: FixReport) -> list[str]:
+    changed = report.patched.changed_expectations if report.patched else []
+    if not changed:
+        return []
+    lines = [
+        "**Existing tests whose expectation changes:**",
+        "",
+        "| test | on base | with the change | failure |",
+        "|---|---|---|---|",
+    ]
+    for c in changed:
+        first = next(
+            (ln[1:].strip() for ln in c.message.splitlines() if ln.startswith("E ")),
+            c.message.splitlines()[0] if c.message else "",
+        )
+        why = first.replace("|", "/").replace("`", "'")[:200]
+        lines.append(f"| `{c.test_id}` | {c.before} | {c.after} | {why} |")
+    return [*lines, ""]
+
+
 def render_pr_body(ctx: LoopContext, report: FixReport) -> str:
     repro = report.repro
     assert repro is not None
@@ -393,9 +441,23 @@ def render_pr_body(ctx: LoopContext, report: FixReport) -> str:
             if line.startswith("+++ b/") and PurePosixPath(line[6:]).name
         }
     )
+    behaviour_change = report.exit is ExitReason.BEHAVIOUR_CHANGE
     lines = [
-        f"Fixes #{report.issue.number} — drafted by loopwright; a human reviews and merges.",
+        f"{'Addresses' if behaviour_change else 'Fixes'} #{report.issue.number} — drafted by "
+        "loopwright; a human reviews and merges.",
         "",
+    ]
+    if behaviour_change:
+        lines += [
+            "## ⚖️ Behaviour change: a maintainer decides",
+            "",
+            "This change makes the reproduction and its held-out variant pass, but the existing "
+            "tests below fail with it: they expect the behaviour the issue reports as wrong, "
+            "or the change is wrong. No test was edited; merge only after deciding which.",
+            "",
+            *_changed_expectations(report),
+        ]
+    lines += [
         "## Summary",
         "",
         strip_hidden(summary)[:1500] if summary else "(the model gave no summary)",
@@ -420,7 +482,13 @@ def render_pr_body(ctx: LoopContext, report: FixReport) -> str:
         "",
         to_markdown(report.verdicts),
         "",
-        "The whole suite ran after the kept attempt: no test that passed on base fails or is gone.",
+        (
+            "The whole suite ran after the kept attempt: apart from the tests listed above, no "
+            "test that passed on base fails, is skipped or is gone."
+            if behaviour_change
+            else "The whole suite ran after the kept attempt: no test that passed on base "
+            "fails, is skipped or is gone."
+        ),
         "",
         "## Attempts",
         "",

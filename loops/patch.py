@@ -18,13 +18,15 @@ from pydantic import BaseModel, ConfigDict
 
 from bot.forge import Issue
 from bot.model import ModelOutputError, Usage
+from bot.repo_config import PatchSettings
 from bot.store import StepRecord
-from bot.testresults import TestRun, compare
+from bot.testresults import TestRun, regressions
 from bot.text import strip_hidden, truncate_to_tokens, untrusted_block
 from loops.checkout import Checkout
 from loops.engine import (
     AttemptRecord,
     Budget,
+    ExitReason,
     KeepRevertResult,
     LoopContext,
     Proposal,
@@ -52,26 +54,80 @@ class _ActionReply(BaseModel):
     tool: str
 
 
+@dataclass(frozen=True)
+class ChangedExpectation:
+    """An existing test a candidate fix breaks: it may pin the behaviour the issue reports as
+    wrong. Listed for a maintainer with its outcome before and after."""
+
+    test_id: str
+    before: str
+    after: str
+    message: str
+
+
 @dataclass
 class PatchOutcome:
     result: KeepRevertResult | None = None
     usage: Usage = field(default_factory=Usage)
     models: list[str] = field(default_factory=list)
     summary: str = ""
+    #: For a `behaviour_change` end: the existing tests the kept candidate breaks.
+    changed_expectations: list[ChangedExpectation] = field(default_factory=list)
 
 
-def score_run(run: TestRun, baseline: TestRun, repro: Reproduction) -> Score:
-    """Success when the reproduction and the held-out variant pass and nothing else broke."""
+#: Score values: the reproduction and held-out pass with no regression (a fix), they pass but
+#: some existing tests' expectations change (a behaviour change for a human), anything else.
+FIX, BEHAVIOUR_CHANGE, NOTHING = 2.0, 1.0, 0.0
+
+
+def expectation_conflicts(
+    run: TestRun, baseline: TestRun, broken: list[str], limit: int
+) -> list[ChangedExpectation] | None:
+    """The broken tests as changed expectations, or None when they cannot be: too many, or
+    a test that errors in setup, is skipped or vanished (that is damage, not a different
+    expectation: only a test that runs and fails its own checks pins behaviour)."""
+    if not broken or len(broken) > limit:
+        return None
+    out = []
+    for tid in broken:
+        now = run.outcomes.get(tid)
+        if now is None or now.outcome != "failed":
+            return None
+        out.append(
+            ChangedExpectation(tid, baseline.outcomes[tid].outcome, now.outcome, now.message)
+        )
+    return out
+
+
+def score_run(
+    run: TestRun, baseline: TestRun, repro: Reproduction, *, max_changed_expectations: int = 0
+) -> tuple[Score, list[ChangedExpectation]]:
+    """A fix when the reproduction and the held-out variant pass and nothing that passed on
+    base stops passing (`testresults.regressions`); a behaviour change when the only
+    regressions are a few existing tests that run and fail their own checks."""
     passed = run.passing
     repro_ok = bool(repro.test_ids) and all(t in passed for t in repro.test_ids)
     holdout_ok = all(t in passed for t in repro.holdout_ids)
-    cmp = compare(baseline, run)
-    broken = cmp.newly_failing + [t for t in cmp.removed if t not in baseline.failing]
+    ours = {*repro.test_ids, *repro.holdout_ids}
+    broken = regressions(baseline, run, ignore=ours)
     success = run.junit_found and repro_ok and holdout_ok and not broken
+    conflicts = (
+        expectation_conflicts(run, baseline, broken, max_changed_expectations)
+        if run.junit_found and repro_ok and holdout_ok
+        else None
+    )
     if not run.junit_found:
         detail = f"the suite produced no results ({run.junit_error})"
     elif success:
         detail = "reproduction passes, held-out check passes, no regressions"
+    elif conflicts:
+        names = ", ".join(c.test_id for c in conflicts[:3])
+        detail = (
+            f"reproduction and held-out check pass, but {len(conflicts)} existing test(s) now "
+            f"fail their checks: {names}. If they pin the behaviour the issue reports as wrong, "
+            "finish without changes; otherwise fix the code so they pass too"
+        )
+        return Score((BEHAVIOUR_CHANGE, -float(len(conflicts))), False, detail, True), conflicts
     else:
         bits = ["reproduction " + ("passes" if repro_ok else "still fails")]
         if repro.holdout_ids:
@@ -82,10 +138,10 @@ def score_run(run: TestRun, baseline: TestRun, repro: Reproduction) -> Score:
         if broken:
             bits.append(f"{len(broken)} other test(s) broken: {', '.join(broken[:3])}")
         detail = "; ".join(bits)
-    # All or nothing: an attempt that makes the reproduction pass but fails the held-out
-    # variant or breaks another test is reverted, not kept as a base for the next attempt (a
-    # partial "improvement" of that kind is usually a hack the next attempt would build on).
-    return Score((1.0 if success else 0.0,), success, detail)
+    # All or nothing, but for a behaviour change: an attempt that makes the reproduction pass
+    # but fails the held-out variant or damages other tests is reverted, not kept as a base for
+    # the next attempt (a partial "improvement" of that kind is usually a hack).
+    return Score((FIX if success else NOTHING,), success, detail), []
 
 
 def build_prompt(
@@ -134,22 +190,45 @@ async def patch(
     whole suite against the base run."""
     assert repro.baseline is not None
     baseline = repro.baseline
+    cfg = ctx.config.fix
+    conflicts_of: dict[int, list[ChangedExpectation]] = {}
 
     async def score() -> tuple[Score, str]:
         (run,) = await runs_with_holdout(co, repro, [], 1)
-        result = score_run(run, baseline, repro)
+        result, conflicts = score_run(
+            run, baseline, repro, max_changed_expectations=cfg.max_changed_expectations
+        )
+        conflicts_of[id(result)] = conflicts
         return result, f"{' '.join(run.command)} ({run.duration_s * 1000:.0f} ms in the sandbox)"
 
-    return await patch_loop(
+    out = await patch_loop(
         ctx,
         co,
-        prompt=build_prompt(ctx.forge.repo, issue, loc, repro, ctx.config.fix.max_turns),
+        prompt=build_prompt(ctx.forge.repo, issue, loc, repro, cfg.max_turns),
         score=score,
-        base_score=Score((0.0,), False, "reproduction fails on base"),
+        base_score=Score((NOTHING,), False, "reproduction fails on base"),
         budget=budget,
-        protected=[*PATCH_PROTECTED_PATHS, *ctx.config.fix.protected_paths],
+        # The reproduction's own files too, wherever the project keeps its tests.
+        protected=[
+            *PATCH_PROTECTED_PATHS,
+            *cfg.protected_paths,
+            repro.test_path,
+            repro.holdout_path,
+            *repro.support_paths,
+        ],
+        settings=cfg,
         cancelled=cancelled,
     )
+    result = out.result
+    assert result is not None
+    if result.exit is not ExitReason.FIXED and result.best.value[:1] == (BEHAVIOUR_CHANGE,):
+        out.changed_expectations = conflicts_of.get(id(result.best), [])
+        result.exit = ExitReason.BEHAVIOUR_CHANGE
+        result.detail = (
+            f"the fix makes the reproduction pass but changes what "
+            f"{len(out.changed_expectations)} existing test(s) expect"
+        )
+    return out
 
 
 async def patch_loop(
@@ -161,12 +240,13 @@ async def patch_loop(
     base_score: Score,
     budget: Budget,
     protected: list[str],
+    settings: PatchSettings,
     cancelled: Callable[[], Awaitable[bool]] | None = None,
 ) -> PatchOutcome:
     """Model attempts through the Toolbox's actions, each committed, scored by `score` (which
     returns the score and what it ran) and kept or reverted (engine.keep_or_revert), with the
-    fix settings' turns, escalation and patience."""
-    cfg = ctx.config.fix
+    calling loop's turns, escalation and patience (`settings`)."""
+    cfg = settings
     models = ctx.settings.models_for("patch")
     out = PatchOutcome()
     toolbox = Toolbox(
@@ -192,6 +272,7 @@ async def patch_loop(
         model_name: str | None = tier_models[0]
         toolbox.finished, toolbox.summary = False, None
         for turn in range(1, cfg.max_turns + 1):
+            await ctx.progress(f"patch: attempt {n}, turn {turn} of {cfg.max_turns}")
             spent_before = out.usage.copy()
             try:
                 reply = await ctx.model.structured(

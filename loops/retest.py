@@ -77,10 +77,18 @@ async def rerun(run_tests: RunTests, selection: list[str], times: int) -> list[T
 
 def is_real_fix(verdicts: Sequence[TestVerdict], must_be_fixed: Sequence[str]) -> bool:
     """Every reproduction is fixed reliably and nothing else is worse than it was."""
-    by_id = {v.test_id: v.verdict for v in verdicts}
-    if any(by_id.get(t) is not Verdict.FIXED for t in must_be_fixed):
+    by_id = {v.test_id: v for v in verdicts}
+    if any(t not in by_id or by_id[t].verdict is not Verdict.FIXED for t in must_be_fixed):
         return False
-    return all(v in (Verdict.FIXED, Verdict.PASSING, Verdict.FLAKY_BASE) for v in by_id.values())
+    return all(neutral_or_better(v) for v in by_id.values())
+
+
+def neutral_or_better(v: TestVerdict) -> bool:
+    """Fixed, passing, flaky only on base — or a pre-existing failure that fails exactly as
+    it did on base (every run on both): neutral, it neither sinks nor helps a fix."""
+    if v.verdict in (Verdict.FIXED, Verdict.PASSING, Verdict.FLAKY_BASE):
+        return True
+    return v.verdict is Verdict.STILL_FAILING and v.base_passes == 0
 
 
 def to_markdown(verdicts: Sequence[TestVerdict]) -> str:

@@ -114,7 +114,7 @@ def test_compare_base_and_head(tmp_path: Path):
     base = TestRun(parse_junit_xml(run_pytest_junit(base_dir)), 1, 0.1, "")
     head = TestRun(parse_junit_xml(run_pytest_junit(head_dir)), 1, 0.1, "")
     result = compare(base, head)
-    assert result.newly_failing == [f"{MOD}::test_ok"]
+    assert result.regressions == [f"{MOD}::test_ok"]
     assert result.newly_passing == [f"{MOD}::test_broken"]
     assert result.still_failing == [
         f"{MOD}::TestGroup::test_param[2]",
