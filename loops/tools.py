@@ -80,6 +80,8 @@ TestRunner = Callable[[list[str]], Awaitable[TestRun]]
 #: Lint rules that mean "this code cannot run" (syntax errors, undefined names, `return` outside
 #: a function, comparisons that are always wrong), not style.
 FATAL_LINT_RULES = "E9,F63,F7,F82"
+#: Of those, the ones an edit may leave for a later edit to resolve.
+_UNDEFINED_NAME_RULES = ("F821", "F822")
 _LINT_TIMEOUT_S = 20.0
 _MAX_PATTERN_CHARS = 200
 _MAX_SELECTION = 50
@@ -504,6 +506,7 @@ class Toolbox:
         self.summary: str | None = None
         self._run_tests = run_tests
         self._ruff = find_ruff() if lint else None
+        self._note = ""
 
     def tool_schemas(self) -> list[dict[str, Any]]:
         return tool_schemas(self.tools)
@@ -649,6 +652,7 @@ class Toolbox:
         return ToolResult(True, f"{header}\n{untrusted_block('search', chr(10).join(lines))}")
 
     async def edit(self, path: str, search: str, replace: str) -> ToolResult:
+        self._note = ""
         refused = await self._edit(path, search, replace)
         if refused is not None:
             reason, message = refused
@@ -657,7 +661,7 @@ class Toolbox:
             return ToolResult(False, f"edit refused: {message}")
         self.stats.edits_accepted += 1
         self.stats.edited_paths.add(normalize_path(path))
-        return ToolResult(True, f"edited {normalize_path(path)}")
+        return ToolResult(True, f"edited {normalize_path(path)}{self._note}")
 
     async def _edit(self, path: str, search: str, replace: str) -> tuple[str, str] | None:
         """None when the edit is applied and kept; else (reason, message), file untouched."""
@@ -715,9 +719,18 @@ class Toolbox:
         if old is None:
             return None
         gained = new - old
-        if gained:
-            listed = "; ".join(sorted(gained)[:5])
+        # A name used before the edit that defines it is how multi-edit changes are written
+        # (call a new helper, then add it): kept, with a note; the tests judge the end state.
+        undefined = sorted(k for k in gained if k.startswith(_UNDEFINED_NAME_RULES))
+        fatal = sorted(k for k in gained if not k.startswith(_UNDEFINED_NAME_RULES))
+        if fatal:
+            listed = "; ".join(fatal[:5])
             return "lint", f"the edit introduces fatal errors: {listed}; file left unchanged"
+        if undefined:
+            self._note = (
+                f"; note: {'; '.join(undefined[:5])} — define it in a later edit, or the tests "
+                "will fail"
+            )
         return None
 
     async def run_tests(self, selection: list[str]) -> ToolResult:

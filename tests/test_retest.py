@@ -47,3 +47,16 @@ def test_unreliable_reproduction_and_missing_tests() -> None:
     assert classify(["repro"], base, head)[0].verdict is Verdict.FLAKY_BASE
     assert classify(["gone"], base, head)[0].verdict is Verdict.MISSING
     assert classify(["repro"], base, [run(repro="error")] * 2)[0].verdict is Verdict.STILL_FAILING
+
+
+def test_pre_existing_failures_are_neutral_when_unchanged() -> None:
+    base = [run(repro="failed", old="failed")] * 3
+    head = [run(repro="passed", old="failed")] * 3
+    verdicts = classify(["repro", "old"], base, head)
+    assert [v.verdict for v in verdicts] == [Verdict.FIXED, Verdict.STILL_FAILING]
+    assert is_real_fix(verdicts, ["repro"])
+    # ...but a test that sometimes passed on base and now never does got worse.
+    base = [run(repro="failed", old="passed"), *[run(repro="failed", old="failed")] * 2]
+    assert not is_real_fix(classify(["repro", "old"], base, head), ["repro"])
+    # A reproduction that is not in the verdicts at all is no fix either.
+    assert not is_real_fix(classify(["old"], base, head), ["repro"])

@@ -17,9 +17,17 @@ from bot.testresults import (
     TestRun,
     baseline_cache_path,
     baseline_run,
+    clip_message,
+    collection_errors,
     compare,
     default_test_command,
+    failed_to_collect,
+    frames,
+    origin,
     parse_junit_xml,
+    pytest_position,
+    regressions,
+    shape_pytest_command,
 )
 from tests.sandbox_user import bwrap_works, make_workspace, sandbox_run_as
 
@@ -193,3 +201,70 @@ async def test_baseline_run_in_sandbox_is_cached(tmp_path: Path, sandbox_run_as:
         assert hit and again.outcomes == run.outcomes
     finally:
         shutil.rmtree(ws.parent, ignore_errors=True)
+
+
+def _run(exit_code: int = 1, **outcomes: tuple[str, str]) -> TestRun:
+    return TestRun(
+        {k: TestOutcome(k, v[0], v[1]) for k, v in outcomes.items()},  # type: ignore[arg-type]
+        exit_code,
+        0.1,
+        "",
+    )
+
+
+def test_one_definition_of_a_regression() -> None:
+    base = _run(a=("passed", ""), b=("passed", ""), c=("passed", ""), d=("failed", ""))
+    head = _run(a=("passed", ""), b=("skipped", "skipped by code under test"), d=("failed", ""))
+    # Passed -> skipped and passed -> missing are regressions; a pre-existing failure is not.
+    assert regressions(base, head) == ["b", "c"]
+    assert regressions(base, head, ignore=["c"]) == ["b"]
+    assert compare(base, head).regressions == ["b", "c"]
+
+
+def test_a_suite_that_does_not_collect_is_not_a_baseline() -> None:
+    broken = _run(
+        2,
+        **{
+            "tests.test_app": (
+                "error",
+                "collection failure\nImportError while importing test module 'tests/test_app.py'"
+                "\nE   ModuleNotFoundError: No module named 'requests'",
+            )
+        },
+    )
+    assert failed_to_collect(broken)
+    assert collection_errors(broken)[0].test_id == "tests.test_app"
+    assert failed_to_collect(_run(4))  # usage error: e.g. an addopts plugin is missing
+    ok = _run(1, a=("passed", ""), b=("failed", "AssertionError"))
+    assert not failed_to_collect(ok)
+    assert not failed_to_collect(_run(5))  # no tests at all is an empty suite, not a failure
+
+
+def test_frames_and_origin_of_a_failure() -> None:
+    msg = (
+        "NameError: name 'x' is not defined\ntests/test_a.py:3: in test_a\n    f()\n"
+        "pkg/mod.py:9: in f\n    x\nE   NameError: name 'x' is not defined\npkg/mod.py:9: NameError"
+    )
+    assert frames(msg)[0] == "tests/test_a.py" and origin(msg) == "pkg/mod.py"
+    native = 'Traceback:\n  File "/work/tests/t.py", line 2, in test\n  File "/work/p/m.py", line 5'
+    assert origin(native) == "/work/p/m.py"
+    assert origin("just text") is None
+    long = "A" * 3000 + "\n" + "B" * 3000 + "\npkg/mod.py:9: NameError"
+    clipped = clip_message(long)
+    assert len(clipped) <= 4000 and clipped.startswith("A") and clipped.endswith("NameError")
+
+
+def test_pytest_command_is_narrowed_or_extended(tmp_path: Path) -> None:
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tornado" / "test").mkdir(parents=True)
+    (tmp_path / "tornado" / "test" / "web_test.py").write_text("")
+    cmd = ["env", "PYTHONPATH=docs/src", "python", "-m", "pytest", "-k", "tests", "tests", "-q"]
+    assert pytest_position(cmd) == 5
+    assert shape_pytest_command(cmd, tmp_path, selection=["tests/test_x.py"]) == [
+        "env", "PYTHONPATH=docs/src", "python", "-m", "pytest", "-k", "tests", "-q",
+        "tests/test_x.py",
+    ]  # fmt: skip
+    mod = ["python", "-m", "pytest", "tornado/test/web_test.py"]
+    own = "tornado/test/loopwright_issue_1_test.py"
+    assert shape_pytest_command(mod, tmp_path, extra=[own]) == [*mod, own]
+    assert shape_pytest_command(["make", "test"], tmp_path, selection=["x"]) == ["make", "test"]

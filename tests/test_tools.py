@@ -158,17 +158,22 @@ async def test_edit_that_breaks_syntax_is_rolled_back(ws: Workspace) -> None:
 async def test_edit_that_adds_a_fatal_lint_error_is_rolled_back(ws: Workspace) -> None:
     tools = Toolbox(ws)
     before = raw(ws, "src/widget.py")
+    # `return` at module level parses (ast) but can never run: refused, file restored.
     r = await tools.dispatch(
         "edit",
-        {"path": "src/widget.py", "search": "return w * h", "replace": "return w * hieght"},
+        {"path": "src/widget.py", "search": "def area(w, h):\n    return", "replace": "return"},
     )
-    assert not r.ok and "F821" in r.output and "hieght" in r.output
+    assert not r.ok and "F706" in r.output
     assert raw(ws, "src/widget.py") == before
     # A suppression comment on the line cannot hide it.
-    noqa = "  # no" + "qa: F821"
+    noqa = "  # no" + "qa: F706"
     r = await tools.dispatch(
         "edit",
-        {"path": "src/widget.py", "search": "return w * h", "replace": "return w * q" + noqa},
+        {
+            "path": "src/widget.py",
+            "search": "def area(w, h):\n    return w * h",
+            "replace": "return w * h" + noqa,
+        },
     )
     assert not r.ok and tools.stats.refusals["lint"] == 2
     # A file that already had the error is not blamed on an unrelated edit.
@@ -176,6 +181,30 @@ async def test_edit_that_adds_a_fatal_lint_error_is_rolled_back(ws: Workspace) -
         "edit", {"path": "src/legacy.py", "search": "def g():", "replace": "def g() -> None:"}
     )
     assert r.ok
+
+
+@pytest.mark.skipif(find_ruff() is None, reason="ruff is not installed")
+async def test_a_name_used_before_the_edit_that_defines_it_is_kept_with_a_note(
+    ws: Workspace,
+) -> None:
+    # Real fixes call a new helper first and add it in the next edit: the first edit alone
+    # has an undefined name. It is kept (the tests judge the end state), and the model is told.
+    tools = Toolbox(ws)
+    r = await tools.dispatch(
+        "edit",
+        {"path": "src/widget.py", "search": "return w * h", "replace": "return _mul(w, h)"},
+    )
+    assert r.ok and "F821" in r.output and "_mul" in r.output and "later edit" in r.output
+    r = await tools.dispatch(
+        "edit",
+        {
+            "path": "src/widget.py",
+            "search": "def area(w, h):",
+            "replace": "def _mul(a, b):\n    return a * b\n\n\ndef area(w, h):",
+        },
+    )
+    assert r.ok and "note" not in r.output
+    assert b"return _mul(w, h)" in raw(ws, "src/widget.py")
 
 
 async def test_edit_of_protected_paths_refused(ws: Workspace) -> None:
