@@ -68,6 +68,11 @@ class AuthenticationError(FetchError):
     """The server rejected the installation token."""
 
 
+def _glob_escape(path: str) -> str:
+    """A literal path as a gitignore pattern."""
+    return "".join(f"\\{c}" if c in "*?[]\\!#" else c for c in path)
+
+
 class UnsafePathError(WorkspaceError):
     """A path points outside the workspace (`..`, absolute, symlink out) or into `.git`."""
 
@@ -465,6 +470,19 @@ class Workspace:
         finally:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
+
+    async def exclude(self, paths: list[str]) -> None:
+        """Have git treat `paths` as ignored in this working copy (`.git/info/exclude`): files
+        the environment's setup wrote are neither committed nor removed by a revert."""
+        if paths:
+            await self._run(self._exclude_sync, paths)
+
+    def _exclude_sync(self, paths: list[str]) -> None:
+        info = Path(self._repo.path) / "info"
+        info.mkdir(exist_ok=True)
+        lines = "".join(f"/{_glob_escape(p)}\n" for p in paths)
+        with open(info / "exclude", "a", encoding="utf-8") as fh:
+            fh.write(lines)
 
     async def untracked(self) -> set[str]:
         """New files that are not ignored (what a commit would add)."""

@@ -40,6 +40,10 @@ log = logging.getLogger("loopwright.checkout")
 
 TokenFn = Callable[[], Awaitable[str]]
 
+#: Runs after the baseline may take this many times its duration (at least the floor).
+RUN_TIMEOUT_FACTOR = 5.0
+RUN_TIMEOUT_FLOOR_S = 120.0
+
 #: Where tools loopwright ships (its own ruff binary) appear inside the sandbox.
 SANDBOX_TOOLS = "/opt/loopwright/bin"
 
@@ -56,6 +60,56 @@ def find_ruff() -> str | None:
 def sandbox_user(settings: Settings) -> str | None:
     """Who sandboxed commands run as: the configured user when we are root, else ourselves."""
     return settings.sandbox_user if os.geteuid() == 0 else None
+
+
+#: What setup may leave in the tree and still be carried to later working copies.
+MAX_SETUP_FILES, MAX_SETUP_BYTES = 2000, 16 * 1024 * 1024
+
+
+def tree_files(root: Path) -> set[str]:
+    """Every regular file under `root` outside `.git` (ignored files included)."""
+    out = set()
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if d != ".git"]
+        for name in filenames:
+            path = Path(dirpath) / name
+            if path.is_file() and not path.is_symlink():
+                out.add(path.relative_to(root).as_posix())
+    return out
+
+
+def save_setup_files(root: Path, paths: list[str], dest: Path) -> None:
+    """Copy what setup wrote into the tree next to the cached environment (bounded)."""
+    shutil.rmtree(dest, ignore_errors=True)
+    total = 0
+    for rel in paths[:MAX_SETUP_FILES]:
+        src = root / rel
+        size = src.stat().st_size
+        if total + size > MAX_SETUP_BYTES:
+            log.warning("setup wrote more than %d bytes into the tree; not all kept", total)
+            break
+        total += size
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, target)
+
+
+def restore_setup_files(saved: Path, root: Path) -> list[str]:
+    """Put the saved setup files into a new working copy; tracked files are never replaced.
+    Returns the paths restored."""
+    if not saved.is_dir():
+        return []
+    restored = []
+    for rel in sorted(tree_files(saved)):
+        target = root / rel
+        if target.exists() or target.is_symlink():
+            continue
+        if not target.resolve().is_relative_to(root.resolve()):
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(saved / rel, target)
+        restored.append(rel)
+    return restored
 
 
 class NoTestCommand(ValueError):
@@ -96,6 +150,8 @@ class Checkout:
         #: Test files the loop itself adds (reproduction, held-out variant): every full run
         #: includes those present, even when the project's command names its own test paths.
         self.own_tests: list[str] = []
+        #: Once the baseline is known: how long any later run may take (see `baseline`).
+        self.run_timeout: float | None = None
 
     @property
     def settings(self) -> Settings:
@@ -115,9 +171,15 @@ class Checkout:
         return cmd
 
     async def prepare(self) -> EnvInfo:
-        """The dependency environment (setup phase: network, no secrets), cached per repo."""
+        """The dependency environment (setup phase: network, no secrets), cached per repo.
+
+        Setup may also write into the tree (setuptools-scm's version file, `*.egg-info` of an
+        editable install): those files are kept beside the cached environment and put back
+        into every later working copy that reuses it, or the project would not import there.
+        """
         if self.env is None:
-            self.env = await prepare_environment(
+            before = await asyncio.to_thread(tree_files, self.ws.root)
+            env = await prepare_environment(
                 self.ws.root,
                 repo=self.ws.full_name,
                 cache_root=self.settings.data_dir / "envs",
@@ -126,6 +188,15 @@ class Checkout:
                 mode=self.settings.sandbox,
                 run_as=self.run_as,
             )
+            saved = env.venv_host.parent / f"{env.key}.setup-files"
+            if env.cache_hit:
+                made = await asyncio.to_thread(restore_setup_files, saved, self.ws.root)
+                await self.grant()
+            else:
+                made = sorted(await asyncio.to_thread(tree_files, self.ws.root) - before)
+                await asyncio.to_thread(save_setup_files, self.ws.root, made, saved)
+            await self.ws.exclude(made)
+            self.env = env
         return self.env
 
     async def grant(self) -> None:
@@ -146,7 +217,7 @@ class Checkout:
             self.ws.root,
             test_cmd=cmd,
             env=env,
-            timeout=self.commands.test_timeout_seconds,
+            timeout=self.run_timeout or self.commands.test_timeout_seconds,
             mode=self.settings.sandbox,
             run_as=self.run_as,
         )
@@ -195,9 +266,13 @@ class Checkout:
         return result
 
     async def baseline(self) -> tuple[TestRun, bool]:
-        """The suite on the base commit, cached per (repo, commit, command); (run, cache hit)."""
+        """The suite on the base commit, cached per (repo, commit, command); (run, cache hit).
+
+        It also sets how long every later run may take: a candidate that makes the suite hang
+        (an infinite loop is an easy mistake, and a cheap attack) is killed after
+        `RUN_TIMEOUT_FACTOR` times the baseline's duration, not after `test_timeout_seconds`."""
         env = await self.prepare()
-        return await baseline_run(
+        run, hit = await baseline_run(
             self.ws.root,
             cache_dir=self.settings.data_dir,
             repo=self.ws.full_name,
@@ -208,6 +283,12 @@ class Checkout:
             mode=self.settings.sandbox,
             run_as=self.run_as,
         )
+        if run.junit_found and not run.timed_out:
+            self.run_timeout = min(
+                float(self.commands.test_timeout_seconds),
+                max(RUN_TIMEOUT_FLOOR_S, RUN_TIMEOUT_FACTOR * run.duration_s),
+            )
+        return run, hit
 
     async def push(self) -> str | None:
         """Push the loop's branch (only `loopwright/*`, never `.github/workflows/`); None when

@@ -83,8 +83,10 @@ class Localization:
         """Candidate files, best first."""
         return list(dict.fromkeys(c.path for c in self.candidates))
 
-    def render(self) -> str:
-        """The prompt section: candidates, then snippets and map as untrusted data blocks."""
+    def render(self, *, repo_map: bool = True) -> str:
+        """The prompt section: candidates, then snippets and map as untrusted data blocks.
+        Without `repo_map` when the reader has `view` and `search` and snippets to start from
+        (the patch step): the map is the largest part and every turn would re-send it."""
         # Paths and reasons come from the repository and the issue: data, so inside the blocks.
         parts = []
         if self.candidates:
@@ -95,7 +97,7 @@ class Localization:
         for snip in self.snippets:
             header = f"{snip.path} lines {snip.start}-{snip.end}"
             parts.append(untrusted_block("file", f"{header}\n{snip.text}"))
-        if self.repo_map:
+        if self.repo_map and (repo_map or not self.snippets):
             parts.append(f"Repository map:\n{untrusted_block('repo-map', self.repo_map)}")
         return "\n\n".join(parts)
 

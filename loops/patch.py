@@ -110,13 +110,15 @@ def score_run(
     holdout_ok = all(t in passed for t in repro.holdout_ids)
     ours = {*repro.test_ids, *repro.holdout_ids}
     broken = regressions(baseline, run, ignore=ours)
-    success = run.junit_found and repro_ok and holdout_ok and not broken
+    success = run.junit_found and not run.timed_out and repro_ok and holdout_ok and not broken
     conflicts = (
         expectation_conflicts(run, baseline, broken, max_changed_expectations)
         if run.junit_found and repro_ok and holdout_ok
         else None
     )
-    if not run.junit_found:
+    if run.timed_out:
+        detail = f"the suite did not finish in {run.duration_s:.0f}s (does the change hang?)"
+    elif not run.junit_found:
         detail = f"the suite produced no results ({run.junit_error})"
     elif success:
         detail = "reproduction passes, held-out check passes, no regressions"
@@ -144,17 +146,51 @@ def score_run(
     return Score((FIX if success else NOTHING,), success, detail), []
 
 
+def failure_summary(failure: str) -> str:
+    """What failed and where: the test id line, pytest's `E ` lines and the frame locations,
+    without the quoted source of the test (which the prompt already has in full)."""
+    lines = failure.splitlines()
+    if not lines:
+        return ""
+    keep = [lines[0]]
+    for line in lines[1:]:
+        text = line.rstrip()
+        if text.startswith("E ") or (
+            ".py:" in text and not text.startswith(" ") and len(text) < 300
+        ):
+            keep.append(text)
+    return "\n".join(keep)
+
+
+#: Tool results older than this many turns are shortened in the conversation: every turn
+#: re-sends the whole conversation, and an old `view` is rarely needed verbatim again.
+KEEP_FULL_RESULTS = 2
+
+
+def shorten_history(convo: list[dict[str, str]]) -> None:
+    """Shorten the tool results (user turns after the first) but the last few, in place."""
+    results = [i for i, m in enumerate(convo) if i > 0 and m["role"] == "user"]
+    for i in results[:-KEEP_FULL_RESULTS]:
+        text = convo[i]["content"]
+        head = "\n".join(text.splitlines()[:2])
+        if len(head) < len(text):
+            convo[i] = {
+                "role": "user",
+                "content": head[:300] + "\n[… shortened; repeat the action to see it again]",
+            }
+
+
 def build_prompt(
     repo: str, issue: Issue, loc: Localization, repro: Reproduction, turns: int
 ) -> str:
     body, _ = truncate_to_tokens(strip_hidden(issue.body), 1000)
     parts = [untrusted_block("issue", f"Title: {strip_hidden(issue.title)[:300]}\n\n{body}")]
-    rendered = loc.render()
+    rendered = loc.render(repo_map=False)
     if rendered:
         parts.append(rendered)
     test_code, _ = truncate_to_tokens(repro.test_code, 1200)
     parts.append(untrusted_block("file", f"{repro.test_path}\n{test_code}"))
-    failure, _ = truncate_to_tokens(repro.failure or "(see the test)", 300)
+    failure, _ = truncate_to_tokens(failure_summary(repro.failure) or "(see the test)", 300)
     parts.append(
         INSTRUCTIONS.format(
             repo=repo,
@@ -314,6 +350,7 @@ async def patch_loop(
                 {"role": "assistant", "content": reply.raw[:4000]},
                 {"role": "user", "content": f"Result of {reply.value.tool}:\n{result.output}"},
             ]
+            shorten_history(convo)
             if budget.exhausted(0, pending=usage) is not None:
                 note = "budget reached mid-attempt"
                 break
