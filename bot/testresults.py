@@ -327,15 +327,20 @@ def shape_pytest_command(
     cmd: Sequence[str], workdir: Path, *, selection: Sequence[str] = (), extra: Sequence[str] = ()
 ) -> list[str]:
     """The project's pytest command narrowed to `selection` (its own test paths replaced), or
-    the whole command with `extra` files added (the loop's own tests, which pytest then
-    collects whatever its `python_files` patterns and `testpaths` say). Commands that do not
-    run pytest directly are returned unchanged."""
+    the whole command with `extra` files added (the loop's own tests) when it names test paths
+    of its own (`pytest tornado/test/web_test.py` would never collect them). A command that
+    names no paths is left to pytest's discovery (`testpaths`, `python_files`), which collects
+    them where the loop places them; naming them would narrow the run to them alone. Commands
+    that do not run pytest directly are returned unchanged."""
     argv = list(cmd)
     if pytest_position(argv) is None:
         return argv
+    paths = pytest_paths(argv, workdir)
     if selection:
-        drop = set(pytest_paths(argv, workdir))
+        drop = set(paths)
         return [a for i, a in enumerate(argv) if i not in drop] + list(selection)
+    if not paths:
+        return argv
     return argv + [e for e in extra if e not in argv]
 
 

@@ -554,6 +554,11 @@ class Workspace:
         self.last_kept = str(self._repo.head.target)
         return self.last_kept
 
+    async def restore(self, commit: str) -> str:
+        """Make `commit` (one of this branch's attempts) the kept state and check it out."""
+        self.last_kept = commit
+        return await self.reset_to_last_kept()
+
     async def reset_to_last_kept(self) -> str:
         """Drop every commit and edit since the last kept state (the revert of keep/revert)."""
         return await self._run(self._reset_sync, self.last_kept, False)

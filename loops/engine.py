@@ -375,6 +375,7 @@ class Revertible(Protocol):
     async def commit(self, message: str) -> str | None: ...
     async def keep(self, message: str | None = None) -> str: ...
     async def reset_to_last_kept(self) -> str: ...
+    async def restore(self, commit: str) -> str: ...
 
 
 @dataclass
@@ -404,20 +405,32 @@ async def keep_or_revert(
 
     Each attempt is proposed (`propose(n, feedback)` edits the workspace), committed, scored; it is
     kept only if its score beats the best so far, otherwise the workspace goes back to the last
-    kept commit. Stops on success, on the budget, after `patience` attempts in a row that did not
-    improve, or when cancelled between attempts.
+    kept commit. A better score that is only `settled` (an acceptable end, not a success) is
+    remembered but not built on: the next attempt starts from the last kept commit again, and
+    the settled commit is checked out when the loop ends without a success. Stops on success,
+    on the budget, after `patience` attempts in a row that did not improve (one, once the best
+    is settled), or when cancelled between attempts.
     """
     ledger = Ledger()
     best = baseline
     feedback = ""
     stale = 0
     n = 0
+    # A settled best (e.g. a behaviour change) is an acceptable end, not a base to build on:
+    # later attempts start again from the last kept state, and it is checked out at the end.
+    settled_commit: str | None = None
+
+    async def end(exit_: ExitReason, detail: str) -> KeepRevertResult:
+        if best.settled and settled_commit is not None:
+            await ws.restore(settled_commit)
+        return KeepRevertResult(exit_, best, ledger, detail)
+
     while True:
         if cancelled is not None and await cancelled():
-            return KeepRevertResult(ExitReason.CANCELLED, best, ledger, "stopped on request")
+            return await end(ExitReason.CANCELLED, "stopped on request")
         reason = budget.exhausted(n)
         if reason:
-            return KeepRevertResult(ExitReason.BUDGET_EXHAUSTED, best, ledger, reason)
+            return await end(ExitReason.BUDGET_EXHAUSTED, reason)
         n += 1
         started = time.perf_counter()
         proposal = await propose(n, feedback)
@@ -429,7 +442,12 @@ async def keep_or_revert(
             commit = await ws.commit(f"loopwright: attempt {n}")
             now = await score()
             if now.value > best.value or (now.success and not best.success):
-                await ws.keep()
+                if now.settled and not now.success and commit is not None:
+                    settled_commit = commit
+                    await ws.reset_to_last_kept()
+                else:
+                    await ws.keep()
+                    settled_commit = None
                 verdict, best = "kept", now
             else:
                 await ws.reset_to_last_kept()
@@ -453,9 +471,7 @@ async def keep_or_revert(
             return KeepRevertResult(ExitReason.FIXED, best, ledger, best.detail)
         stale = 0 if verdict == "kept" else stale + 1
         if stale >= (1 if best.settled else patience):
-            return KeepRevertResult(
-                ExitReason.NO_PROGRESS, best, ledger, f"{stale} attempts in a row did not improve"
-            )
+            return await end(ExitReason.NO_PROGRESS, f"{stale} attempts in a row did not improve")
         feedback = (
             f"Attempt {n} was {verdict}"
             + (f": {now.detail}" if now.detail and verdict != "no_change" else "")

@@ -20,6 +20,7 @@ from __future__ import annotations
 import ast
 import difflib
 import json
+import re
 import shutil
 import subprocess
 import tarfile
@@ -168,13 +169,22 @@ def failing_only(source: str, failing: list[str]) -> str:
         assert node.end_lineno is not None
         return start - 1, node.end_lineno
 
-    bases_needed = {
-        b.id
-        for n in tree.body
-        if isinstance(n, ast.ClassDef) and n.name in wanted
-        for b in n.bases
-        if isinstance(b, ast.Name)
-    }
+    classes = {n.name: n for n in tree.body if isinstance(n, ast.ClassDef)}
+
+    def has_tests(c: ast.ClassDef) -> bool:
+        return any(
+            isinstance(m, ast.FunctionDef | ast.AsyncFunctionDef) and _is_test(m.name)
+            for m in c.body
+        )
+
+    # Kept classes (wanted ones, and helpers without tests) keep their bases, transitively.
+    bases_needed: set[str] = set()
+    todo = [n for n, c in classes.items() if n in wanted or not has_tests(c)]
+    while todo:
+        for b in classes[todo.pop()].bases:
+            if isinstance(b, ast.Name) and b.id in classes and b.id not in bases_needed:
+                bases_needed.add(b.id)
+                todo.append(b.id)
     for node in tree.body:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and _is_test(node.name):
             if node.name not in wanted.get("", set()):
@@ -195,7 +205,8 @@ def failing_only(source: str, failing: list[str]) -> str:
     for start, end in drop:
         for i in range(start, end):
             keep[i] = False
-    return "".join(line for line, k in zip(lines, keep, strict=True) if k)
+    kept = "".join(line for line, k in zip(lines, keep, strict=True) if k)
+    return re.sub(r"\n{4,}", "\n\n\n", kept)
 
 
 def edits_for(path: str, old: str, new: str, limit: int = MAX_EDITS) -> list[dict[str, str]]:

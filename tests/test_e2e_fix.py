@@ -168,8 +168,11 @@ async def test_wrong_patches_are_rejected_and_the_right_one_kept(stack_factory: 
         "no_change",  # edit conftest.py
         "no_change",  # edit CI config
         "reverted",  # special-case the test's input: the held-out variant fails
-        "reverted",  # break another test
-        "kept",  # the right fix
+        # Break another test (which then fails its assertion): a behaviour-change candidate,
+        # remembered for a human but not built on; the next attempt starts from the
+        # reproduction again.
+        "kept",
+        "kept",  # the right fix, which wins
     ], verdicts
     notes = [st["output"] for st in steps if st["name"].startswith("attempt ")]
     assert "held-out variant FAILS" in notes[5]

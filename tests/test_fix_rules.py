@@ -17,7 +17,11 @@ from loops.reproduce import (
     pytest_ini,
     reply_tokens,
     support_problem,
+)
+from loops.reproduce import (
     test_file_patterns as file_patterns,
+)
+from loops.reproduce import (
     test_paths as place,
 )
 
@@ -91,9 +95,7 @@ def test_support_files_are_new_data_files_under_the_tests_directory() -> None:
 
 
 def test_reply_limit_comes_from_the_budget() -> None:
-    budget = Budget(
-        max_iterations=10, max_tokens=40_000, max_cost_usd=1.0, wall_clock_seconds=600
-    )
+    budget = Budget(max_iterations=10, max_tokens=40_000, max_cost_usd=1.0, wall_clock_seconds=600)
     assert reply_tokens(budget) == MAX_REPLY_TOKENS
     small = Budget(max_iterations=10, max_tokens=8_000, max_cost_usd=1.0, wall_clock_seconds=60)
     assert MIN_REPLY_TOKENS < reply_tokens(small) < MAX_REPLY_TOKENS
@@ -144,9 +146,7 @@ def test_scores_fix_behaviour_change_and_nothing() -> None:
         run(r="passed", h="passed", other="passed"),
         run(r="passed", h="passed", old=("error", "fixture broke"), other="passed"),
     ):
-        assert score_run(damaged, base, _repro(), max_changed_expectations=3)[0].value == (
-            NOTHING,
-        )
+        assert score_run(damaged, base, _repro(), max_changed_expectations=3)[0].value == (NOTHING,)
     # The held-out variant must pass for anything to count.
     special = run(r="passed", h="failed", old="passed", other="passed")
     assert score_run(special, base, _repro(), max_changed_expectations=3)[0].value == (NOTHING,)

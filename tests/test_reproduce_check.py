@@ -51,9 +51,7 @@ def test_name_error_raised_in_the_project_is_the_bug_not_a_broken_test() -> None
     )
     outcome = TestOutcome("repro", "failed", msg)
     assert broken_test(outcome, [TEST]) == ""
-    verdict = judge(
-        ["repro"], run(repro=("failed", msg)), ["NameError"], test_files=[TEST]
-    )
+    verdict = judge(["repro"], run(repro=("failed", msg)), ["NameError"], test_files=[TEST])
     assert verdict.ok, verdict
 
 

@@ -268,3 +268,5 @@ def test_pytest_command_is_narrowed_or_extended(tmp_path: Path) -> None:
     own = "tornado/test/loopwright_issue_1_test.py"
     assert shape_pytest_command(mod, tmp_path, extra=[own]) == [*mod, own]
     assert shape_pytest_command(["make", "test"], tmp_path, selection=["x"]) == ["make", "test"]
+    # No paths of its own: discovery finds the loop's files; naming them would narrow the run.
+    assert shape_pytest_command(["pytest", "-q"], tmp_path, extra=[own]) == ["pytest", "-q"]
