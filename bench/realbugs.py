@@ -165,6 +165,10 @@ async def one(
         "phases": phases(steps),
         "wall": wall,
         "expected": EXPECTED[bug.changes_expectations],
+        "repro_attempts": [a.get("verdict", "")[:300] for a in repro.get("attempts", [])],
+        "patch_attempts": [
+            f"{a.get('verdict')}: {a.get('score', '')[:200]}" for a in result.get("attempts", [])
+        ],
     }
 
 

@@ -279,7 +279,7 @@ async def _steps(
             output=to_markdown(report.verdicts),
         )
     )
-    if not is_real_fix(report.verdicts, [*repro.test_ids, *repro.holdout_ids]):
+    if not is_real_fix(report.verdicts, repro.reproducing):
         report.exit = ExitReason.FLAKY
         report.detail = "the candidate fix did not pass every re-test run"
         return

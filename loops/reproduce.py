@@ -115,6 +115,9 @@ class Reproduction:
     test_ids: list[str] = field(default_factory=list)
     holdout_code: str = ""
     holdout_ids: list[str] = field(default_factory=list)
+    #: Of those, the tests that fail on base: the reproductions a fix must turn green (the
+    #: others, e.g. the passing parameters of a parametrized test, must simply keep passing).
+    reproducing: list[str] = field(default_factory=list)
     #: The re-test selection (reproduction, held-out, tests failing on base) and its runs on base.
     selection: list[str] = field(default_factory=list)
     base_runs: list[TestRun] = field(default_factory=list)
@@ -318,12 +321,17 @@ def _first_failure(run: TestRun, ids: list[str]) -> str:
     return ""
 
 
+def _failing(run: TestRun, ids: list[str]) -> list[str]:
+    return [t for t in ids if t in run.outcomes and run.outcomes[t].outcome in ("failed", "error")]
+
+
 async def _holdout_verdict(
     co: Checkout, path: str, code: str, signals: list[str], issue_text: str
-) -> tuple[ReproVerdict, list[str]]:
-    """Does the held-out variant also reproduce? It is written, run alone, and removed."""
+) -> tuple[ReproVerdict, list[str], list[str]]:
+    """Does the held-out variant also reproduce? It is written, run alone, and removed.
+    Returns the verdict, its test ids and those that fail on base."""
     if not code.strip():
-        return ReproVerdict(False, "no held-out variant was written"), []
+        return ReproVerdict(False, "no held-out variant was written"), [], []
     await co.ws.write_file(path, code)
     await co.grant()
     try:
@@ -332,7 +340,7 @@ async def _holdout_verdict(
         await co.ws.remove_files({path})
     ids = _ids_in(run, path)
     verdict = judge(ids, run, signals, test_files=[path], issue_text=issue_text)
-    return verdict, ids
+    return verdict, ids, _failing(run, ids)
 
 
 def reply_tokens(budget: Budget) -> int:
@@ -477,8 +485,9 @@ async def reproduce(
                     )
         holdout_note = ""
         holdout_ids: list[str] = []
+        holdout_failing: list[str] = []
         if verdict.ok:
-            hv, holdout_ids = await _holdout_verdict(
+            hv, holdout_ids, holdout_failing = await _holdout_verdict(
                 co, holdout_path, reply.value.holdout_code, signals, issue_text
             )
             holdout_note = "held-out variant: " + ("reproduces" if hv.ok else hv.reason)
@@ -508,18 +517,21 @@ async def reproduce(
         result.test_code = reply.value.test_code
         result.test_ids = ids
         result.support_paths = sorted(written)
+        result.reproducing = _failing(with_repro, ids)
         if holdout_ids:
             result.holdout_code = reply.value.holdout_code
             result.holdout_ids = holdout_ids
+            result.reproducing += holdout_failing
         result.failure = _first_failure(with_repro, ids)
         # Fails every time on base? One flaky failure is not a reproduction.
         selection = [test_path, *([holdout_path] if holdout_ids else [])]
         selection += sorted(baseline.failing)[:20]
         result.selection = selection
         result.base_runs = await runs_with_holdout(co, result, selection, cfg.retest_runs)
+        # Every reproducing test must fail every time; the file's other tests may pass.
         flaky = [
             t
-            for t in ids
+            for t in result.reproducing
             if any(
                 run.outcomes.get(t) is None or run.outcomes[t].outcome == "passed"
                 for run in result.base_runs
@@ -533,6 +545,7 @@ async def reproduce(
             await co.ws.remove_files({test_path, *written})
             feedback = "the test does not fail every time; make it deterministic"
             result.test_ids, result.holdout_ids, result.support_paths = [], [], []
+            result.reproducing = []
             continue
         await co.ws.keep(f"loopwright: reproduce #{issue.number}\n\n{verdict.reason}")
         result.ok = True

@@ -32,6 +32,35 @@ class ReproVerdict:
     reason: str
 
 
+#: How a user stops a hang: reported beside the bug, they stand for "it hangs", which a test
+#: shows as a timeout.
+_STOPPED = frozenset({"KeyboardInterrupt", "CancelledError", "SystemExit", "GeneratorExit"})
+_SUFFIX = re.compile(r"(?:Error|Exception|Warning|Exit|Interrupt)$")
+_WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z][a-z0-9]*")
+_TIMEOUT = re.compile(r"Timeout|TimedOut|timed out", re.IGNORECASE)
+
+
+def failure_kind(name: str) -> str:
+    """The kind word of an exception name: the last word before its Error/Exception suffix
+    (`HTTPTimeoutError` and `TimeoutError` are both `timeout`; `KeyError` is `key`)."""
+    words = _WORD.findall(_SUFFIX.sub("", name))
+    return words[-1].lower() if words else name.lower()
+
+
+def matches_signal(message: str, signals: Iterable[str]) -> bool:
+    """Does a failure show what the issue reports? The same exception, one of the same kind
+    (a library's `HTTPTimeoutError` in the report, the test runner's `TimeoutError` in the
+    test), or — for a hang the user had to interrupt — any timeout."""
+    raised = set(_EXC.findall(message))
+    kinds = {failure_kind(e) for e in raised}
+    for s in signals:
+        if s in message or failure_kind(s) in kinds:
+            return True
+        if s in _STOPPED and _TIMEOUT.search(message):
+            return True
+    return False
+
+
 def _in_files(path: str, files: Iterable[str]) -> bool:
     """Does a traceback frame's path (absolute inside the jail, or relative) name one of the
     repository-relative `files`?"""
@@ -122,7 +151,7 @@ def judge(
                 f"{o.test_id} fails because the test itself is broken ({why}): "
                 f"{_first_line(o.message)}",
             )
-    if signals and not any(s in o.message for o in failing for s in signals):
+    if signals and not any(matches_signal(o.message, signals) for o in failing):
         return ReproVerdict(
             False, f"fails, but not for the reported reason (expected {', '.join(signals)})"
         )

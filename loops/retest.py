@@ -78,6 +78,8 @@ async def rerun(run_tests: RunTests, selection: list[str], times: int) -> list[T
 def is_real_fix(verdicts: Sequence[TestVerdict], must_be_fixed: Sequence[str]) -> bool:
     """Every reproduction is fixed reliably and nothing else is worse than it was."""
     by_id = {v.test_id: v for v in verdicts}
+    if not must_be_fixed:
+        return False
     if any(t not in by_id or by_id[t].verdict is not Verdict.FIXED for t in must_be_fixed):
         return False
     return all(neutral_or_better(v) for v in by_id.values())

@@ -4,7 +4,14 @@ test" is decided by where the failure was raised, not by the exception's name.""
 from __future__ import annotations
 
 from bot.testresults import TestOutcome, TestRun
-from loops.reproduce_check import broken_test, exception_name, judge, reported_signals
+from loops.reproduce_check import (
+    broken_test,
+    exception_name,
+    failure_kind,
+    judge,
+    matches_signal,
+    reported_signals,
+)
 
 ISSUE = """parse_line("a,b,")[2] raises
 
@@ -114,3 +121,14 @@ def test_side_effects_on_other_tests_do_not_refuse_the_reproduction() -> None:
         t_other=("failed", "RuntimeError: a progress bar is still registered"),
     )
     assert judge(["repro"], head, reported_signals(ISSUE), test_files=[TEST]).ok
+
+
+def test_a_failure_of_the_same_kind_or_a_timeout_for_a_hang_is_the_reported_reason() -> None:
+    assert failure_kind("HTTPTimeoutError") == failure_kind("TimeoutError") == "timeout"
+    assert failure_kind("KeyError") == "key" and failure_kind("UnicodeDecodeError") == "decode"
+    timeout = "tornado.util.TimeoutError: Operation timed out after 5 seconds"
+    assert matches_signal(timeout, ["HTTPTimeoutError"])
+    # The user pressed Ctrl-C on a hang: a test that times out shows the same thing.
+    assert matches_signal("Failed: Timeout >5.0s", ["KeyboardInterrupt"])
+    assert not matches_signal("KeyError: 'x'", ["IndexError", "KeyboardInterrupt"])
+    assert not matches_signal("UnicodeEncodeError: 'ascii'", ["UnicodeDecodeError"])
