@@ -43,6 +43,7 @@ _SEVERITY: dict[str, int] = {"error": 3, "failed": 2, "skipped": 1, "passed": 0}
 
 MAX_JUNIT_BYTES = 32 * 1024 * 1024
 MAX_MESSAGE_CHARS = 4000
+MAX_OUTPUT_CHARS = 3000
 DEFAULT_TEST_COMMAND = ("python", "-m", "pytest")
 #: Where the JUnit file's directory appears inside the jail.
 SANDBOX_RESULTS_DIR = "/loopwright-results"
@@ -60,6 +61,9 @@ class TestOutcome:
     outcome: Outcome
     message: str = ""
     duration_s: float = 0.0
+    #: What a failing test printed or logged (its captured output, the tail): a server-side
+    #: exception logged during the test shows up here, not in the assertion's message.
+    output: str = ""
 
 
 @dataclass
@@ -132,7 +136,10 @@ def parse_junit_xml(data: bytes) -> dict[str, TestOutcome]:
 def _parse_case(case: ET.Element) -> TestOutcome:
     outcome: Outcome = "passed"
     message = ""
+    captured: list[str] = []
     for child in case:
+        if child.tag in ("system-out", "system-err"):
+            captured.append((child.text or "").strip())
         kind = child.tag
         if kind in ("failure", "error", "skipped"):
             candidate = cast(Outcome, "failed" if kind == "failure" else kind)
@@ -145,7 +152,8 @@ def _parse_case(case: ET.Element) -> TestOutcome:
         duration = float(case.get("time") or 0.0)
     except ValueError:
         duration = 0.0
-    return TestOutcome(_test_id(case), outcome, clip_message(message), duration)
+    output = "\n".join(c for c in captured if c)[-MAX_OUTPUT_CHARS:]
+    return TestOutcome(_test_id(case), outcome, clip_message(message), duration, output)
 
 
 def clip_message(message: str, limit: int = MAX_MESSAGE_CHARS) -> str:
@@ -238,7 +246,9 @@ async def run_tests(
         junit_inside = f"{sandbox_path(bind, mode)}/junit.xml"
         env_extra = dict(env.env) if env else {}
         env_extra["PYTEST_ADDOPTS"] = (
-            f"--junitxml={junit_inside} -o junit_family=xunit1 -p no:cacheprovider"
+            f"--junitxml={junit_inside} -o junit_family=xunit1 -p no:cacheprovider "
+            # Captured output and logs of failing tests only (the passing ones would bloat it).
+            "-o junit_logging=all -o junit_log_passing_tests=false"
         )
         binds = [bind, *(env.binds if env else [])]
         result = await run_sandboxed(

@@ -197,7 +197,8 @@ async def _pipeline(job: Job, ctx: LoopContext, *, patching: bool) -> Outcome:
         report.exit, report.detail = ExitReason.MODEL_ERROR, str(exc)
     except EnvironmentSetupFailed as exc:
         tail = exc.result.output[-600:]
-        report.exit, report.detail = ExitReason.SANDBOX_ERROR, f"{exc}\n{tail}"
+        report.exit = ExitReason.SETUP_ERROR
+        report.detail = f"{exc}: fix commands.setup in .github/loopwright.yml\n{tail}"
     except SandboxError as exc:
         report.exit, report.detail = ExitReason.SANDBOX_ERROR, str(exc)
     return await _publish(ctx, report, patching=patching)
@@ -397,7 +398,7 @@ def render_comment(ctx: LoopContext, report: FixReport, *, patching: bool) -> st
         if report.detail:
             first, _, rest = report.detail.partition("\n")
             lines += [f"> {first[:400]}", ""]
-            if rest.strip() and report.exit is ExitReason.SANDBOX_ERROR:
+            if rest.strip() and report.exit in (ExitReason.SANDBOX_ERROR, ExitReason.SETUP_ERROR):
                 lines += ["```", rest.strip()[-1500:], "```", ""]
     if report.repro is not None:
         lines += _repro_section(report.repro)

@@ -151,7 +151,7 @@ def judge(
                 f"{o.test_id} fails because the test itself is broken ({why}): "
                 f"{_first_line(o.message)}",
             )
-    if signals and not any(matches_signal(o.message, signals) for o in failing):
+    if signals and not any(matches_signal(f"{o.message}\n{o.output}", signals) for o in failing):
         return ReproVerdict(
             False, f"fails, but not for the reported reason (expected {', '.join(signals)})"
         )

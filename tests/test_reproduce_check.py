@@ -132,3 +132,18 @@ def test_a_failure_of_the_same_kind_or_a_timeout_for_a_hang_is_the_reported_reas
     assert matches_signal("Failed: Timeout >5.0s", ["KeyboardInterrupt"])
     assert not matches_signal("KeyError: 'x'", ["IndexError", "KeyboardInterrupt"])
     assert not matches_signal("UnicodeEncodeError: 'ascii'", ["UnicodeDecodeError"])
+
+
+def test_the_reported_error_in_the_failing_tests_captured_log_counts() -> None:
+    # tornado-style: the assertion fails in the test, the reported exception is logged by the
+    # server handler it called, in the same test.
+    outcome = TestOutcome(
+        "repro",
+        "failed",
+        "AssertionError: 'bytes 10-3/26' != None",
+        output="ERROR tornado.application: Uncaught exception\nValueError: read length",
+    )
+    head = TestRun({"repro": outcome}, 1, 0.1, "")
+    assert judge(["repro"], head, ["OSError", "ValueError"], test_files=[TEST]).ok
+    quiet = TestRun({"repro": TestOutcome("repro", "failed", "AssertionError: x")}, 1, 0.1, "")
+    assert not judge(["repro"], quiet, ["OSError", "ValueError"], test_files=[TEST]).ok

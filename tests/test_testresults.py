@@ -40,6 +40,9 @@ def test_ok():
     assert 1 + 1 == 2
 
 def test_broken():
+    import logging, sys
+    logging.getLogger("server").error("ValueError: read length must be non-negative")
+    print("printed by the failing test", file=sys.stderr)
     assert 1 == 2, "one is not two"
 
 @pytest.fixture
@@ -91,6 +94,10 @@ def run_pytest_junit(root: Path) -> bytes:
             f"--junitxml={junit}",
             "-o",
             "junit_family=xunit1",
+            "-o",
+            "junit_logging=all",
+            "-o",
+            "junit_log_passing_tests=false",
             "tests",
         ],
         cwd=root,
@@ -111,6 +118,11 @@ def test_parse_real_pytest_junit(tmp_path: Path):
         f"{MOD}::TestGroup::test_param[2]": "failed",
     }
     assert "one is not two" in outcomes[f"{MOD}::test_broken"].message
+    # A failing test's captured output and logs come along (a server-side error logged
+    # during the test is often the reported failure); passing tests carry none.
+    captured = outcomes[f"{MOD}::test_broken"].output
+    assert "read length must be non-negative" in captured and "printed by" in captured
+    assert outcomes[f"{MOD}::test_ok"].output == ""
     assert "fixture blew up" in outcomes[f"{MOD}::test_uses_fixture"].message
     assert "not today" in outcomes[f"{MOD}::test_skipped"].message
 
