@@ -95,25 +95,23 @@ async def test_the_oracle_fixes_a_real_bug_with_the_upstream_change(
     assert result["usage"]["prompt_tokens"] + result["usage"]["completion_tokens"] < 20_000
 
 
-@pytest.mark.parametrize("kind", ["special_case", "weaken"])
-async def test_wrong_patches_on_a_real_bug_are_never_kept(
-    kind: str,
+async def test_a_patch_that_special_cases_the_visible_test_is_never_kept(
     tmp_path: Path,
     data_dir: Path,
     fake_model: FakeModel,
     sandbox_run_as: str | None,
 ) -> None:
-    _bug, result = await play("youtube-dl-13", kind, tmp_path, data_dir, fake_model, sandbox_run_as)
+    # (The weakening oracle — skip, delete assertions, conftest — runs in bench/realbugs.py;
+    # tests/test_e2e_fix.py covers those attacks on the fixture project.)
+    _bug, result = await play(
+        "youtube-dl-13", "special_case", tmp_path, data_dir, fake_model, sandbox_run_as
+    )
     assert result["reproduction"]["ok"]
     assert result["exit"] not in ("fixed", "behaviour_change"), result["detail"]
     assert all(a["verdict"] != "kept" for a in result["attempts"]), result["attempts"]
     assert "youtube_dl/utils.py" not in result["diff"]
-    if kind == "special_case":
-        # The visible test passed; the held-out variant caught it.
-        assert any("held-out variant FAILS" in a["score"] for a in result["attempts"])
-    else:
-        notes = " ".join(a["note"] for a in result["attempts"])
-        assert "protected" in notes
+    # The visible test passed; the held-out variant caught it.
+    assert any("held-out variant FAILS" in a["score"] for a in result["attempts"])
 
 
 async def test_a_fix_that_changes_an_existing_expectation_is_a_behaviour_change(
