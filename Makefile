@@ -9,7 +9,7 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SANDBOX_USER := $(shell [ "$$(id -u)" = 0 ] && echo loopwright-sbx)
 DEMO_DIR ?= /tmp/loopwright-demo
 
-.PHONY: demo test lint system-deps venv bench clean
+.PHONY: demo test lint system-deps venv bench bench-realbugs clean
 
 system-deps:
 	@command -v bwrap >/dev/null 2>&1 || { \
@@ -60,6 +60,11 @@ bench: venv
 	$(PY) bench/triage_eval.py
 	$(PY) bench/ci_logs.py
 	$(PY) bench/ci_tokens.py
+
+# Real bugs through `loopwright run fix` with the oracle and two wrong oracles (~25 min; pip
+# needs the package index for each project's setup).
+bench-realbugs: system-deps venv
+	LOOPWRIGHT_SANDBOX_USER=$(SANDBOX_USER) $(PY) bench/realbugs.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
