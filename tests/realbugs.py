@@ -306,19 +306,26 @@ def _switch_tail(old: str, new: str) -> str:
         prev = old_defs.get(getattr(node, "name", ""))
         if prev is None or ast.dump(prev) == ast.dump(node):
             continue
-        sources.append(ast.get_source_segment(old, prev) or "")
         if isinstance(node, ast.FunctionDef):
+            sources.append(ast.get_source_segment(old, prev) or "")
             lines.append(f"{node.name} = _lw_switch({node.name}, _lw_ns[{node.name!r}])")
             continue
         assert isinstance(node, ast.ClassDef) and isinstance(prev, ast.ClassDef)
+        # Only the changed methods' old bodies, in a stand-in class (a whole class can be
+        # larger than one edit may be).
         before = {m.name: m for m in prev.body if isinstance(m, ast.FunctionDef)}
+        holder = f"_LwOld{node.name}"
+        methods = []
         for m in node.body:
             if isinstance(m, ast.FunctionDef) and m.name in before:
                 if ast.dump(before[m.name]) != ast.dump(m):
+                    methods.append("    " + (ast.get_source_segment(old, before[m.name]) or ""))
                     c, f = node.name, m.name
                     lines.append(
-                        f"{c}.{f} = _lw_switch({c}.__dict__[{f!r}], _lw_ns[{c!r}].__dict__[{f!r}])"
+                        f"{c}.{f} = _lw_switch({c}.__dict__[{f!r}], "
+                        f"_lw_ns[{holder!r}].__dict__[{f!r}])"
                     )
+        sources.append(f"class {holder}:\n" + "\n\n".join(methods))
     return _SWITCH.format(old="\n\n".join(sources)) + "\n".join(lines) + "\n"
 
 
@@ -364,6 +371,10 @@ def script(model: FakeModel, bug: Bug, kind: str = "oracle") -> None:
     def answer(body: dict[str, Any]) -> str:
         messages = body["messages"]
         turn = sum(1 for m in messages if m.get("role") == "assistant")
+        if kind == "oracle" and "finish without changes" in str(messages[0].get("content", "")):
+            # Told its change breaks tests that pin the old behaviour: the upstream fix is the
+            # fix, so a perfect model stands by it.
+            return json.dumps({"tool": "finish", "summary": "those tests pin the old behaviour"})
         plan = actions or weaken_actions(_visible_path(messages), repro["test_code"])
         return json.dumps(plan[min(turn, len(plan) - 1)])
 
