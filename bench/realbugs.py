@@ -34,7 +34,9 @@ from tests import realbugs  # noqa: E402
 from tests.fakemodel import FakeModel  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "realbugs"
-EXPECTED = {False: "fixed", True: "behaviour_change"}
+#: Where the upstream change also rewrote existing tests, the fix may still leave the old
+#: expectations intact (then `fixed` is right) or break them (`behaviour_change`).
+EXPECTED = {False: "fixed", True: "fixed|behaviour_change"}
 
 
 def sandbox_user() -> str:
@@ -256,7 +258,7 @@ async def main() -> int:
         await model.close()
     print(table(rows))
     oracle = [r for r in rows if r["oracle"] == "oracle"]
-    ok = sum(r["exit"] == r["expected"] for r in oracle)
+    ok = sum(r["exit"] in r["expected"].split("|") for r in oracle)
     wrong = sum(bool(r.get("wrong_kept")) for r in rows if r["oracle"] != "oracle")
     print(f"\noracle: {ok}/{len(oracle)} reach the expected exit; wrong patches kept: {wrong}")
     if oracle:

@@ -297,27 +297,30 @@ def special_case_actions(bug: Bug) -> list[dict[str, str]]:
     return [*actions, {"tool": "finish", "summary": "handle the reported input"}]
 
 
+_DEF = ast.FunctionDef | ast.AsyncFunctionDef
+
+
 def _switch_tail(old: str, new: str) -> str:
     old_tree, new_tree = ast.parse(old), ast.parse(new)
-    old_defs = {n.name: n for n in old_tree.body if isinstance(n, ast.FunctionDef | ast.ClassDef)}
+    old_defs = {n.name: n for n in old_tree.body if isinstance(n, _DEF | ast.ClassDef)}
     lines: list[str] = []
     sources: list[str] = []
     for node in new_tree.body:
         prev = old_defs.get(getattr(node, "name", ""))
         if prev is None or ast.dump(prev) == ast.dump(node):
             continue
-        if isinstance(node, ast.FunctionDef):
+        if isinstance(node, _DEF):
             sources.append(ast.get_source_segment(old, prev) or "")
             lines.append(f"{node.name} = _lw_switch({node.name}, _lw_ns[{node.name!r}])")
             continue
         assert isinstance(node, ast.ClassDef) and isinstance(prev, ast.ClassDef)
         # Only the changed methods' old bodies, in a stand-in class (a whole class can be
         # larger than one edit may be).
-        before = {m.name: m for m in prev.body if isinstance(m, ast.FunctionDef)}
+        before = {m.name: m for m in prev.body if isinstance(m, _DEF)}
         holder = f"_LwOld{node.name}"
         methods = []
         for m in node.body:
-            if isinstance(m, ast.FunctionDef) and m.name in before:
+            if isinstance(m, _DEF) and m.name in before:
                 if ast.dump(before[m.name]) != ast.dump(m):
                     methods.append("    " + (ast.get_source_segment(old, before[m.name]) or ""))
                     c, f = node.name, m.name
