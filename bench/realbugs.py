@@ -45,14 +45,18 @@ def sandbox_user() -> str:
     return os.environ.get("LOOPWRIGHT_SANDBOX_USER", "loopwright-sbx")
 
 
+#: Whose `bot.cli` runs: this tree, or (`--code DIR`) another checkout, e.g. the baseline.
+CODE = [ROOT]
+
+
 async def run_cli(*args: str, env: dict[str, str], timeout: float) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "bot.cli",
         *args,
-        env=env,
-        cwd=ROOT,
+        env={**env, "PYTHONPATH": str(CODE[0])},
+        cwd=CODE[0],
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -235,7 +239,14 @@ async def main() -> int:
     )
     ap.add_argument("--timeout", type=float, default=1200)
     ap.add_argument("--json", type=Path, default=None, help="also write the rows here")
+    ap.add_argument(
+        "--code",
+        type=Path,
+        default=ROOT,
+        help="run this checkout's loopwright (e.g. a worktree of the baseline)",
+    )
     args = ap.parse_args()
+    CODE[0] = args.code.resolve()
     wanted = {b for b in args.bugs.split(",") if b}
     bugs = [b for b in realbugs.corpus(args.corpus) if not wanted or b.name in wanted]
     kinds = [k for k in args.oracles.split(",") if k]
