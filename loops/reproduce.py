@@ -143,7 +143,7 @@ DEFAULT_PYTHON_FILES = ("test_*.py", "*_test.py")
 def pytest_ini(root: Path) -> dict[str, str]:
     """The pytest ini options the repository sets (`python_files`, `testpaths`, `addopts`…),
     from the first file pytest itself would read them from."""
-    for name, section in (("pytest.ini", "pytest"), ("pytest.ini", ".pytest")):
+    for name, section in (("pytest.ini", "pytest"), (".pytest.ini", "pytest")):
         got = _ini_section(root / name, section)
         if got is not None:
             return got
@@ -220,15 +220,6 @@ def test_paths(
     return (
         prefix + pattern.replace("*", f"loopwright_issue_{number}"),
         prefix + pattern.replace("*", f"loopwright_holdout_{number}"),
-    )
-
-
-def is_own_test(path: str, number: int) -> bool:
-    """Is `path` one of the files the fix loop writes for issue `number`?"""
-    name = PurePosixPath(path).name
-    return any(
-        f"loopwright_{kind}_{number}" in name and name.endswith(".py")
-        for kind in ("issue", "holdout")
     )
 
 
