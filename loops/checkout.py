@@ -31,6 +31,7 @@ from bot.testresults import (
     TestRun,
     baseline_run,
     default_test_command,
+    pytest_position,
     run_tests,
     shape_pytest_command,
 )
@@ -150,6 +151,9 @@ class Checkout:
         #: Test files the loop itself adds (reproduction, held-out variant): every full run
         #: includes those present, even when the project's command names its own test paths.
         self.own_tests: list[str] = []
+        #: Options every pytest run gets, set when the project's discovery would not collect
+        #: the loop's own tests as they are named (`reproduce.placement_problem`).
+        self.pytest_extra: list[str] = []
         #: Once the baseline is known: how long any later run may take (see `baseline`).
         self.run_timeout: float | None = None
 
@@ -209,9 +213,10 @@ class Checkout:
         them up."""
         env = await self.prepare()
         own = [t for t in self.own_tests if (self.ws.root / t).is_file()]
-        cmd = shape_pytest_command(
-            self.test_command(), self.ws.root, selection=selection, extra=own
-        )
+        cmd = self.test_command()
+        if self.pytest_extra and pytest_position(cmd) is not None:
+            cmd = [*cmd, *self.pytest_extra]
+        cmd = shape_pytest_command(cmd, self.ws.root, selection=selection, extra=own)
         before = await self.ws.untracked()
         run = await run_tests(
             self.ws.root,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import configparser
 import fnmatch
+import re
 import time
 import tomllib
 from dataclasses import dataclass, field
@@ -234,6 +235,49 @@ def _placement(co: Checkout, files: list[str], loc: Localization, number: int) -
     )
 
 
+PROBE_TEST = "def test_loopwright_placement():\n    pass\n"
+
+
+async def placement_problem(co: Checkout, test_path: str, holdout_path: str) -> str:
+    """Before the model's time is spent: will the project's own test command collect a test
+    file at `test_path`? "" when it will, else what to configure.
+
+    A pytest command that names its own paths gets the loop's files named too (no check
+    needed). A pytest command left to discovery is asked with `--collect-only` on a probe
+    file; when its `python_files` would miss the name (Django's `tests.py`), every later run
+    adds the loop's two file names to `python_files` (`-o`) and the probe is asked again. A
+    wrapper (make, tox) runs its own discovery: the probe must show up in its results."""
+    cmd = co.test_command()
+    at = pytest_position(cmd)
+    if at is not None and pytest_paths(cmd, co.ws.root):
+        return ""
+    await co.ws.write_file(test_path, PROBE_TEST)
+    await co.grant()
+    # `-q` lists node ids; `-qq` (a command that already has -q) lists `file: count`.
+    collected = re.compile(re.escape(PurePosixPath(test_path).name) + r"(?:::|: \d)")
+    why = (
+        f"the test command `{' '.join(cmd)}` does not collect a test at {test_path}; set "
+        "commands.test in .github/loopwright.yml to a pytest command that does"
+    )
+    try:
+        if at is None:
+            run = await co.run_tests()
+            return "" if _ids_in(run, test_path) else why
+        probe = await co.run_command([*cmd, "--collect-only", "-q"])
+        if collected.search(probe.output):
+            return ""
+        patterns = test_file_patterns(pytest_ini(co.ws.root))
+        ours = [PurePosixPath(p).name for p in (test_path, holdout_path)]
+        extra = ["-o", "python_files=" + " ".join([*patterns, *ours])]
+        probe = await co.run_command([*cmd, *extra, "--collect-only", "-q"])
+        if not collected.search(probe.output):
+            return why
+        co.pytest_extra = extra
+        return ""
+    finally:
+        await co.ws.remove_files({test_path})
+
+
 _FORBIDDEN_SUPPORT = ("conftest.py", "__init__.py", "sitecustomize.py", "usercustomize.py")
 
 
@@ -398,13 +442,18 @@ async def reproduce(
         result.exit, result.reason = problem
         return result
 
+    await ctx.progress(f"placement: checking that the test command collects {test_path}")
+    misplaced = await placement_problem(co, test_path, holdout_path)
+    if misplaced:
+        result.exit, result.reason = ExitReason.SETUP_ERROR, misplaced
+        return result
+
     # Hidden text is stripped first: what the issue *shows* is what the test must reproduce.
     issue_text = f"{strip_hidden(issue.title)}\n{strip_hidden(issue.body)}"
     signals = reported_signals(issue_text)
     example = await example_test(co, files, {test_path, holdout_path})
     feedback = ""
     known = set(files)
-    runs_pytest = pytest_position(co.test_command()) is not None
 
     tally = Tally(ctx, result.usage, result.models)
 
@@ -464,16 +513,6 @@ async def reproduce(
             with_repro = await co.run_tests([test_path])
             ids = _ids_in(with_repro, test_path)
             verdict = judge(ids, with_repro, signals, test_files=[test_path], issue_text=issue_text)
-            if verdict.ok and not runs_pytest:
-                # A wrapper command (make, tox) runs its own discovery: the new file must be
-                # collected by the project's own command, or no later run would see it.
-                full = await co.run_tests()
-                if not _ids_in(full, test_path):
-                    verdict = ReproVerdict(
-                        False,
-                        f"the test command does not collect {test_path}; set commands.test to "
-                        "a pytest command",
-                    )
         holdout_note = ""
         holdout_ids: list[str] = []
         holdout_failing: list[str] = []

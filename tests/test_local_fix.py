@@ -80,3 +80,60 @@ async def test_run_fix_needs_a_git_repository(tmp_path: Path, fake_model: FakeMo
         env=local_env(tmp_path, fake_model, None),
     )
     assert code != 0 and "not the root of a git repository" in err
+
+
+def _django_style_repo(path: Path, test_command: str) -> Path:
+    """The fixture with Django's discovery: only files named `tests.py` are test modules, so
+    the loop's own `test_loopwright_issue_1.py` is not something discovery would find."""
+    config = fixrepo.loopwright_config().replace('"python -m pytest -q"', json.dumps(test_command))
+    repo = fixrepo.write_local_repo(path, config)
+    (repo / "tests" / "test_words.py").rename(repo / "tests" / "tests.py")
+    (repo / "pyproject.toml").write_text(
+        '[project]\nname = "calc"\nversion = "0.1"\n\n'
+        '[tool.pytest.ini_options]\ntestpaths = ["tests"]\npython_files = ["tests.py"]\n'
+    )
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "django-style discovery"], check=True)
+    return repo
+
+
+async def test_a_reproduction_discovery_would_miss_is_named_on_every_run(
+    tmp_path: Path, fake_model: FakeModel, sandbox_run_as: str | None
+) -> None:
+    repo = _django_style_repo(tmp_path / "calc", "python -m pytest -q")
+    issue = tmp_path / "issue.md"
+    issue.write_text(f"# {fixrepo.ISSUE_TITLE}\n\n{fixrepo.ISSUE_BODY}")
+    fake_model.script("write_test", fixrepo.repro_answer())
+    fake_model.script("patch", *fixrepo.RIGHT_FIX)
+    code, out, err = await cli(
+        "run", "fix", "--repo", str(repo), "--issue-file", str(issue), "--json",
+        env=local_env(tmp_path, fake_model, sandbox_run_as),
+        timeout=300,
+    )  # fmt: skip
+    assert code == 0, err
+    data = json.loads(out)
+    # Scored on whole-suite runs: without the wider `python_files` the reproduction would be
+    # missing from them ("reproduction still fails") and nothing would ever be kept.
+    assert data["exit"] == "fixed", data["detail"]
+    assert [a["verdict"] for a in data["attempts"]] == ["kept"]
+
+
+async def test_a_wrapper_that_never_collects_the_reproduction_stops_before_the_model(
+    tmp_path: Path, fake_model: FakeModel, sandbox_run_as: str | None
+) -> None:
+    repo = _django_style_repo(tmp_path / "calc", "sh -c 'python -m pytest -q tests/tests.py'")
+    issue = tmp_path / "issue.md"
+    issue.write_text(f"# {fixrepo.ISSUE_TITLE}\n\n{fixrepo.ISSUE_BODY}")
+    fake_model.script("write_test", fixrepo.repro_answer())
+    code, out, err = await cli(
+        "run", "fix", "--repo", str(repo), "--issue-file", str(issue), "--json",
+        env=local_env(tmp_path, fake_model, sandbox_run_as),
+        timeout=300,
+    )  # fmt: skip
+    data = json.loads(out)
+    assert data["exit"] == "setup_error", err
+    assert "does not collect a test at tests/test_loopwright_issue_1.py" in data["detail"]
+    assert "commands.test" in data["detail"]
+    assert data["usage"]["calls"] == 0  # no model time was spent
+    assert code != 0
