@@ -8,26 +8,79 @@ import json
 import logging
 import signal
 import sys
+import threading
+import traceback
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 from bot.local_model import LocalModelError
 from bot.settings import Settings, SettingsError, load_settings
-from bot.text import redact
+from bot.text import Redactor, redactor
+
+#: The attributes every LogRecord has; anything else on a record is an `extra=` field.
+_RECORD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+}
+_TRACEBACKS = logging.Formatter()
 
 
 class RedactingFilter(logging.Filter):
-    """Logs are outbound text too: scrub token-like strings and our own secrets from them."""
+    """Logs are outbound text too: scrub token-like strings and our own secrets from them.
 
-    def __init__(self, secrets: list[str]) -> None:
+    Installed on the handler, so it sees every record the handler writes, from any logger. The
+    record is redacted in place — message with its arguments, traceback, stack, `extra=` fields
+    — so whatever formatter comes after (plain or structured) only sees redacted text.
+    """
+
+    def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
-        self.secrets = secrets
+        self.redact = redactor(secrets)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = redact(record.getMessage(), self.secrets)
+        if getattr(record, "_loopwright_redacted", False):  # another handler got it first
+            return True
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string: keep what there is rather than raise here
+            message = f"{record.msg} {record.args!r}"
+        record.msg = self.redact(message)
         record.args = None
+        if record.exc_info:
+            # Formatted here, once, and redacted; formatters append `exc_text` as it is.
+            if not record.exc_text:
+                record.exc_text = _TRACEBACKS.formatException(record.exc_info)
+            record.exc_info = None
+        if record.exc_text:
+            record.exc_text = self.redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self.redact(record.stack_info)
+        for key, value in vars(record).items():
+            if key not in _RECORD_ATTRS and isinstance(value, str | list | tuple | dict):
+                setattr(record, key, self.redact.data(value))
+        record._loopwright_redacted = True
         return True
+
+
+def _redacting_excepthooks(redact: Redactor) -> None:
+    """An exception nobody caught is printed by Python itself: redact that traceback too."""
+
+    def excepthook(
+        exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None
+    ) -> None:
+        sys.stderr.write(redact("".join(traceback.format_exception(exc_type, exc, tb))))
+
+    def thread_excepthook(args: threading.ExceptHookArgs) -> None:
+        if args.exc_type is SystemExit:
+            return
+        assert args.exc_value is not None
+        excepthook(args.exc_type, args.exc_value, args.exc_traceback)
+
+    sys.excepthook = excepthook
+    threading.excepthook = thread_excepthook
 
 
 def _setup_logging(settings: Settings, level: str) -> None:
@@ -40,6 +93,17 @@ def _setup_logging(settings: Settings, level: str) -> None:
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     for noisy in ("httpx", "httpx2", "openai"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    _redacting_excepthooks(redactor(settings.secret_values()))
+
+
+def _emit(settings: Settings | None, data: Any, *, as_json: bool = True) -> Any:
+    """The one way the CLI prints a document: every string in it redacted first (token-like
+    strings and the configured secrets), at any depth. Returns the redacted document; with
+    `as_json` it also prints it as JSON."""
+    clean = redactor(settings.secret_values() if settings else ()).data(data)
+    if as_json:
+        print(json.dumps(clean, indent=2, default=str))
+    return clean
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -101,12 +165,14 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["sandbox"]:
         return _sandbox(argv[1:])
     args = _parser().parse_args(argv)
+    settings: Settings | None = None
     try:
         settings = load_settings()
         _setup_logging(settings, args.log_level)
         return _dispatch(args, settings)
     except (SettingsError, LocalModelError) as exc:
-        print(f"loopwright: {exc}", file=sys.stderr)
+        secrets = settings.secret_values() if settings else ()
+        print(f"loopwright: {redactor(secrets)(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
@@ -183,13 +249,12 @@ async def _runs(settings: Settings, args: argparse.Namespace) -> int:
 
     database = await dbmod.connect(settings.resolved_database_url())
     try:
-        store = Store(database)
+        store = Store(database, secrets=settings.secret_values())
         await store.init()
         if args.steps is not None:
-            steps = await store.steps_for(args.steps)
-            if args.json:
-                print(json.dumps(steps, indent=2, default=str))
-            else:
+            # Redacted again on the way out: rows written before the store redacted them.
+            steps = _emit(settings, await store.steps_for(args.steps), as_json=args.json)
+            if not args.json:
                 for s in steps:
                     print(
                         f"#{s['id']} {s['name']} [{s['kind']}] {s['verdict']} "
@@ -201,9 +266,10 @@ async def _runs(settings: Settings, args: argparse.Namespace) -> int:
         dead = await store.list_jobs("dead", limit=args.limit)
     finally:
         await database.close()
+    report = _emit(settings, {"runs": runs, "dead_jobs": dead}, as_json=args.json)
     if args.json:
-        print(json.dumps({"runs": runs, "dead_jobs": dead}, indent=2, default=str))
         return 0
+    runs, dead = report["runs"], report["dead_jobs"]
     header = [
         "id",
         "loop",
@@ -257,10 +323,11 @@ def _labels(arg: str | None) -> list[str] | None:
     return [x.strip() for x in arg.split(",") if x.strip()] if arg else None
 
 
-def _print_result(result: Any, as_json: bool) -> None:
-    data = result.as_dict()
+def _print_result(settings: Settings, result: Any, as_json: bool) -> None:
+    # Test output, the model's summary, notes and the diff can carry a planted token: the
+    # report is redacted as a whole, for --json and for the text below alike.
+    data = _emit(settings, result.as_dict(), as_json=as_json)
     if as_json:
-        print(json.dumps(data, indent=2))
         return
     print(f"exit: {data['exit']} ({data['detail']})")
     if data.get("note"):
@@ -298,7 +365,12 @@ async def _run_local(settings: Settings, args: argparse.Namespace) -> int:
     )
     from bot.progress import TerminalProgress
 
-    with TerminalProgress() as progress:
+    redact = redactor(settings.secret_values())
+    with TerminalProgress() as terminal:
+
+        def progress(text: str) -> None:
+            terminal(redact(text))
+
         async with Runtime.open(settings, model=True) as rt:
             result = await run_local(
                 rt,
@@ -309,7 +381,7 @@ async def _run_local(settings: Settings, args: argparse.Namespace) -> int:
                 repo_path=args.repo if code_loop else None,
                 on_progress=progress if code_loop else None,
             )
-    _print_result(result, args.json)
+    _print_result(settings, result, args.json)
     return 0 if result.outcome.exit.succeeded else 1
 
 
@@ -328,10 +400,10 @@ async def _replay(settings: Settings, args: argparse.Namespace) -> int:
     async with Runtime.open(settings, model=True) as rt:
         results = await replay(rt, event, specs, labels=_labels(args.labels), repo_path=args.repo)
     if args.json:
-        print(json.dumps([r.as_dict() for r in results], indent=2))
+        _emit(settings, [r.as_dict() for r in results])
     else:
         for r in results:
-            _print_result(r, False)
+            _print_result(settings, r, False)
     return 0
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from bot.db import Database, Row, Tx, adapt_ddl
+from bot.text import Redactor
 
 SCHEMA = [
     """CREATE TABLE IF NOT EXISTS deliveries (
@@ -190,9 +192,15 @@ class StepRecord:
 
 
 class Store:
-    def __init__(self, db: Database, *, clock: Any = time.time) -> None:
+    def __init__(
+        self, db: Database, *, clock: Any = time.time, secrets: Iterable[str] = ()
+    ) -> None:
         self.db = db
         self._clock = clock
+        # What loops record (prompts, model replies, test output, errors) is redacted here,
+        # before it is written: token-like strings and the configured secrets never reach
+        # the database, whichever loop recorded them.
+        self._redact = Redactor(secrets)
         self._pending: list[tuple[_Delivery, asyncio.Future[bool]]] = []
         self._writer: asyncio.Task[None] | None = None
         # Postgres lets concurrent workers skip each other's candidate rows; SQLite has one writer.
@@ -352,7 +360,7 @@ class Store:
                 {
                     "state": state,
                     "after": run_after,
-                    "err": error[:2000],
+                    "err": self._redact(error)[:2000],
                     "now": now,
                     "id": job.id,
                     "w": job.lease_owner,
@@ -397,13 +405,13 @@ class Store:
                     "name": step.name,
                     "kind": step.kind,
                     "model": step.model,
-                    "input": step.input,
-                    "output": step.output,
+                    "input": self._redact.data(step.input),
+                    "output": self._redact.data(step.output),
                     "pt": step.prompt_tokens,
                     "ct": step.completion_tokens,
                     "cost": step.cost,
                     "ms": step.duration_ms,
-                    "verdict": step.verdict,
+                    "verdict": self._redact.data(step.verdict),
                     "now": self._clock(),
                 },
             )
@@ -427,7 +435,7 @@ class Store:
                 {
                     "state": state,
                     "reason": exit_reason,
-                    "detail": detail[:4000],
+                    "detail": self._redact(detail)[:4000],
                     "now": self._clock(),
                     "id": run_id,
                 },
