@@ -56,7 +56,7 @@ class Runtime:
             settings.require("app_id", "private_key")
             key = settings.private_key_pem()
         database = await dbmod.connect(settings.resolved_database_url())
-        rt = cls(settings, Store(database))
+        rt = cls(settings, Store(database, secrets=settings.secret_values()))
         try:
             await rt.store.init()
             if github or workers:

@@ -136,7 +136,9 @@ class FixConfig(PatchSettings):
     #: Tests the model may write before the issue counts as not reproduced.
     reproduce_attempts: int = Field(default=3, ge=1, le=10)
     #: Runs of the reproduction on base and head by re-test (a fix must pass every one).
-    retest_runs: int = Field(default=3, ge=2, le=20)
+    #: With the scored run, 6 agreeing runs: a fix that passes half the time gets through
+    #: with probability 1/64 (< 2 %).
+    retest_runs: int = Field(default=5, ge=2, le=20)
     #: Existing tests a candidate fix may break, as pinning the old behaviour, and still be
     #: offered as a `behaviour_change` draft PR (more than this: the fix is reverted).
     max_changed_expectations: int = Field(default=3, ge=0, le=50)

@@ -465,8 +465,12 @@ async def run_sandboxed(
     mode: SandboxMode = "bwrap",
     run_as: str | int | None = None,
     bwrap_path: str | os.PathLike[str] | None = None,
+    pass_fds: Sequence[int] = (),
 ) -> SandboxResult:
     """Run `cmd` in `workdir` under the sandbox and return its (capped) combined output.
+
+    `pass_fds` are descriptors the command inherits (loopwright's report channel); they are
+    handed over: closed here once the command has started.
 
     The command sees the workspace at `/work` (mode "bwrap") or at its real path (mode "none").
     It never raises for the command's own failure; it raises `SandboxUnavailable` when the
@@ -557,10 +561,11 @@ async def run_sandboxed(
             env=launch_env,
             start_new_session=True,
             preexec_fn=_make_preexec(limits),
+            pass_fds=tuple(pass_fds),
             **user_kwargs,
         )
     except FileNotFoundError as exc:
-        _close_fds(watch_read, watch_write)
+        _close_fds(watch_read, watch_write, *pass_fds)
         if scratch:
             shutil.rmtree(scratch, ignore_errors=True)
         if mode == "bwrap":
@@ -575,7 +580,7 @@ async def run_sandboxed(
             buffer.feed(chunk)
 
     # Only the child needs the read end; the write end stays here until the run is over.
-    _close_fds(watch_read)
+    _close_fds(watch_read, *pass_fds)
     watch_open = [watch_write]
 
     def release_watchdog() -> None:

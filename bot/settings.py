@@ -8,6 +8,7 @@ by `Settings.require(...)`, so `loopwright run triage` works with no GitHub App 
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Literal
@@ -136,6 +137,10 @@ class Settings(BaseSettings):
         for secret in (self.private_key, self.webhook_secret, self.model_api_key):
             if secret is not None and secret.get_secret_value():
                 values.append(secret.get_secret_value())
+        if self.private_key is None and self.private_key_file is not None:
+            # The key from its file too (the PEM pattern catches the block, this the exact text).
+            with contextlib.suppress(OSError):
+                values.append(self.private_key_file.read_text())
         return values
 
 

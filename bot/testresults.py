@@ -7,13 +7,16 @@ parsed with the stdlib parser, which does not fetch external entities.
 
 from __future__ import annotations
 
+import asyncio
 import configparser
 import hashlib
 import json
 import os
 import re
+import secrets
 import shlex
 import shutil
+import socket
 import stat
 import tempfile
 import tomllib
@@ -45,8 +48,17 @@ MAX_JUNIT_BYTES = 32 * 1024 * 1024
 MAX_MESSAGE_CHARS = 4000
 MAX_OUTPUT_CHARS = 3000
 DEFAULT_TEST_COMMAND = ("python", "-m", "pytest")
-#: Where the JUnit file's directory appears inside the jail.
+#: Where the JUnit file's directory appears inside the jail (wrapper commands only).
 SANDBOX_RESULTS_DIR = "/loopwright-results"
+#: loopwright's own pytest reporter (`-p loopwright_report`), mounted read-only in the jail.
+REPORT_PLUGIN = "loopwright_report"
+REPORT_PLUGIN_DIR = Path(__file__).resolve().parent / "pytest_report"
+SANDBOX_PLUGIN_DIR = "/opt/loopwright-report"
+#: Names the plugin's descriptor; the plugin removes it before the project's code runs.
+REPORT_ENV = "LWR_REPORT_CHANNEL"
+REPORT_NONCE_BYTES = 32
+#: Bumped whenever outcomes are gathered differently, so cached baselines are not mixed in.
+BASELINE_FORMAT = 2
 
 
 class JUnitError(ValueError):
@@ -79,6 +91,16 @@ class TestRun:
     junit_found: bool = True
     junit_error: str = ""
     command: list[str] = field(default_factory=list)
+    #: How the outcomes came back: "plugin" (loopwright's own channel) or "junit" (a wrapper
+    #: command's JUnit file, which the code under test could find).
+    report_channel: str = "plugin"
+
+    def void(self, reason: str) -> None:
+        """The run's results cannot be trusted (the tree was tampered with, the report was
+        forged): no outcomes, and why."""
+        self.outcomes = {}
+        self.junit_found = False
+        self.junit_error = reason
 
     @property
     def failing(self) -> set[str]:
@@ -108,6 +130,7 @@ class TestRun:
             junit_found=bool(data.get("junit_found", True)),
             junit_error=str(data.get("junit_error", "")),
             command=list(data.get("command", [])),
+            report_channel=str(data.get("report_channel", "junit")),
         )
 
 
@@ -231,70 +254,199 @@ async def run_tests(
 ) -> TestRun:
     """Run the suite once, without network, and return per-test outcomes.
 
-    The JUnit path goes in through PYTEST_ADDOPTS rather than the command line, so it also
-    reaches pytest when the configured command is a wrapper (`make test`, `tox`).
+    A command that runs pytest itself reports through loopwright's own plugin over a socket
+    the code under test cannot find or forge (`bot/pytest_report`, `read_report`): no JUnit
+    file exists to be rewritten. A wrapper (`make test`, `tox`) may not pass descriptors or
+    PYTHONPATH on, so it reports through JUnit, whose path goes in through PYTEST_ADDOPTS;
+    that channel is weaker (the path is visible to the code), which `report_channel` says.
     """
     cmd = _as_argv(test_cmd) if test_cmd is not None else default_test_command(workdir)
     if not cmd:
         raise ValueError("no test command configured and the repository does not use pytest")
+    at = pytest_position(cmd)
     results_dir = Path(tempfile.mkdtemp(prefix="loopwright-junit-"))
+    ours: socket.socket | None = None
+    theirs = -1
     try:
         user = resolve_user(run_as)
         if user is not None:
             os.chown(results_dir, user.uid, user.gid)
-        bind = Bind(results_dir, SANDBOX_RESULTS_DIR, writable=True)
-        junit_inside = f"{sandbox_path(bind, mode)}/junit.xml"
         env_extra = dict(env.env) if env else {}
-        env_extra["PYTEST_ADDOPTS"] = (
-            f"--junitxml={junit_inside} -o junit_family=xunit1 -p no:cacheprovider "
-            # Captured output and logs of failing tests only (the passing ones would bloat it).
-            "-o junit_logging=all -o junit_log_passing_tests=false"
-        )
-        binds = [bind, *(env.binds if env else [])]
-        result = await run_sandboxed(
-            cmd,
-            workdir=workdir,
-            timeout=timeout,
-            network=False,
-            limits=limits,
-            output_cap=output_cap,
-            binds=binds,
-            env_extra=env_extra,
-            path_prepend=env.path_prepend if env else (),
-            mode=mode,
-            run_as=run_as,
-            bwrap_path=bwrap_path,
-        )
-        outcomes: dict[str, TestOutcome] = {}
-        junit_found = False
-        junit_error = ""
-        junit = results_dir / "junit.xml"
+        binds = list(env.binds) if env else []
+        argv = list(cmd)
+        pass_fds: list[int] = []
+        nonce = ""
+        if at is not None:
+            ours, child = socket.socketpair()
+            theirs = _high_fd(child.detach())
+            pass_fds.append(theirs)
+            nonce = secrets.token_hex(REPORT_NONCE_BYTES // 2)
+            ours.sendall(nonce.encode("ascii"))
+            ours.shutdown(socket.SHUT_WR)
+            plugin = Bind(REPORT_PLUGIN_DIR, SANDBOX_PLUGIN_DIR)
+            binds.append(plugin)
+            inside = sandbox_path(plugin, mode)
+            env_extra["PYTHONPATH"] = ":".join(
+                p for p in (inside, env_extra.get("PYTHONPATH", "")) if p
+            )
+            env_extra[REPORT_ENV] = str(theirs)
+            env_extra["PYTEST_ADDOPTS"] = "-p no:cacheprovider"
+            argv[at:at] = ["-p", REPORT_PLUGIN]
+        else:
+            bind = Bind(results_dir, SANDBOX_RESULTS_DIR, writable=True)
+            binds.insert(0, bind)
+            junit_inside = f"{sandbox_path(bind, mode)}/junit.xml"
+            env_extra["PYTEST_ADDOPTS"] = (
+                f"--junitxml={junit_inside} -o junit_family=xunit1 -p no:cacheprovider "
+                # Captured output and logs of failing tests only (the passing ones would bloat).
+                "-o junit_logging=all -o junit_log_passing_tests=false"
+            )
+        reading = asyncio.create_task(_receive(ours)) if ours is not None else None
         try:
-            # The sandbox user owns this directory: refuse a planted symlink (O_NOFOLLOW) or
-            # FIFO (O_NONBLOCK, then a regular-file check) instead of following or blocking.
-            fd = os.open(junit, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-            with os.fdopen(fd, "rb") as fh:
-                if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
-                    raise JUnitError("the JUnit path is not a regular file")
-                data = fh.read(MAX_JUNIT_BYTES + 1)
-            outcomes = parse_junit_xml(data)
-            junit_found = True
-        except FileNotFoundError:
-            junit_error = "no JUnit XML was written"
-        except (OSError, JUnitError) as exc:
-            junit_error = str(exc)
+            result = await run_sandboxed(
+                argv,
+                workdir=workdir,
+                timeout=timeout,
+                network=False,
+                limits=limits,
+                output_cap=output_cap,
+                binds=binds,
+                env_extra=env_extra,
+                path_prepend=env.path_prepend if env else (),
+                mode=mode,
+                run_as=run_as,
+                bwrap_path=bwrap_path,
+                pass_fds=pass_fds,
+            )
+        finally:
+            theirs = -1  # handed over (closed by run_sandboxed)
+        if reading is not None:
+            outcomes, junit_error = read_report(
+                await _finish(reading), nonce, result.exit_code, timed_out=result.timed_out
+            )
+            channel = "plugin"
+        else:
+            outcomes, junit_error = _read_junit(results_dir / "junit.xml")
+            channel = "junit"
         return TestRun(
             outcomes=outcomes,
             exit_code=result.exit_code,
             duration_s=result.duration_s,
             output=result.output,
             timed_out=result.timed_out,
-            junit_found=junit_found,
+            junit_found=not junit_error,
             junit_error=junit_error,
             command=cmd,
+            report_channel=channel,
         )
     finally:
+        if theirs >= 0:
+            os.close(theirs)
+        if ours is not None:
+            ours.close()
         shutil.rmtree(results_dir, ignore_errors=True)
+
+
+def _high_fd(fd: int) -> int:
+    """`fd` moved to a random high number: nothing in the child finds it by counting up."""
+    for _ in range(20):
+        target = 200 + secrets.randbelow(800)
+        try:
+            os.fstat(target)
+        except OSError:
+            os.dup2(fd, target, inheritable=True)
+            os.close(fd)
+            return target
+    os.set_inheritable(fd, True)
+    return fd
+
+
+async def _receive(sock: socket.socket) -> bytes:
+    """Everything the plugin writes on the channel, up to the cap, until it is closed."""
+    loop = asyncio.get_running_loop()
+    sock.setblocking(False)
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        data = await loop.sock_recv(sock, 1 << 16)
+        if not data:
+            return b"".join(chunks)
+        size += len(data)
+        if size > MAX_JUNIT_BYTES:
+            return b"".join(chunks) + b"\n{too large}"
+        chunks.append(data)
+
+
+async def _finish(reading: asyncio.Task[bytes]) -> bytes:
+    # Once the jail is gone nothing holds the other end; a stray process outside a pid
+    # namespace (sandbox mode "none") might, and gets a few seconds.
+    try:
+        return await asyncio.wait_for(reading, 5)
+    except TimeoutError:
+        return b""
+
+
+def read_report(
+    data: bytes, nonce: str, exit_code: int, *, timed_out: bool = False
+) -> tuple[dict[str, TestOutcome], str]:
+    """Outcomes from the plugin's record, and "" — or no outcomes and why the run is void.
+
+    Exactly one record, carrying this run's nonce, whose pytest exit status is the process's
+    own and agrees with the outcomes it lists: anything else is a run whose results cannot be
+    trusted (the code under test exited before pytest finished, wrote to the channel, or ran
+    something after pytest that changed the exit status)."""
+    if timed_out:
+        return {}, "the run timed out"
+    lines = [ln for ln in data.split(b"\n") if ln.strip()]
+    if not lines:
+        return {}, (
+            "the run left no report of its own: the process ended before pytest finished "
+            "(an exit or crash during the run), or the report channel was closed"
+        )
+    if len(lines) > 1:
+        return {}, "more than one test report reached loopwright's channel: a forged report"
+    try:
+        record = json.loads(lines[0])
+        if not isinstance(record, dict) or record.get("nonce") != nonce:
+            raise ValueError("wrong nonce")
+        status = int(record["exitstatus"])
+        outcomes = {
+            str(o["test_id"]): TestOutcome(
+                str(o["test_id"]),
+                cast(Outcome, o["outcome"]) if o["outcome"] in _SEVERITY else "error",
+                clip_message(str(o.get("message", ""))),
+                float(o.get("duration_s", 0.0)),
+                str(o.get("output", ""))[-MAX_OUTPUT_CHARS:],
+            )
+            for o in record["outcomes"]
+        }
+    except (ValueError, KeyError, TypeError):
+        return {}, "the test report on loopwright's channel is not its own: a forged report"
+    if status != exit_code:
+        return {}, (
+            f"pytest finished with exit status {status} but the process exited {exit_code}: "
+            "something ran after pytest and changed the result"
+        )
+    failing = any(o.outcome in FAILING for o in outcomes.values())
+    if (status == 0 and failing) or (status == 1 and not failing):
+        return {}, f"the report's outcomes disagree with pytest's exit status {status}"
+    return outcomes, ""
+
+
+def _read_junit(junit: Path) -> tuple[dict[str, TestOutcome], str]:
+    try:
+        # The sandbox user owns this directory: refuse a planted symlink (O_NOFOLLOW) or
+        # FIFO (O_NONBLOCK, then a regular-file check) instead of following or blocking.
+        fd = os.open(junit, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                raise JUnitError("the JUnit path is not a regular file")
+            data = fh.read(MAX_JUNIT_BYTES + 1)
+        return parse_junit_xml(data), ""
+    except FileNotFoundError:
+        return {}, "no JUnit XML was written"
+    except (OSError, JUnitError) as exc:
+        return {}, str(exc)
 
 
 # --- shaping a pytest command ------------------------------------------------------------
@@ -462,7 +614,9 @@ def baseline_cache_path(
     """Where the baseline run of `repo` at `commit` (with this test command) is cached."""
     if not _SHA.fullmatch(commit):
         raise ValueError(f"not a commit id: {commit!r}")
-    cmd_hash = hashlib.sha256(json.dumps(_as_argv(test_cmd or "")).encode()).hexdigest()[:12]
+    # The report format is part of the key: a baseline read another way is another baseline.
+    key = json.dumps([BASELINE_FORMAT, _as_argv(test_cmd or "")])
+    cmd_hash = hashlib.sha256(key.encode()).hexdigest()[:12]
     return Path(cache_dir) / "baselines" / repo_slug(repo) / f"{commit}-{cmd_hash}.json"
 
 

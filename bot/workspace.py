@@ -34,7 +34,7 @@ import re
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
@@ -311,6 +311,44 @@ def _scrub(text: str, token: str) -> str:
     return text.replace(token, "***") if token else text
 
 
+#: How many files inside ignored directories a snapshot lists (a `.tox/` can hold 100k).
+MAX_SNAPSHOT_FILES = 20_000
+
+
+@dataclass(frozen=True)
+class TreeSnapshot:
+    #: path -> (git status flags, size, mtime in ns); -1 for a path that is gone.
+    entries: dict[str, tuple[int, int, int]]
+
+
+@dataclass
+class TreeChanges:
+    tracked: set[str] = field(default_factory=set)
+    other: set[str] = field(default_factory=set)
+
+    def __bool__(self) -> bool:
+        return bool(self.tracked or self.other)
+
+
+def _fingerprint(path: Path) -> tuple[int, int]:
+    try:
+        st = path.lstat()
+    except OSError:
+        return (-1, -1)
+    return (st.st_size, st.st_mtime_ns)
+
+
+def _text(data: bytes) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return ""
+
+
+def _is_link(dirpath: str, name: str) -> bool:
+    return os.path.islink(os.path.join(dirpath, name))
+
+
 class Workspace:
     """One job's working copy. Use `open_workspace`; every method is confined to `root`."""
 
@@ -495,6 +533,94 @@ class Workspace:
             if flags & pygit2.enums.FileStatus.WT_NEW
         }
 
+    async def snapshot(self) -> TreeSnapshot:
+        """Every path that is not as HEAD has it — tracked files changed or deleted, new files,
+        ignored files (inside ignored directories too) — with a fingerprint, so that what a
+        sandboxed run changed can be told afterwards (`changes_since`)."""
+        return await self._run(self._snapshot_sync)
+
+    def _snapshot_sync(self) -> TreeSnapshot:
+        entries: dict[str, tuple[int, int, int]] = {}
+        walked = 0
+        for path, flags in self._repo.status(untracked_files="all", ignored=True).items():
+            full = self._real_root / path
+            if path.endswith("/") and flags & pygit2.enums.FileStatus.IGNORED:
+                # An ignored directory comes as one entry: its files are listed one by one
+                # (a `__pycache__/` is where a planted .pyc would hide), up to a cap.
+                for dirpath, dirnames, filenames in os.walk(full):
+                    dirnames.sort()
+                    for name in sorted(filenames) + [d for d in dirnames if _is_link(dirpath, d)]:
+                        walked += 1
+                        if walked > MAX_SNAPSHOT_FILES:
+                            break
+                        rel = (Path(dirpath) / name).relative_to(self._real_root).as_posix()
+                        entries[rel] = (int(flags), *_fingerprint(self._real_root / rel))
+                continue
+            entries[path] = (int(flags), *_fingerprint(full))
+        return TreeSnapshot(entries)
+
+    async def changes_since(self, before: TreeSnapshot) -> TreeChanges:
+        """What changed in the tree since `before`: tracked files modified or deleted, and
+        other (untracked or ignored) files that are new or changed."""
+        after = await self.snapshot()
+        tracked_bits = (
+            pygit2.enums.FileStatus.WT_MODIFIED
+            | pygit2.enums.FileStatus.WT_DELETED
+            | pygit2.enums.FileStatus.WT_TYPECHANGE
+            | pygit2.enums.FileStatus.WT_RENAMED
+        )
+        changed = TreeChanges()
+        for path, entry in after.entries.items():
+            if before.entries.get(path) == entry:
+                continue
+            if entry[0] & tracked_bits:
+                changed.tracked.add(path)
+            else:
+                changed.other.add(path)
+        for path, entry in before.entries.items():
+            if path not in after.entries and entry[0] & int(tracked_bits):
+                changed.tracked.add(path)  # was modified before, restored or rewritten now
+        return changed
+
+    async def restore_tracked(self, paths: set[str]) -> None:
+        """Put tracked files back as HEAD has them (what a sandboxed run rewrote)."""
+        if paths:
+            await self._run(self._restore_tracked_sync, sorted(paths))
+
+    def _restore_tracked_sync(self, paths: list[str]) -> None:
+        head = self._repo.head.peel(pygit2.Commit)
+        self._repo.checkout_tree(  # type: ignore[no-untyped-call]
+            head, strategy=CheckoutStrategy.FORCE, paths=paths
+        )
+
+    async def remove_new(self, paths: set[str]) -> None:
+        """Delete files and directories a run created (untracked or ignored alike)."""
+        await self._run(self._remove_new_sync, paths)
+
+    def _remove_new_sync(self, paths: set[str]) -> None:
+        self._remove_files_sync(paths)
+        for path in paths:
+            with contextlib.suppress(UnsafePathError, OSError):
+                real = self._resolve(path)
+                if real.is_dir() and not real.is_symlink() and real != self._real_root:
+                    shutil.rmtree(real)
+
+    async def scrub(self) -> None:
+        """The working tree exactly as HEAD has it: every untracked and ignored file removed
+        and every tracked file restored (before a decisive run: nothing an earlier run wrote
+        may be present). Put back what must stay (the environment's setup files) afterwards."""
+        await self._run(self._scrub_sync)
+
+    def _scrub_sync(self) -> None:
+        head = self._repo.head.peel(pygit2.Commit)
+        strategy = (
+            CheckoutStrategy.FORCE
+            | CheckoutStrategy.REMOVE_UNTRACKED
+            | CheckoutStrategy.REMOVE_IGNORED
+        )
+        self._repo.checkout_tree(head, strategy=strategy)  # type: ignore[no-untyped-call]
+        self._repo.index.read(force=True)
+
     async def remove_files(self, paths: set[str]) -> None:
         """Delete files (e.g. what a test run left behind); missing ones are skipped."""
         await self._run(self._remove_files_sync, paths)
@@ -523,6 +649,33 @@ class Workspace:
             | DiffOption.SHOW_UNTRACKED_CONTENT
         )
         return base.tree.diff_to_workdir(flags=flags).patch or ""
+
+    async def changes_vs_base(self) -> dict[str, tuple[str | None, str | None]]:
+        """The whole working tree against base — committed or not, new files included — as
+        path -> (text on base or None, text now or None); binary files as "" (for screens that
+        must see every change, not only the commits)."""
+        return await self._run(self._changes_vs_base_sync)
+
+    def _changes_vs_base_sync(self) -> dict[str, tuple[str | None, str | None]]:
+        repo = self._repo
+        base = repo[self.base].peel(pygit2.Commit)
+        flags = DiffOption.INCLUDE_UNTRACKED | DiffOption.RECURSE_UNTRACKED_DIRS
+        out: dict[str, tuple[str | None, str | None]] = {}
+        for delta in base.tree.diff_to_workdir(flags=flags).deltas:
+            old: str | None = None
+            new: str | None = None
+            if delta.old_file.id != pygit2.Oid(hex="0" * 40) and delta.status_char() != "A":
+                with contextlib.suppress(KeyError, ValueError):
+                    old = _text(repo[delta.old_file.id].read_raw())
+            full = self._real_root / delta.new_file.path
+            if delta.status_char() not in ("D",) and (full.is_file() or full.is_symlink()):
+                new = (
+                    f"symlink -> {os.readlink(full)}"
+                    if full.is_symlink()
+                    else _text(full.read_bytes())
+                )
+            out[delta.new_file.path or delta.old_file.path] = (old, new)
+        return out
 
     async def commit(self, message: str) -> str | None:
         """Commit every change on the job branch; None when there is nothing to commit."""

@@ -15,7 +15,7 @@ import os
 import shutil
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from bot.repo_config import CommandsConfig
 from bot.sandbox import (
@@ -35,7 +35,7 @@ from bot.testresults import (
     run_tests,
     shape_pytest_command,
 )
-from bot.workspace import MirrorCache, Workspace, open_workspace
+from bot.workspace import MirrorCache, TreeSnapshot, Workspace, open_workspace
 
 log = logging.getLogger("loopwright.checkout")
 
@@ -65,6 +65,15 @@ def sandbox_user(settings: Settings) -> str | None:
 
 #: What setup may leave in the tree and still be carried to later working copies.
 MAX_SETUP_FILES, MAX_SETUP_BYTES = 2000, 16 * 1024 * 1024
+
+
+#: What Python (or pytest) picks up by itself once it is in the tree.
+IMPORTABLE_SUFFIXES = (".py", ".pyc", ".pyo", ".pth", ".so", ".pyd")
+
+
+def _importable(root: Path, path: str) -> bool:
+    full = root / path
+    return full.is_symlink() or PurePosixPath(path).suffix.lower() in IMPORTABLE_SUFFIXES
 
 
 def tree_files(root: Path) -> set[str]:
@@ -154,6 +163,8 @@ class Checkout:
         #: Options every pytest run gets, set when the project's discovery would not collect
         #: the loop's own tests as they are named (`reproduce.placement_problem`).
         self.pytest_extra: list[str] = []
+        #: Files the environment's setup wrote into the tree (kept across clean-ups).
+        self.setup_files: list[str] = []
         #: Once the baseline is known: how long any later run may take (see `baseline`).
         self.run_timeout: float | None = None
 
@@ -200,6 +211,7 @@ class Checkout:
                 made = sorted(await asyncio.to_thread(tree_files, self.ws.root) - before)
                 await asyncio.to_thread(save_setup_files, self.ws.root, made, saved)
             await self.ws.exclude(made)
+            self.setup_files = list(made)
             self.env = env
         return self.env
 
@@ -217,7 +229,7 @@ class Checkout:
         if self.pytest_extra and pytest_position(cmd) is not None:
             cmd = [*cmd, *self.pytest_extra]
         cmd = shape_pytest_command(cmd, self.ws.root, selection=selection, extra=own)
-        before = await self.ws.untracked()
+        before = await self.ws.snapshot()
         run = await run_tests(
             self.ws.root,
             test_cmd=cmd,
@@ -226,11 +238,51 @@ class Checkout:
             mode=self.settings.sandbox,
             run_as=self.run_as,
         )
-        left = await self.ws.untracked() - before
-        if left:
-            await self.ws.remove_files(left)
         self.test_runs += 1
+        problem = await self._after_run(before)
+        if problem:
+            run.void(problem)
         return run
+
+    async def _after_run(self, before: TreeSnapshot) -> str:
+        """Put the tree back as it was before a sandboxed run, and say why the run cannot be
+        trusted if it changed tracked files or left files Python would import (a
+        `sitecustomize.py`, a `.pth`, a planted `.pyc`, a new `conftest.py`, a symlink)."""
+        changed = await self.ws.changes_since(before)
+        if not changed:
+            return ""
+        problems = []
+        if changed.tracked:
+            await self.ws.restore_tracked(changed.tracked)
+            problems.append(
+                "the run changed tracked files (" + ", ".join(sorted(changed.tracked)[:5]) + ")"
+            )
+        importable = sorted(p for p in changed.other if _importable(self.ws.root, p))
+        if importable:
+            problems.append(
+                "the run left files Python would import (" + ", ".join(importable[:5]) + ")"
+            )
+        await self.ws.remove_new(changed.other)
+        if self.env is not None and changed.other & set(self.setup_files):
+            await self._restore_setup()
+        if problems:
+            log.warning("sandboxed run voided: %s", "; ".join(problems))
+        return "; ".join(problems) + (
+            ": code under test must not change the repository" if problems else ""
+        )
+
+    async def clean_tree(self) -> None:
+        """Before a decisive run: the tree exactly as the commit has it, plus the setup files
+        (restored from their saved copies), and nothing an earlier run wrote."""
+        await self.prepare()
+        await self.ws.scrub()
+        await self._restore_setup()
+
+    async def _restore_setup(self) -> None:
+        assert self.env is not None
+        saved = self.env.venv_host.parent / f"{self.env.key}.setup-files"
+        await asyncio.to_thread(restore_setup_files, saved, self.ws.root)
+        await self.grant()
 
     async def run_command(
         self,

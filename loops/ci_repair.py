@@ -31,6 +31,7 @@ from bot.sandbox import EnvironmentSetupFailed, SandboxError, SandboxResult
 from bot.store import Job, StepRecord
 from bot.testresults import TestRun, regressions
 from bot.text import strip_hidden, untrusted_block
+from bot.workspace import ProtectedPathError
 from loops.checkout import Checkout
 from loops.engine import (
     Budget,
@@ -257,6 +258,9 @@ async def run(job: Job, ctx: LoopContext) -> Outcome:
         elif report.jobs:
             report.exit = ExitReason.NOT_REPRODUCED
             report.detail = "; ".join(j.why_no_command for j in report.jobs if j.why_no_command)
+    except ProtectedPathError as exc:
+        # The push guard's refusal is an end of the loop, not a crash to retry.
+        report.exit, report.detail = ExitReason.PROTECTED_PATH, str(exc)
     except ModelUnavailable as exc:
         report.exit, report.detail = ExitReason.MODEL_ERROR, str(exc)
     except EnvironmentSetupFailed as exc:

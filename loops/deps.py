@@ -27,6 +27,7 @@ from bot.sandbox import EnvironmentSetupFailed, SandboxError
 from bot.store import Job, StepRecord
 from bot.testresults import TestRun, regressions
 from bot.text import strip_hidden, truncate_to_tokens, untrusted_block
+from bot.workspace import ProtectedPathError
 from loops.checkout import Checkout
 from loops.engine import (
     Budget,
@@ -173,6 +174,9 @@ async def run(job: Job, ctx: LoopContext) -> Outcome:
     await _progress(ctx, report, "Running the test suite on the base and on this update…")
     try:
         await _verify(ctx, job, report)
+    except ProtectedPathError as exc:
+        # The push guard's refusal is an end of the loop, not a crash to retry.
+        report.exit, report.detail = ExitReason.PROTECTED_PATH, str(exc)
     except ModelUnavailable as exc:
         report.exit, report.detail = ExitReason.MODEL_ERROR, str(exc)
     except SandboxError as exc:

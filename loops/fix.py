@@ -23,7 +23,7 @@ from bot.model import ModelUnavailable, Usage
 from bot.sandbox import EnvironmentSetupFailed, SandboxError
 from bot.store import Job, StepRecord
 from bot.text import strip_hidden
-from bot.workspace import WorkspaceError, branch_name
+from bot.workspace import ProtectedPathError, WorkspaceError, branch_name
 from loops.checkout import Checkout, NoTestCommand
 from loops.engine import (
     Budget,
@@ -35,7 +35,7 @@ from loops.engine import (
     push_and_open_pull,
 )
 from loops.localize import localize
-from loops.patch import PatchOutcome, patch
+from loops.patch import PatchOutcome, patch, screen_problem
 from loops.reproduce import Reproduction, reproduce, runs_with_holdout, test_paths
 from loops.retest import TestVerdict, classify, is_real_fix, to_markdown
 from loops.tools import PATCH_PROTECTED_PATHS, PathPolicy
@@ -191,6 +191,9 @@ async def _pipeline(job: Job, ctx: LoopContext, *, patching: bool) -> Outcome:
                     # Whatever the exit, a reviewer sees what was kept (the reproduction and
                     # the best candidate, if one was kept).
                     report.diff = await co.ws.diff()
+    except ProtectedPathError as exc:
+        # The push guard's refusal is an end of the loop, not a crash to retry.
+        report.exit, report.detail = ExitReason.PROTECTED_PATH, str(exc)
     except NoTestCommand as exc:
         report.exit, report.detail = ExitReason.SETUP_ERROR, str(exc)
     except ModelUnavailable as exc:
@@ -257,13 +260,20 @@ async def _steps(
     if found not in (ExitReason.FIXED, ExitReason.BEHAVIOUR_CHANGE):
         report.exit, report.detail = found, patched.result.detail
         return
-    # Defence in depth: the Toolbox refuses protected edits, and this checks what was committed.
-    policy = PathPolicy([*PATCH_PROTECTED_PATHS, *ctx.config.fix.protected_paths])
+    # Defence in depth: the Toolbox refuses protected edits, and this checks what was committed
+    # (every commit, as the push guard does) and the whole tree against base.
+    protected = [*PATCH_PROTECTED_PATHS, *ctx.config.fix.protected_paths]
+    policy = PathPolicy(protected)
     ours = {repro.test_path, repro.holdout_path, *repro.support_paths}
     touched = sorted(p for p in co.ws.changed_paths() if p not in ours and policy.match(p))
     if touched:
         report.exit = ExitReason.PROTECTED_PATH
         report.detail = f"the patch changed protected paths: {', '.join(touched)}"
+        return
+    screened = await screen_problem(co, protected, ours)
+    if screened:
+        report.exit = ExitReason.PROTECTED_PATH
+        report.detail = f"refused by the diff screen: {screened}"
         return
     await _progress(ctx, report, "Found a candidate fix. Re-testing it…", phase="re-test")
     head_runs = await runs_with_holdout(co, repro, repro.selection, ctx.config.fix.retest_runs)
@@ -290,6 +300,12 @@ async def _steps(
         await co.ws.write_file(repro.holdout_path, repro.holdout_code)
         await co.ws.keep(f"loopwright: held-out reproduction for #{issue.number}")
     report.diff = await co.ws.diff()
+    # Once more before the push: the tree that goes out is the tree that was screened.
+    screened = await screen_problem(co, protected, ours)
+    if screened:
+        report.exit = ExitReason.PROTECTED_PATH
+        report.detail = f"refused by the diff screen before the push: {screened}"
+        return
     report.exit, report.detail = found, patched.result.detail
     if await cancelled():
         report.exit, report.detail = ExitReason.CANCELLED, "stopped before opening the PR"

@@ -311,6 +311,13 @@ async def example_test(co: Checkout, files: list[str], avoid: set[str]) -> str:
     return ""
 
 
+def shown_text(issue: Issue) -> str:
+    """What the issue shows a reader: hidden HTML, comments and invisible characters
+    stripped. Everything derived from the issue (the errors a reproduction must raise) comes
+    from this, never from the raw text."""
+    return f"{strip_hidden(issue.title)}\n{strip_hidden(issue.body)}"
+
+
 def build_messages(
     repo: str,
     issue: Issue,
@@ -329,7 +336,11 @@ def build_messages(
         parts.append(rendered)
     if example:
         parts.append(f"An existing test:\n{untrusted_block('file', example)}")
-    reason = f" with {' or '.join(signals[:2])} as the issue reports" if signals else ""
+    # What the issue names is the issue's text: it reaches the prompt only as data.
+    reason = ""
+    if signals:
+        parts.append(untrusted_block("reported-errors", ", ".join(signals[:2])))
+        reason = " with the error the issue reports (the REPORTED-ERRORS block)"
     parts.append(
         INSTRUCTIONS.format(
             repo=repo,
@@ -340,7 +351,11 @@ def build_messages(
         )
     )
     if feedback:
-        parts.append(f"Your previous test was refused: {feedback}\nWrite a corrected one.")
+        # Refusals quote test output, which the repository's code controls.
+        parts.append(
+            "Your previous test was refused (the reason, as data):\n"
+            f"{untrusted_block('refusal', feedback)}\nWrite a corrected one."
+        )
     return [{"role": "user", "content": "\n\n".join(parts)}]
 
 
@@ -449,7 +464,7 @@ async def reproduce(
         return result
 
     # Hidden text is stripped first: what the issue *shows* is what the test must reproduce.
-    issue_text = f"{strip_hidden(issue.title)}\n{strip_hidden(issue.body)}"
+    issue_text = shown_text(issue)
     signals = reported_signals(issue_text)
     example = await example_test(co, files, {test_path, holdout_path})
     feedback = ""
@@ -557,7 +572,10 @@ async def reproduce(
         selection = [test_path, *([holdout_path] if holdout_ids else [])]
         selection += sorted(baseline.failing)[:20]
         result.selection = selection
-        result.base_runs = await runs_with_holdout(co, result, selection, cfg.retest_runs)
+        # Not clean: the reproduction is not committed yet (it is kept only if not flaky).
+        result.base_runs = await runs_with_holdout(
+            co, result, selection, cfg.retest_runs, clean=False
+        )
         # Every reproducing test must fail every time; the file's other tests may pass.
         flaky = [
             t
@@ -586,15 +604,22 @@ async def reproduce(
 
 
 async def runs_with_holdout(
-    co: Checkout, repro: Reproduction, selection: list[str], times: int
+    co: Checkout, repro: Reproduction, selection: list[str], times: int, *, clean: bool = True
 ) -> list[TestRun]:
     """`times` runs of `selection` (empty: the whole suite), with the held-out file present only
-    for their duration: the patch step never sees it in the workspace."""
-    if repro.holdout_ids:
-        await co.ws.write_file(repro.holdout_path, repro.holdout_code)
-        await co.grant()
+    for their duration: the patch step never sees it in the workspace. These are the decisive
+    runs: with `clean`, each starts from the commit exactly (`Checkout.clean_tree`), so nothing
+    an earlier run wrote — ignored or not — can be present, and each is a fresh process."""
+    runs = []
     try:
-        return [await co.run_tests(selection) for _ in range(times)]
+        for _ in range(times):
+            if clean:
+                await co.clean_tree()
+            if repro.holdout_ids:
+                await co.ws.write_file(repro.holdout_path, repro.holdout_code)
+                await co.grant()
+            runs.append(await co.run_tests(selection))
+        return runs
     finally:
         if repro.holdout_ids:
             await co.ws.remove_files({repro.holdout_path})

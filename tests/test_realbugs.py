@@ -110,8 +110,12 @@ async def test_a_patch_that_special_cases_the_visible_test_is_never_kept(
     assert result["exit"] not in ("fixed", "behaviour_change"), result["detail"]
     assert all(a["verdict"] != "kept" for a in result["attempts"]), result["attempts"]
     assert "youtube_dl/utils.py" not in result["diff"]
-    # The visible test passed; the held-out variant caught it.
-    assert any("held-out variant FAILS" in a["score"] for a in result["attempts"])
+    # It switches on PYTEST_CURRENT_TEST: the diff screen refuses it before any run (were it
+    # to slip past, the held-out variant, whose test name differs, would catch it).
+    assert any(
+        "diff screen" in a["score"] and "PYTEST_CURRENT_TEST" in a["score"]
+        for a in result["attempts"]
+    ), result["attempts"]
 
 
 async def test_a_fix_that_changes_an_existing_expectation_is_a_behaviour_change(

@@ -68,8 +68,8 @@ def test_config_schema_command_prints_the_schema() -> None:
 
 
 def test_fix_section_names_a_wrong_key() -> None:
-    cfg = parse_config("fix:\n  retest_runs: 5\n  protected_paths: ['migrations/**']\n")
-    assert cfg.fix.retest_runs == 5 and cfg.fix.protected_paths == ["migrations/**"]
+    cfg = parse_config("fix:\n  retest_runs: 7\n  protected_paths: ['migrations/**']\n")
+    assert cfg.fix.retest_runs == 7 and cfg.fix.protected_paths == ["migrations/**"]
     with pytest.raises(ConfigError) as err:
         parse_config("fix:\n  retest_run: 5\n  max_turns: 0\n")
     text = "\n".join(err.value.problems)

@@ -400,3 +400,35 @@ async def test_git_cli_clone_with_gzip_requests(env: Env, tmp_path: Path) -> Non
 
 def test_workspace_type_is_public() -> None:
     assert Workspace.__name__ == "Workspace"
+
+
+async def test_what_a_run_changed_is_seen_and_undone_ignored_files_included(env: Env) -> None:
+    await fetched(env)
+    async with open_workspace(env.mirrors, REPO, "main", loop="patch", number=5) as ws:
+        (ws.root / ".git" / "info" / "exclude").write_text("__pycache__/\n*.log\n")
+        (ws.root / "src" / "__pycache__").mkdir()
+        (ws.root / "setup.log").write_text("from setup\n")
+        before = await ws.snapshot()
+        # What code under test might do during a run:
+        (ws.root / "README.md").write_text("# rewritten\n")
+        (ws.root / "src" / "__pycache__" / "widget.cpython-311.pyc").write_bytes(b"\x00")
+        (ws.root / "sitecustomize.py").write_text("import os\n")
+        (ws.root / "setup.log").write_text("changed\n")
+        changed = await ws.changes_since(before)
+        assert changed.tracked == {"README.md"}
+        assert changed.other == {
+            "src/__pycache__/widget.cpython-311.pyc",
+            "sitecustomize.py",
+            "setup.log",
+        }
+        await ws.restore_tracked(changed.tracked)
+        await ws.remove_new(changed.other - {"setup.log"})
+        assert await ws.read_file("README.md") == "# widget\n"
+        assert not (ws.root / "sitecustomize.py").exists()
+        assert not (ws.root / "src" / "__pycache__" / "widget.cpython-311.pyc").exists()
+        # A scrub leaves exactly the commit: nothing ignored or untracked survives.
+        await ws.scrub()
+        assert not (ws.root / "setup.log").exists()
+        assert not (ws.root / "src" / "__pycache__").exists()
+        assert not await ws.changes_since(await ws.snapshot())
+        assert await ws.diff() == ""
