@@ -40,7 +40,7 @@ from loops.engine import (
     push_and_open_pull,
 )
 from loops.fix import cancel_check
-from loops.patch import ACTIONS, PatchOutcome, patch_loop
+from loops.patch import ACTIONS, PatchOutcome, patch_loop, screen_problem
 from loops.tools import PATCH_PROTECTED_PATHS, PathPolicy
 
 SECTION = "deps"
@@ -323,7 +323,13 @@ async def _migrate(
     assert report.head_run is not None
     start_broken = len(report.broken)
 
+    protected = [*PATCH_PROTECTED_PATHS, *PIN_PATHS, *ctx.config.deps.protected_paths]
+
     async def score() -> tuple[Score, str]:
+        screened = await screen_problem(co, protected, set())
+        if screened:
+            return Score((-1e9,), False, f"refused by the diff screen: {screened}"), "screen"
+        await co.clean_tree()  # a decisive run: nothing an earlier run wrote is present
         run = await co.run_tests()
         if not run.junit_found:
             return Score((-1e9,), False, f"the suite gave no results ({run.junit_error})"), ""
@@ -335,7 +341,6 @@ async def _migrate(
         )
         return Score((-float(len(broken)),), not broken, detail), " ".join(run.command)
 
-    protected = [*PATCH_PROTECTED_PATHS, *PIN_PATHS, *ctx.config.deps.protected_paths]
     budget = Budget.from_config(ctx.config.budgets)
     budget.charge(report.usage.copy())  # the release-note summary counts against the same caps
     report.patched = await patch_loop(
@@ -363,6 +368,7 @@ async def _migrate(
         report.detail = f"the migration changed protected paths: {', '.join(touched)}"
         return
     for _ in range(ctx.config.deps.verify_runs):
+        await co.clean_tree()
         run = await co.run_tests()
         report.verify_ok.append(run.junit_found and not broken_tests(base_run, run))
     if not all(report.verify_ok):
