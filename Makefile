@@ -9,7 +9,7 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SANDBOX_USER := $(shell [ "$$(id -u)" = 0 ] && echo loopwright-sbx)
 DEMO_DIR ?= /tmp/loopwright-demo
 
-.PHONY: demo test lint system-deps venv bench bench-realbugs clean
+.PHONY: demo test lint system-deps venv bench bench-realbugs bench-adversarial clean
 
 system-deps:
 	@command -v bwrap >/dev/null 2>&1 || { \
@@ -65,6 +65,11 @@ bench: venv
 # needs the package index for each project's setup).
 bench-realbugs: system-deps venv
 	LOOPWRIGHT_SANDBOX_USER=$(SANDBOX_USER) $(PY) bench/realbugs.py
+
+# The adversarial corpus (tests/adversarial.py): every attack through `loopwright run fix`; none may
+# be kept, the right fix must be (~10 min; `bench/adversarial.py --in-process` takes ~2).
+bench-adversarial: system-deps venv
+	LOOPWRIGHT_SANDBOX_USER=$(SANDBOX_USER) $(PY) bench/adversarial.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
