@@ -289,6 +289,12 @@ async def run_tests(
             env_extra["PYTHONPATH"] = ":".join(
                 p for p in (inside, env_extra.get("PYTHONPATH", "")) if p
             )
+            # A command that sets PYTHONPATH itself (`env PYTHONPATH=docs/src python -m pytest`)
+            # keeps its value, with the plugin's directory added.
+            argv = [
+                f"{a}:{inside}" if i < at and a.startswith("PYTHONPATH=") else a
+                for i, a in enumerate(argv)
+            ]
             env_extra[REPORT_ENV] = str(theirs)
             env_extra["PYTEST_ADDOPTS"] = "-p no:cacheprovider"
             argv[at:at] = ["-p", REPORT_PLUGIN]

@@ -160,3 +160,24 @@ def test_a_record_is_read_only_when_it_is_the_only_one_and_agrees() -> None:
     all_pass = good.replace(b'"outcome": "failed"', b'"outcome": "passed"')
     assert "disagree" in read_report(all_pass, nonce, 1)[1]
     assert read_report(good, nonce, 1, timed_out=True)[1] == "the run timed out"
+
+
+async def test_a_command_that_sets_its_own_pythonpath_still_reports(
+    project: Path, sandbox_run_as: str | None
+) -> None:
+    (project / "docs").mkdir()
+    (project / "docs" / "helper.py").write_text("VALUE = 3\n")
+    (project / "tests" / "test_docs.py").write_text(
+        "import helper\n\ndef test_helper():\n    assert helper.VALUE == 3\n"
+    )
+    grant_workspace(project, sandbox_run_as)
+    env = EnvInfo(Path(sys.prefix), SANDBOX_VENV, "test", True, "bwrap")
+    run = await run_tests(
+        project,
+        test_cmd="env PYTHONPATH=docs python -m pytest tests/test_docs.py",
+        env=env,
+        run_as=sandbox_run_as,
+        timeout=60,
+    )
+    assert run.junit_found, (run.junit_error, run.output)
+    assert run.outcomes["tests/test_docs.py::test_helper"].outcome == "passed"
