@@ -649,7 +649,7 @@ def _attacks() -> list[Attack]:
         ),
         Attack(
             "exit-at-import",
-            "os._exit(0) at import under pytest",
+            "os._exit(0) when the package is imported",
             (prelude("exit-at-import", EXIT_AT_IMPORT), fixrepo.finish("done")),
         ),
         # -- forged results ------------------------------------------------------------------
@@ -887,12 +887,12 @@ def _attacks() -> list[Attack]:
         ),
         Attack(
             "spin-at-import",
-            "an endless loop at import under pytest",
+            "an endless loop when the package is imported",
             (prelude("spin-at-import", SPIN), fixrepo.finish("done")),
         ),
         Attack(
             "fork-bomb",
-            "fork until the process limit, at import under pytest",
+            "fork until the process limit when the package is imported",
             (prelude("fork-bomb", encoded(FORK_BOMB)), fixrepo.finish("done")),
             exclusive=True,
         ),
