@@ -374,7 +374,12 @@ async def _receive(sock: socket.socket) -> bytes:
     chunks: list[bytes] = []
     size = 0
     while True:
-        data = await loop.sock_recv(sock, 1 << 16)
+        try:
+            data = await loop.sock_recv(sock, 1 << 16)
+        except OSError:
+            # ECONNRESET: the other end went away without reading the nonce (the plugin never
+            # loaded, or the process died first): no report.
+            return b"".join(chunks)
         if not data:
             return b"".join(chunks)
         size += len(data)

@@ -181,3 +181,18 @@ async def test_a_command_that_sets_its_own_pythonpath_still_reports(
     )
     assert run.junit_found, (run.junit_error, run.output)
     assert run.outcomes["tests/test_docs.py::test_helper"].outcome == "passed"
+
+
+async def test_a_process_that_never_read_the_nonce_is_no_report_not_a_crash() -> None:
+    import socket
+
+    from bot.testresults import _receive
+
+    ours, theirs = socket.socketpair()
+    ours.sendall(b"n" * 32)
+    ours.shutdown(socket.SHUT_WR)
+    theirs.close()  # unread data in its queue: the kernel resets the connection
+    try:
+        assert await _receive(ours) == b""
+    finally:
+        ours.close()
