@@ -10,6 +10,7 @@ the workspace while the model works, so special-casing the visible test's input 
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -181,10 +182,14 @@ def failure_summary(failure: str) -> str:
 #: Tool results older than this many turns are shortened in the conversation: every turn
 #: re-sends the whole conversation, and an old `view` is rarely needed verbatim again.
 KEEP_FULL_RESULTS = 2
+#: An older action longer than this is re-sent with its long texts replaced by their length.
+SHORT_ACTION_CHARS = 300
 
 
 def shorten_history(convo: list[dict[str, str]]) -> None:
-    """Shorten the tool results (user turns after the first) but the last few, in place."""
+    """Shorten, in place, what every later turn would re-send: the tool results (user turns
+    after the first) and the model's own actions (an edit's search and replace texts) but the
+    last few. The edits are already applied — the file shows them if the model looks again."""
     results = [i for i, m in enumerate(convo) if i > 0 and m["role"] == "user"]
     for i in results[:-KEEP_FULL_RESULTS]:
         text = convo[i]["content"]
@@ -194,6 +199,25 @@ def shorten_history(convo: list[dict[str, str]]) -> None:
                 "role": "user",
                 "content": head[:300] + "\n[… shortened; repeat the action to see it again]",
             }
+    actions = [i for i, m in enumerate(convo) if m["role"] == "assistant"]
+    for i in actions[:-KEEP_FULL_RESULTS]:
+        convo[i] = {"role": "assistant", "content": _short_action(convo[i]["content"])}
+
+
+def _short_action(text: str) -> str:
+    if len(text) <= SHORT_ACTION_CHARS:
+        return text
+    try:
+        action = json.loads(text)
+    except ValueError:
+        return text[:SHORT_ACTION_CHARS] + " […]"
+    if not isinstance(action, dict):
+        return text[:SHORT_ACTION_CHARS] + " […]"
+    short = {
+        k: (f"[{len(v)} chars, applied]" if isinstance(v, str) and len(v) > 80 else v)
+        for k, v in action.items()
+    }
+    return json.dumps(short)
 
 
 def build_prompt(

@@ -180,3 +180,32 @@ def test_hidden_issue_text_never_becomes_a_requirement_or_an_instruction() -> No
     assert "IndexError" not in outside and "ghost output" not in outside
     assert "<<<UNTRUSTED-REPORTED-ERRORS\nIndexError\nUNTRUSTED-REPORTED-ERRORS>>>" in text
     assert "<<<UNTRUSTED-REFUSAL\nE  ghost output\nUNTRUSTED-REFUSAL>>>" in text
+
+
+def test_older_turns_are_shortened_in_what_is_re_sent() -> None:
+    import json
+
+    from loops.patch import KEEP_FULL_RESULTS, shorten_history
+
+    edit = json.dumps({"tool": "edit", "path": "a.py", "search": "x" * 900, "replace": "y" * 900})
+    convo = [{"role": "user", "content": "the prompt"}]
+    for n in range(4):
+        convo += [
+            {"role": "assistant", "content": edit},
+            {"role": "user", "content": f"Result of edit {n}:\n" + "line\n" * 200},
+        ]
+        shorten_history(convo)
+    assert convo[0]["content"] == "the prompt"
+    assistants = [m["content"] for m in convo if m["role"] == "assistant"]
+    # The last few turns are whole; older edits keep their tool and path, not their texts.
+    assert assistants[-KEEP_FULL_RESULTS:] == [edit] * KEEP_FULL_RESULTS
+    old = json.loads(assistants[0])
+    assert old == {
+        "tool": "edit",
+        "path": "a.py",
+        "search": "[900 chars, applied]",
+        "replace": "[900 chars, applied]",
+    }
+    results = [m["content"] for m in convo[1:] if m["role"] == "user"]
+    assert results[0].endswith("[… shortened; repeat the action to see it again]")
+    assert len(results[-1]) > 900
