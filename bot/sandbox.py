@@ -52,6 +52,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from bot.text import redact
+
 log = logging.getLogger(__name__)
 
 SandboxMode = Literal["bwrap", "none"]
@@ -1207,6 +1209,7 @@ def cli(argv: list[str]) -> int:
     except (SandboxError, ValueError) as exc:
         print(f"loopwright sandbox: {exc}", file=sys.stderr)
         return 125
+    result.output = redact(result.output)  # every output channel is redacted, this one too
     if args.json:
         print(result.to_json())
     else:

@@ -409,3 +409,17 @@ def test_cli_json(workspace: Path, sandbox_run_as: str | None, capsys: pytest.Ca
     assert code == 7
     data = json.loads(capsys.readouterr().out)
     assert data["exit_code"] == 7 and data["output"] == "hello\n" and not data["timed_out"]
+
+
+@needs_bwrap
+def test_cli_output_is_redacted(
+    workspace: Path, sandbox_run_as: str | None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    token = "ghp_" + "A1b2" * 9
+    args = ["--workdir", str(workspace), "--mode", "bwrap"]
+    if sandbox_run_as:
+        args += ["--user", sandbox_run_as]
+    for extra in ([], ["--json"]):
+        assert cli([*args, *extra, "--", "echo", f"token={token}"]) == 0
+        out = capsys.readouterr().out
+        assert token not in out and "token=" in out
