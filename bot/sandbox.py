@@ -52,7 +52,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from bot.text import redact
+from bot.text import redact, redact_data
 
 log = logging.getLogger(__name__)
 
@@ -1211,7 +1211,7 @@ def cli(argv: list[str]) -> int:
         return 125
     result.output = redact(result.output)  # every output channel is redacted, this one too
     if args.json:
-        print(result.to_json())
+        print(json.dumps(redact_data(result.to_dict())))
     else:
         sys.stdout.write(result.output)
         if result.output and not result.output.endswith("\n"):
