@@ -262,8 +262,14 @@ class Checkout:
             problems.append(
                 "the run left files Python would import (" + ", ".join(importable[:5]) + ")"
             )
-        await self.ws.remove_new(changed.other)
-        if self.env is not None and changed.other & set(self.setup_files):
+        # New files that a commit would pick up go, and anything importable; ignored data
+        # files (a cache a run writes) stay until the next clean tree, so a series of runs
+        # sees the state it builds up, as a checkout would (a fix that only works on a fresh
+        # tree is flaky, not fixed).
+        untracked = await self.ws.untracked()
+        setup = changed.other & set(self.setup_files)
+        await self.ws.remove_new((changed.other & untracked) | set(importable) | setup)
+        if self.env is not None and setup:
             await self._restore_setup()
         if problems:
             log.warning("sandboxed run voided: %s", "; ".join(problems))

@@ -608,12 +608,14 @@ async def runs_with_holdout(
 ) -> list[TestRun]:
     """`times` runs of `selection` (empty: the whole suite), with the held-out file present only
     for their duration: the patch step never sees it in the workspace. These are the decisive
-    runs: with `clean`, each starts from the commit exactly (`Checkout.clean_tree`), so nothing
-    an earlier run wrote — ignored or not — can be present, and each is a fresh process."""
+    runs: with `clean`, the series starts from the commit exactly (`Checkout.clean_tree`), so
+    nothing an earlier run wrote — ignored or not — is present; each run is a fresh process,
+    and the ignored data files the series itself writes stay between its runs (a fix that
+    passes only on a fresh tree fails the later ones)."""
     runs = []
     try:
-        for _ in range(times):
-            if clean:
+        for n in range(times):
+            if clean and n == 0:
                 await co.clean_tree()
             if repro.holdout_ids:
                 await co.ws.write_file(repro.holdout_path, repro.holdout_code)
