@@ -28,6 +28,25 @@ Rules (`ScreenHit.rule`):
 - ``exit-at-import``: ``os._exit``, ``os.fork``, ``os.abort``, the process killing itself, and,
   at import time (module level or a class body, outside ``if __name__ == "__main__":``),
   ``sys.exit``/``exit()``/``quit()``/``raise SystemExit`` and ``signal`` handlers or alarms.
+- ``obfuscated-access`` (project code): a watched module (sys, os, builtins, importlib, gc,
+  atexit, inspect, site, doctest, pytest, _pytest, pluggy, unittest) reached by a name the diff
+  does not spell out: ``getattr``/``setattr``/``hasattr``/``delattr``, ``__getattribute__``
+  or a namespace subscript (``vars(builtins)[...]``, ``sys.modules[...]``) with a name built
+  from pieces (``"mod" + "ules"``), or, for the getattr family, computed at run time (a
+  variable looked up in builtins, as an evaluator does, is not); ``__import__``/``import_module``
+  of a watched module by a built name; and, in any file, ``exec``/``eval``/``compile`` of
+  decoded code (base64, hex, zlib/bz2/lzma/gzip, ``codecs``, ``marshal``, ``chr`` sequences,
+  reversed slices), however it is reached (``getattr(builtins, "ex" + "ec")``).
+- ``always-equal`` (project code, not test-support modules): a comparison that does not
+  compare: ``__eq__``/``__ne__``/``__contains__``/``__instancecheck__``/``__subclasscheck__``/
+  ``__subclasshook__`` (a ``def``, a ``lambda`` in the class body, one assigned onto a class
+  or given to ``type()``) that never reads what it is compared with, returns one constant
+  (``... or True`` too), or returns True for any str/int/... (``isinstance(other, str)`` its
+  only guard); ``__lt__``/``__gt__`` (``__le__``/``__ge__``) both True for anything, or any
+  constant ordering in a subclass of a builtin type; a str/int/list... subclass whose
+  ``__eq__``/``__ne__`` never reads its own value. ``NotImplemented``, comparing fields,
+  ``isinstance(other, OwnClass)``, an Infinity (greater than anything, not also smaller) and
+  constant ``__bool__``/``__len__``/``__hash__`` are ordinary.
 
 Python files are read with `ast`; a file that does not parse is read line by line with regular
 expressions instead. Other files only meet the path rule. Precision matters as much as recall (a
@@ -38,26 +57,48 @@ false hit refuses a real fix), so:
   code is not new, while code moved into import time is; an added file that is mostly a deleted
   one (a move) is compared with it;
 - docstrings and comments are never read, names are resolved through the file's imports (a
-  local variable called `gc` is not the gc module), and a string counts as "test-ish" only
+  local variable called `gc` is not the gc module) and through a name's only assignment in its
+  scope (``_sys = __import__("sys")``, ``loaded = getattr(_sys, "modules")``; a name bound
+  twice, a parameter, ``global`` are not followed), and a string counts as "test-ish" only
   where it is compared (``in``, ``==``, ``startswith``, ``re.search``...), not where it is printed;
+- a string built from literals only is read as the literal it is: ``+``, ``%``, ``.format``,
+  f-strings, ``sep.join(...)``, ``chr``/``map(chr, ...)``, slices, ``str`` methods,
+  ``bytes.fromhex``, base64/binascii, ``codecs.decode(..., "rot13")``, decompression (bounded),
+  ``.decode()``; the code an exec/eval/compile of such a string runs is screened as if it were
+  written at the call, and reported on its line;
 - established use: a file whose base text already does the same kind of thing (a lazy-import
   module that assigns into ``sys.modules``, a process module that forks, a script that exits at
-  import time) may do it again. Test detection, ``PYTEST_ADDOPTS`` and patching pytest or the
-  process functions never are;
+  import time, a matcher module with an object equal to anything) may do it again. Test
+  detection, ``PYTEST_ADDOPTS``, patching pytest or the process functions and running decoded
+  code never are;
 - test files (``test_*.py``, ``*_test.py``, ``tests/``, the loop's ``allowed`` files, pytest
   plugin modules) are protected and validated elsewhere: they are screened only for what they
   do at import time (and ``PYTEST_ADDOPTS``), never for using pytest or mocking modules.
 
-Known limits: it reads code, it does not run it. Indirection (``getattr(os, "_exit")``,
-``__import__("os")``, strings built at run time other than by ``+`` of literals) is not followed.
+Known limits: it reads code, it does not run it, one file at a time. Values are followed
+through one file's single assignments only: not across modules, function calls or arguments,
+attributes (``self.name``), containers filled at run time or names bound more than once; so a
+name passed in from elsewhere (``_call("exec", code)``), ``operator.attrgetter``,
+``eval("__import__")``, a string decoded from a file or the network, or ``exec`` of code built
+from run-time pieces without a decoder (namedtuple-style templates are legitimate) are not seen
+through. A variable name looked up in builtins is allowed. always-equal reads the method's own
+body: a comparison that delegates to a helper which always says yes, that is True only for
+some values (``other in ("", "<no word>")`` in a class that is not a builtin subclass), or a
+lone constant ``__le__``/``__ge__`` (an Infinity's shape) is not caught.
 """
 
 from __future__ import annotations
 
 import ast
+import base64
+import binascii
+import bz2
+import codecs
 import difflib
+import lzma
 import re
 import warnings
+import zlib
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -69,6 +110,8 @@ SYS_MODULES = "sys-modules"
 REPORT_FILE = "report-file"
 STARTUP_HOOK = "startup-hook"
 EXIT_AT_IMPORT = "exit-at-import"
+OBFUSCATED_ACCESS = "obfuscated-access"
+ALWAYS_EQUAL = "always-equal"
 PROTECTED_PATH = "protected-path"
 
 RULES: tuple[str, ...] = (
@@ -79,6 +122,8 @@ RULES: tuple[str, ...] = (
     REPORT_FILE,
     STARTUP_HOOK,
     EXIT_AT_IMPORT,
+    OBFUSCATED_ACCESS,
+    ALWAYS_EQUAL,
 )
 
 _PHRASES = {
@@ -89,6 +134,8 @@ _PHRASES = {
     REPORT_FILE: "touches test reports or the runner's output",
     STARTUP_HOOK: "installs an interpreter startup hook",
     EXIT_AT_IMPORT: "exits or kills the process",
+    OBFUSCATED_ACCESS: "hides what it reaches or runs",
+    ALWAYS_EQUAL: "makes a comparison always pass",
 }
 
 _TEXT_CHARS = 200
@@ -498,6 +545,699 @@ def _string_findings(s: str, line: int, info: _FileInfo) -> Iterator[_Finding]:
         yield _Finding(STARTUP_HOOK, line, "sitecustomize", "sitecustomize")
 
 
+# --- indirection: what a name is bound to, what a built string is -----------------------------
+
+#: A value built from literals: `"".join(["py", "te", "st"])`, `bytes.fromhex("7079")`, `[1, 2]`.
+_Value = str | bytes | int | tuple["_Value", ...]
+
+
+@dataclass(frozen=True)
+class _Loop:
+    """A loop variable (of a `for` or a comprehension): it takes each item of `items`."""
+
+    items: ast.expr
+
+
+#: What one name is bound to in its scope: the expression of its only assignment, the loop it
+#: is the variable of, or None (a parameter, an import, two assignments...).
+_Binding = ast.expr | _Loop | None
+
+_MAX_LEN = 1 << 20
+_MAX_ITEMS = 1 << 16
+#: Format strings with a width of 1000 or more, or attribute/item access in a field, are not run.
+_UNSAFE_FORMAT = re.compile(r"\d{4,}|\{[^}]*[.\[]")
+_TEXT_ENCODINGS = {"utf-8", "utf8", "ascii", "latin-1", "latin1", "iso-8859-1", "utf-16"}
+#: `codecs.decode(x, codec)` codecs that are folded (bounded ones only).
+_CODECS = {"rot13", "rot_13", "hex", "hex_codec", "base64", "base_64", "base64_codec"}
+_CODECS |= _TEXT_ENCODINGS
+_BASE64_CALLS: dict[str, Callable[[bytes], bytes]] = {
+    "base64.b64decode": base64.b64decode,
+    "base64.standard_b64decode": base64.standard_b64decode,
+    "base64.urlsafe_b64decode": base64.urlsafe_b64decode,
+    "base64.b32decode": base64.b32decode,
+    "base64.b16decode": base64.b16decode,
+    "base64.b85decode": base64.b85decode,
+    "base64.a85decode": base64.a85decode,
+    "base64.decodebytes": base64.decodebytes,
+    "binascii.a2b_base64": binascii.a2b_base64,
+    "binascii.unhexlify": binascii.unhexlify,
+    "binascii.a2b_hex": binascii.a2b_hex,
+}
+_DECOMPRESS_CALLS = {"zlib.decompress", "bz2.decompress", "lzma.decompress", "gzip.decompress"}
+#: What turns data into code nobody can read in the diff: given to exec/eval/compile, hidden code.
+_DECODER_CALLS = {
+    *_BASE64_CALLS,
+    *_DECOMPRESS_CALLS,
+    "bytes.fromhex",
+    "bytearray.fromhex",
+    "codecs.decode",
+    "codecs.encode",
+    "marshal.loads",
+    "pickle.loads",
+    "chr",
+}
+_DECODER_METHODS = {"decompress", "fromhex", "translate", "b64decode", "unhexlify"}
+_STR_METHODS = {
+    "lower",
+    "upper",
+    "strip",
+    "lstrip",
+    "rstrip",
+    "title",
+    "swapcase",
+    "casefold",
+    "capitalize",
+    "removeprefix",
+    "removesuffix",
+    "replace",
+}
+
+
+class _Bindings:
+    """For every name read in a module, the only thing it can be bound to (`_Binding`), found
+    scope by scope (functions see their enclosing functions and the module, not class bodies). A
+    name bound twice, by `global`/`nonlocal`, or by anything but a plain assignment is opaque."""
+
+    def __init__(self, tree: ast.Module) -> None:
+        #: id of a `Name` that is read -> its binding; absent: bound nowhere in the file.
+        self.of: dict[int, _Binding] = {}
+        #: Local name -> what it was imported as, anywhere in the file (`_aliases`).
+        self.aliases: dict[str, str] = {}
+        module = _NameScope(None)
+        loads: list[tuple[ast.Name, _NameScope]] = []
+        poisoned: set[str] = set()
+        stack: list[tuple[ast.AST, _NameScope]] = [(tree, module)]
+        while stack:
+            node, scope = stack.pop()
+            kind = type(node)
+            if kind is ast.Name:
+                assert isinstance(node, ast.Name)
+                if isinstance(node.ctx, ast.Load):
+                    loads.append((node, scope))
+                else:
+                    scope.bind(node.id, None)
+                continue
+            if kind in _LEAVES:
+                continue
+            children: list[ast.AST] = []
+            inner: _NameScope | None = None
+            if kind not in _BINDERS:
+                children += ast.iter_child_nodes(node)
+            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                if not isinstance(node, ast.Lambda):
+                    scope.bind(node.name, None)
+                    children += node.decorator_list
+                    children += [node.returns] if node.returns else []
+                args = node.args
+                every = [*args.posonlyargs, *args.args, *args.kwonlyargs]
+                every += [a for a in (args.vararg, args.kwarg) if a is not None]
+                children += [*args.defaults, *(d for d in args.kw_defaults if d is not None)]
+                children += [a.annotation for a in every if a.annotation is not None]
+                inner = _NameScope(scope.enclosing())
+                for a in every:
+                    inner.bind(a.arg, None)
+                body = node.body if isinstance(node.body, list) else [node.body]
+                stack.extend((b, inner) for b in body)
+            elif isinstance(node, ast.ClassDef):
+                scope.bind(node.name, None)
+                children += [*node.bases, *node.keywords, *node.decorator_list]
+                inner = _NameScope(scope, is_class=True)
+                stack.extend((b, inner) for b in node.body)
+            elif isinstance(node, (ast.Global, ast.Nonlocal)):
+                poisoned.update(node.names)
+            elif isinstance(node, ast.Assign):
+                for target in node.targets:
+                    if isinstance(target, ast.Name):
+                        scope.bind(target.id, node.value)
+                    else:
+                        children.append(target)
+                children.append(node.value)
+            elif isinstance(node, (ast.AnnAssign, ast.NamedExpr)) and isinstance(
+                node.target, ast.Name
+            ):
+                if node.value is not None:
+                    scope.bind(node.target.id, node.value)
+                children += [c for c in ast.iter_child_nodes(node) if c is not node.target]
+            elif isinstance(node, (ast.For, ast.AsyncFor)) and isinstance(node.target, ast.Name):
+                scope.bind(node.target.id, _Loop(node.iter))
+                children += [node.iter, *node.body, *node.orelse]
+            elif isinstance(node, ast.comprehension) and isinstance(node.target, ast.Name):
+                scope.bind(node.target.id, _Loop(node.iter))  # its own scope, really
+                children += [node.iter, *node.ifs]
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                _add_aliases(node, self.aliases)
+                for imported in node.names:
+                    scope.bind((imported.asname or imported.name).split(".", 1)[0], None)
+            elif isinstance(node, ast.ExceptHandler) and node.name:
+                scope.bind(node.name, None)
+                children += list(ast.iter_child_nodes(node))
+            elif isinstance(node, (ast.MatchAs, ast.MatchStar)) and node.name:
+                scope.bind(node.name, None)
+                children += list(ast.iter_child_nodes(node))
+            elif isinstance(node, ast.MatchMapping) and node.rest:
+                scope.bind(node.rest, None)
+                children += list(ast.iter_child_nodes(node))
+            else:
+                children += list(ast.iter_child_nodes(node))
+            stack.extend((c, scope) for c in children)
+        for name, scope in loads:
+            s: _NameScope | None = scope
+            while s is not None:
+                found = s.names.get(name.id)
+                if found is not None:
+                    one = len(found) == 1 and name.id not in poisoned
+                    self.of[id(name)] = found[0] if one else None
+                    break
+                s = s.parent
+
+
+#: Nodes with nothing below them that binds or reads a name.
+_LEAVES: frozenset[type] = frozenset(
+    (
+        *(ast.Constant, ast.Load, ast.Store, ast.Del, ast.Pass, ast.Break, ast.Continue),
+        *ast.operator.__subclasses__(),
+        *ast.cmpop.__subclasses__(),
+    )
+)
+#: Nodes that bind a name (the others are only walked through).
+_BINDERS: frozenset[type] = frozenset(
+    (
+        ast.FunctionDef,
+        ast.AsyncFunctionDef,
+        ast.Lambda,
+        ast.ClassDef,
+        ast.Global,
+        ast.Nonlocal,
+        ast.Assign,
+        ast.AnnAssign,
+        ast.NamedExpr,
+        ast.For,
+        ast.AsyncFor,
+        ast.comprehension,
+        ast.Import,
+        ast.ImportFrom,
+        ast.ExceptHandler,
+        ast.MatchAs,
+        ast.MatchStar,
+        ast.MatchMapping,
+    )
+)
+
+
+@dataclass
+class _NameScope:
+    parent: _NameScope | None
+    is_class: bool = False
+    names: dict[str, list[_Binding]] = field(default_factory=dict)
+
+    def bind(self, name: str, value: _Binding) -> None:
+        self.names.setdefault(name, []).append(value)
+
+    def enclosing(self) -> _NameScope | None:
+        """The scope a function defined here sees: not a class body's own."""
+        s: _NameScope | None = self
+        while s is not None and s.is_class:
+            s = s.parent
+        return s
+
+
+def _is_plain_string(node: ast.AST) -> bool:
+    return isinstance(node, ast.Constant) and isinstance(node.value, str)
+
+
+class _Resolver:
+    """Names and values through the file's imports, its single assignments and literal-only
+    string building: `getattr(__import__("sys"), "mod" + "ules")` is `sys.modules`,
+    `"".join(["py", "te", "st"])` is "pytest"."""
+
+    def __init__(self, tree: ast.Module, outer: Mapping[str, str] | None = None) -> None:
+        self.bindings = _Bindings(tree)
+        #: `outer`: the imports of the file whose exec runs this code (it shares its globals).
+        self.aliases = {**(outer or {}), **self.bindings.aliases}
+        self._values: dict[int, _Value | None] = {}
+        self._quals: dict[int, str | None] = {}
+
+    def binding(self, node: ast.Name) -> _Binding:
+        return self.bindings.of.get(id(node))
+
+    def is_bound(self, node: ast.Name) -> bool:
+        return id(node) in self.bindings.of
+
+    def loop_values(self, node: ast.AST) -> tuple[str, ...] | None:
+        """The strings a loop variable takes (`for name in ("stdout", "stderr")`), or None."""
+        bound = self.binding(node) if isinstance(node, ast.Name) else None
+        if not isinstance(bound, _Loop):
+            return None
+        items = _items(self.value(bound.items))
+        if not items or not all(isinstance(i, str) for i in items):
+            return None
+        return tuple(i for i in items if isinstance(i, str))
+
+    # names
+
+    def qual(self, node: ast.AST) -> str | None:
+        """`os.path.join` for a reference to it, through import aliases and single assignments;
+        None for a name that is not a module's (a local variable called `gc` is not the gc
+        module) or not a dotted name."""
+        key = id(node)
+        if key in self._quals:
+            return self._quals[key]
+        self._quals[key] = None  # a name bound to itself
+        try:
+            q = self._qual(node)
+        except RecursionError:
+            q = None
+        self._quals[key] = q
+        return q
+
+    def _qual(self, node: ast.AST) -> str | None:
+        parts: list[str] = []
+        while isinstance(node, ast.Attribute):
+            parts.append(node.attr)
+            node = node.value
+        base = self._base(node)
+        if base is None:
+            return None
+        root, _, rest = base.partition(".")
+        root = _BUILTINS_ALIASES.get(root, root)
+        base = f"{root}.{rest}" if rest else root
+        return ".".join([base, *reversed(parts)])
+
+    def _base(self, node: ast.AST) -> str | None:
+        if isinstance(node, ast.Name):
+            if node.id in self.aliases:
+                return self.aliases[node.id]
+            if not self.is_bound(node):
+                return node.id if node.id in _BUILTIN_NAMES else None
+            bound = self.binding(node)
+            return self.qual(bound) if isinstance(bound, ast.expr) else None
+        if isinstance(node, ast.Call):
+            return self._call_base(node)
+        if isinstance(node, ast.Subscript):
+            key = self.fold(node.slice)
+            if key is None:
+                return None
+            container = node.value
+            if self.qual(container) == "sys.modules":
+                return key
+            owner = self.namespace_of(container)
+            return f"{owner}.{key}" if owner is not None and key.isidentifier() else None
+        return None
+
+    def _call_base(self, node: ast.Call) -> str | None:
+        func = _builtin_call(self.qual(node.func))
+        args = node.args
+        if func in ("__import__", "importlib.import_module") and args:
+            name = self.fold(args[0])
+            if name is None or not _MODULE_NAME.match(name):
+                return None
+            fromlist = len(args) >= 4 or any(k.arg == "fromlist" for k in node.keywords)
+            return name.split(".", 1)[0] if func == "__import__" and not fromlist else name
+        if func == "getattr" and len(args) in (2, 3):
+            owner, attr = self.qual(args[0]), self.fold(args[1])
+        elif isinstance(node.func, ast.Attribute) and node.func.attr == "__getattribute__":
+            owner = self.qual(node.func.value)
+            attr = self.fold(args[0]) if len(args) == 1 else None
+        else:
+            return None
+        if owner is None or attr is None or not attr.isidentifier():
+            return None
+        return f"{owner}.{attr}"
+
+    def namespace_of(self, node: ast.AST) -> str | None:
+        """The module whose namespace `node` is: `builtins` for `__builtins__`, `sys` for
+        `vars(sys)` or `sys.__dict__`."""
+        if _is_builtins_dict(node, self):
+            return "builtins"
+        q = self.qual(node)
+        if q is not None and q.endswith(".__dict__"):
+            return q[: -len(".__dict__")]
+        if isinstance(node, ast.Call) and self.qual(node.func) == "vars" and len(node.args) == 1:
+            return self.qual(node.args[0])
+        return None
+
+    # values
+
+    def fold(self, node: ast.AST) -> str | None:
+        """The string `node` evaluates to if it is built from literals only, else None."""
+        v = self.value(node)
+        return v if isinstance(v, str) else None
+
+    def value(self, node: ast.AST) -> _Value | None:
+        key = id(node)
+        if key in self._values:
+            return self._values[key]
+        self._values[key] = None  # a name bound to itself
+        try:
+            v = self._value(node, {})
+        except (RecursionError, MemoryError):
+            v = None
+        self._values[key] = v
+        return v
+
+    def _value(self, node: ast.AST, env: Mapping[str, _Value]) -> _Value | None:
+        if isinstance(node, ast.Constant):
+            v = node.value
+            if isinstance(v, (str, bytes)) or (isinstance(v, int) and not isinstance(v, bool)):
+                return v
+            return None
+        if isinstance(node, ast.Name):
+            if node.id in env:
+                return env[node.id]
+            bound = self.binding(node)
+            return self.value(bound) if isinstance(bound, ast.expr) else None
+
+        def ev(n: ast.AST) -> _Value | None:
+            return self._value(n, env) if env else self.value(n)
+
+        if isinstance(node, (ast.Tuple, ast.List)):
+            if len(node.elts) > _MAX_ITEMS:
+                return None
+            items = [i for i in map(ev, node.elts) if i is not None]
+            return tuple(items) if len(items) == len(node.elts) else None
+        if isinstance(node, ast.BinOp):
+            left = ev(node.left)
+            if left is None:
+                return None
+            right = ev(node.right)
+            return _binop(node.op, left, right) if right is not None else None
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+            operand = ev(node.operand)
+            return -operand if isinstance(operand, int) else None
+        if isinstance(node, ast.JoinedStr):
+            return self._fstring(node, ev)
+        if isinstance(node, ast.Subscript):
+            return _subscript(ev(node.value), node.slice, ev)
+        if isinstance(node, (ast.ListComp, ast.GeneratorExp)):
+            return self._comprehension(node, env)
+        if isinstance(node, ast.Call):
+            return self._call_value(node, ev)
+        return None
+
+    def _fstring(self, node: ast.JoinedStr, ev: Callable[[ast.AST], _Value | None]) -> str | None:
+        out: list[str] = []
+        for part in node.values:
+            if isinstance(part, ast.Constant) and isinstance(part.value, str):
+                out.append(part.value)
+                continue
+            if not isinstance(part, ast.FormattedValue):
+                return None
+            v = ev(part.value)
+            if not isinstance(v, (str, int)):
+                return None
+            spec = ""
+            if part.format_spec is not None:
+                folded = ev(part.format_spec)
+                if not isinstance(folded, str) or _UNSAFE_FORMAT.search(folded):
+                    return None
+                spec = folded
+            if part.conversion == ord("r"):
+                v = repr(v)
+            elif part.conversion == ord("a"):
+                v = ascii(v)
+            try:
+                out.append(format(v, spec))
+            except (ValueError, TypeError):
+                return None
+        text = "".join(out)
+        return text if len(text) <= _MAX_LEN else None
+
+    def _comprehension(
+        self, node: ast.ListComp | ast.GeneratorExp, env: Mapping[str, _Value]
+    ) -> _Value | None:
+        if len(node.generators) != 1:
+            return None
+        gen = node.generators[0]
+        if gen.ifs or gen.is_async or not isinstance(gen.target, ast.Name):
+            return None
+        items = _items(self._value(gen.iter, env))
+        if items is None:
+            return None
+        out: list[_Value] = []
+        for item in items:
+            v = self._value(node.elt, {**env, gen.target.id: item})
+            if v is None:
+                return None
+            out.append(v)
+        return tuple(out)
+
+    def _call_value(self, node: ast.Call, ev: Callable[[ast.AST], _Value | None]) -> _Value | None:
+        if any(isinstance(a, ast.Starred) for a in node.args):
+            return None
+        func = node.func
+        q = _builtin_call(self.qual(func))
+        if q is None and isinstance(func, ast.Attribute):
+            if isinstance(func.value, ast.Name) and func.value.id in ("bytes", "bytearray"):
+                if not self.is_bound(func.value) and func.value.id not in self.aliases:
+                    q = f"bytes.{func.attr}"
+        if q is not None:
+            return self._function_value(q, node, ev)
+        if isinstance(func, ast.Attribute) and (not node.keywords or func.attr == "format"):
+            receiver = ev(func.value)
+            if isinstance(receiver, (str, bytes)):
+                return self._method_value(receiver, func.attr, node, ev)
+        return None
+
+    def _function_value(
+        self, q: str, node: ast.Call, ev: Callable[[ast.AST], _Value | None]
+    ) -> _Value | None:
+        if node.keywords:
+            return None
+        if q == "map" and len(node.args) == 2 and self.qual(node.args[0]) == "chr":
+            items = _items(ev(node.args[1]))
+            if items is None or not _all_ints(items):
+                return None
+            return tuple(chr(i) for i in items if isinstance(i, int))
+        args = [ev(a) for a in node.args]
+        if any(a is None for a in args):
+            return None
+        first = args[0] if args else None
+        try:
+            if q == "chr" and len(args) == 1 and isinstance(first, int):
+                return chr(first)
+            if q == "ord" and len(args) == 1 and isinstance(first, str) and len(first) == 1:
+                return ord(first)
+            if q == "str" and len(args) == 1 and isinstance(first, (str, int)):
+                return str(first)
+            if q in ("bytes", "bytearray") and len(args) == 1 and isinstance(first, tuple):
+                return bytes(i for i in first if isinstance(i, int)) if _all_ints(first) else None
+            if q in ("bytes", "bytearray") and len(args) == 2 and isinstance(first, str):
+                enc = args[1]
+                return first.encode(enc) if enc in _TEXT_ENCODINGS else None
+            if q in ("list", "tuple", "reversed") and len(args) == 1:
+                items = _items(first)
+                if items is None:
+                    return None
+                return tuple(reversed(items)) if q == "reversed" else items
+            if q in ("bytes.fromhex", "bytearray.fromhex") and isinstance(first, str):
+                return bytes.fromhex(first)
+            if q in _BASE64_CALLS and len(args) == 1 and isinstance(first, (str, bytes)):
+                data = first.encode("ascii") if isinstance(first, str) else first
+                return _capped(_BASE64_CALLS[q](data))
+            if q in _DECOMPRESS_CALLS and len(args) == 1 and isinstance(first, bytes):
+                return _decompress(q, first)
+            if q in ("codecs.decode", "codecs.encode") and len(args) == 2:
+                codec = args[1]
+                if isinstance(codec, str) and codec.lower() in _CODECS:
+                    if isinstance(first, str) and codec.lower() in ("rot13", "rot_13"):
+                        return codecs.decode(first, "rot13")
+                    if isinstance(first, bytes) and q == "codecs.decode":
+                        out = codecs.decode(first, codec)
+                        return _capped(out) if isinstance(out, (str, bytes)) else None
+        except (ValueError, TypeError, OverflowError, LookupError, UnicodeError):
+            return None
+        return None
+
+    def _method_value(
+        self,
+        receiver: str | bytes,
+        method: str,
+        node: ast.Call,
+        ev: Callable[[ast.AST], _Value | None],
+    ) -> _Value | None:
+        args = [ev(a) for a in node.args]
+        if any(a is None for a in args):
+            return None
+        try:
+            if method == "join" and len(args) == 1:
+                items = _items(args[0])
+                if items is None:
+                    return None
+                if isinstance(receiver, str) and all(isinstance(i, str) for i in items):
+                    return _capped(receiver.join(i for i in items if isinstance(i, str)))
+                if isinstance(receiver, bytes) and all(isinstance(i, bytes) for i in items):
+                    return _capped(receiver.join(i for i in items if isinstance(i, bytes)))
+                return None
+            if method == "format" and isinstance(receiver, str):
+                if _UNSAFE_FORMAT.search(receiver):
+                    return None
+                kwargs = {k.arg: ev(k.value) for k in node.keywords if k.arg is not None}
+                if len(kwargs) != len(node.keywords) or any(v is None for v in kwargs.values()):
+                    return None
+                return _capped(receiver.format(*args, **kwargs))
+            if method == "decode" and isinstance(receiver, bytes):
+                enc = args[0] if args else "utf-8"
+                return receiver.decode(enc) if enc in _TEXT_ENCODINGS else None
+            if method == "encode" and isinstance(receiver, str):
+                enc = args[0] if args else "utf-8"
+                return receiver.encode(enc) if enc in _TEXT_ENCODINGS else None
+            if method == "split" and isinstance(receiver, str) and len(args) <= 1:
+                sep = args[0] if args else None
+                if sep is not None and not isinstance(sep, str):
+                    return None
+                parts = receiver.split(sep)
+                return tuple(parts) if len(parts) <= _MAX_ITEMS else None
+            if method in _STR_METHODS and isinstance(receiver, str):
+                if not all(isinstance(a, (str, int)) for a in args):
+                    return None
+                result = getattr(receiver, method)(*args)
+                return _capped(result) if isinstance(result, str) else None
+        except (ValueError, TypeError, OverflowError, LookupError, UnicodeError, KeyError):
+            return None
+        return None
+
+    # what code an expression hides
+
+    def _is_sequence(self, node: ast.AST) -> bool:
+        """A list of numbers, spelled out or generated."""
+        if isinstance(node, ast.Call):
+            return self.qual(node.func) in ("map", "reversed", "range")
+        return isinstance(node, (ast.List, ast.Tuple, ast.ListComp, ast.GeneratorExp))
+
+    def decoder(self, node: ast.AST) -> str | None:
+        """The decoding, decompressing or character-by-character building `node` (through the
+        names it reads) does, e.g. `base64.b64decode`; None if none."""
+        seen: set[int] = set()
+        stack: list[ast.AST] = [node]
+        while stack:
+            n = stack.pop()
+            if id(n) in seen:
+                continue
+            seen.add(id(n))
+            if isinstance(n, ast.Call):
+                q = _builtin_call(self.qual(n.func))
+                if q in _DECODER_CALLS:
+                    return q
+                if q in ("bytes", "bytearray") and n.args and self._is_sequence(n.args[0]):
+                    return f"{q}() of a sequence"
+                if isinstance(n.func, ast.Attribute) and n.func.attr in _DECODER_METHODS:
+                    return f".{n.func.attr}()"
+            elif isinstance(n, ast.Subscript) and isinstance(n.slice, ast.Slice):
+                step = n.slice.step
+                if step is not None and isinstance(self.value(step), int):
+                    if self.value(step) != 1:
+                        return "a sliced-up string"
+            elif isinstance(n, ast.Name):
+                bound = self.binding(n)
+                if isinstance(bound, ast.expr):
+                    stack.append(bound)
+            stack.extend(ast.iter_child_nodes(n))
+        return None
+
+
+_MODULE_NAME = re.compile(r"^[A-Za-z_][\w]*(?:\.[A-Za-z_]\w*)*$")
+
+
+def _builtin_call(q: str | None) -> str | None:
+    """`builtins.exec` and `exec` are one function."""
+    if q is not None and q.startswith("builtins.") and q.count(".") == 1:
+        return q[len("builtins.") :]
+    return q
+
+
+def _capped(v: _Value) -> _Value | None:
+    return None if isinstance(v, (str, bytes)) and len(v) > _MAX_LEN else v
+
+
+def _items(v: _Value | None) -> tuple[_Value, ...] | None:
+    if isinstance(v, tuple):
+        return v
+    if isinstance(v, str):
+        return tuple(v)
+    if isinstance(v, bytes):
+        return tuple(v)
+    return None
+
+
+def _all_ints(items: tuple[_Value, ...]) -> bool:
+    return all(isinstance(i, int) and 0 <= i < 0x110000 for i in items)
+
+
+def _binop(op: ast.operator, left: _Value, right: _Value) -> _Value | None:
+    try:
+        if isinstance(op, ast.Add):
+            if isinstance(left, str) and isinstance(right, str):
+                return _capped(left + right)
+            if isinstance(left, bytes) and isinstance(right, bytes):
+                return _capped(left + right)
+            if isinstance(left, tuple) and isinstance(right, tuple):
+                return left + right if len(left) + len(right) <= _MAX_ITEMS else None
+        if isinstance(op, ast.Mod) and isinstance(left, str):
+            if _UNSAFE_FORMAT.search(left) or not isinstance(right, (str, int, tuple)):
+                return None
+            return _capped(left % right)
+        if (
+            isinstance(left, int)
+            and isinstance(right, int)
+            and max(abs(left), abs(right)) < 1 << 32
+        ):
+            if isinstance(op, ast.Add):
+                return left + right
+            if isinstance(op, ast.Sub):
+                return left - right
+            if isinstance(op, ast.Mult):
+                return left * right
+            if isinstance(op, ast.BitXor):
+                return left ^ right
+            if isinstance(op, ast.BitOr):
+                return left | right
+            if isinstance(op, ast.BitAnd):
+                return left & right
+            if isinstance(op, ast.FloorDiv) and right:
+                return left // right
+            if isinstance(op, ast.Mod) and right:
+                return left % right
+    except (TypeError, ValueError, KeyError, OverflowError):
+        return None
+    return None
+
+
+def _subscript(
+    container: _Value | None, index: ast.expr, ev: Callable[[ast.AST], _Value | None]
+) -> _Value | None:
+    if not isinstance(container, (str, bytes, tuple)):
+        return None
+    try:
+        if isinstance(index, ast.Slice):
+            bounds: list[int | None] = []
+            for part in (index.lower, index.upper, index.step):
+                v = ev(part) if part is not None else None
+                if part is not None and not isinstance(v, int):
+                    return None
+                bounds.append(v if isinstance(v, int) else None)
+            return container[slice(*bounds)]
+        i = ev(index)
+        return container[i] if isinstance(i, int) else None
+    except (IndexError, ValueError):
+        return None
+
+
+def _decompress(q: str, data: bytes) -> bytes | None:
+    """Decompressed `data`, at most `_MAX_LEN` bytes of it (a literal may be a bomb)."""
+    try:
+        if q == "zlib.decompress":
+            return zlib.decompressobj().decompress(data, _MAX_LEN)
+        if q == "gzip.decompress":
+            return zlib.decompressobj(wbits=31).decompress(data, _MAX_LEN)
+        if q == "bz2.decompress":
+            return bz2.BZ2Decompressor().decompress(data, _MAX_LEN)
+        if q == "lzma.decompress":
+            return lzma.LZMADecompressor().decompress(data, _MAX_LEN)
+    except (OSError, ValueError, EOFError, zlib.error, lzma.LZMAError):
+        return None
+    return None
+
+
 # --- the ast scanner --------------------------------------------------------------------------
 
 #: Names that mean the builtin even when nothing imports them.
@@ -505,12 +1245,32 @@ _BUILTIN_NAMES = {
     "exit",
     "quit",
     "open",
+    "getattr",
     "setattr",
+    "hasattr",
     "delattr",
     "vars",
     "__import__",
+    "exec",
+    "eval",
+    "compile",
     "SystemExit",
     "__builtins__",
+    "chr",
+    "ord",
+    "str",
+    "bytes",
+    "bytearray",
+    "list",
+    "tuple",
+    "map",
+    "reversed",
+    "range",
+    "isinstance",
+    "issubclass",
+    "type",
+    "object",
+    "super",
 }
 
 
@@ -543,18 +1303,26 @@ class _Scope:
 
 
 class _AstScanner:
-    def __init__(self, info: _FileInfo, tree: ast.Module) -> None:
+    def __init__(
+        self,
+        info: _FileInfo,
+        tree: ast.Module,
+        outer: Mapping[str, str] | None = None,
+        depth: int = 0,
+    ) -> None:
         self.info = info
         self.tree = tree
-        self.aliases = _aliases(tree)
+        self.res = _Resolver(tree, outer)
+        self.aliases = self.res.aliases
+        self.depth = depth
         self.found: list[_Finding] = []
         self.scopes: dict[int, _Scope] = {}
         #: String constants already read as a module name (`import_module("pytest")`).
         self.consumed: set[int] = set()
 
-    def scan(self) -> list[_Finding]:
-        for node, ctx in _walk(self.tree, _Ctx()):
-            self._visit(node, ctx)
+    def scan(self, ctx: _Ctx | None = None) -> list[_Finding]:
+        for node, c in _walk(self.tree, ctx or _Ctx()):
+            self._visit(node, c)
         for scope in self.scopes.values():
             self._scope(scope)
         return self.found
@@ -569,7 +1337,7 @@ class _AstScanner:
         self.found.append(_Finding(rule, getattr(node, "lineno", 0), detail, kind))
 
     def qual(self, node: ast.AST) -> str | None:
-        return _qualname(node, self.aliases)
+        return self.res.qual(node)
 
     def scope(self, ctx: _Ctx) -> _Scope:
         key = id(ctx.func) if ctx.func is not None else 0
@@ -581,7 +1349,7 @@ class _AstScanner:
         info = self.info
         if isinstance(node, ast.stmt):
             self._statement(node, ctx)
-        if any(_TESTISH.search(c) for c in _compared(node, self.aliases)):
+        if any(_TESTISH.search(c) for c in _compared(node, self.res)):
             self.scope(ctx).testish = True
         if isinstance(node, ast.Call):
             self._call(node, ctx)
@@ -596,6 +1364,14 @@ class _AstScanner:
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             if not info.test_file and ctx.func is None and node.name.startswith("pytest_"):
                 self.add(PYTEST_INTERNALS, node, f"defines the pytest hook {node.name}", None, ctx)
+        elif isinstance(node, ast.ClassDef):
+            self._class(node, ctx)
+        elif isinstance(node, ast.Dict):
+            # type("Word", (str,), {"__eq__": lambda self, other: True})
+            for key, value in zip(node.keys, node.values, strict=True):
+                name = self.res.fold(key) if key is not None else None
+                if name in _COMPARISONS and isinstance(value, ast.Lambda):
+                    self._comparison("", name, value, value, ctx)
         elif isinstance(node, (ast.Attribute, ast.Name)):
             q = self.qual(node)
             if q == "atexit.register":
@@ -610,10 +1386,26 @@ class _AstScanner:
         elif isinstance(node, ast.Constant) and isinstance(node.value, str):
             if id(node) not in self.consumed:
                 self._string(node.value, node, ctx)
-        elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
-            folded = _fold(node)
-            if folded is not None:
-                self._string(folded, node, ctx)
+        if isinstance(node, (ast.BinOp, ast.Call, ast.JoinedStr, ast.Subscript)):
+            self._built(node, ctx)
+
+    def _built(self, node: ast.BinOp | ast.Call | ast.JoinedStr | ast.Subscript, ctx: _Ctx) -> None:
+        """A string built from literals is read like one (`"".join(["PYTEST_", "CURRENT"])`);
+        a watched namespace subscripted by a key spelled out of pieces is obfuscated-access."""
+        folded = self.res.fold(node) if id(node) not in self.consumed else None
+        if folded is not None:
+            self._string(folded, node, ctx)
+        if isinstance(node, ast.Subscript):
+            owner = self.res.namespace_of(node.value)
+            if owner is not None:
+                label = f"vars({owner})[{{}}]"
+                self._indirect(label, owner, node.slice, node, ctx, computed=False)
+            elif self.qual(node.value) == "sys.modules" and not self.info.test_file:
+                key = self.res.fold(node.slice)
+                hidden = key is not None and (_is_watched(_root(key)) or _TEST_MODULE.match(key))
+                if hidden and not self._plain(node.slice):
+                    detail = f"sys.modules[{key!r} spelled out of pieces]"
+                    self.add(OBFUSCATED_ACCESS, node, detail, "indirect", ctx)
 
     def _string(self, s: str, node: ast.AST, ctx: _Ctx) -> None:
         line = getattr(node, "lineno", 0)
@@ -627,7 +1419,7 @@ class _AstScanner:
 
     def _call(self, node: ast.Call, ctx: _Ctx) -> None:
         info = self.info
-        q = self.qual(node.func)
+        q = _builtin_call(self.qual(node.func))
         method = node.func.attr if isinstance(node.func, ast.Attribute) else None
         receiver = node.func.value if isinstance(node.func, ast.Attribute) else None
         owner = self.qual(receiver) if receiver is not None else None
@@ -664,24 +1456,53 @@ class _AstScanner:
                 self.add(SYS_MODULES, node, str(q), "trace", ctx)
             elif q in _GC_CALLS:
                 self.add(SYS_MODULES, node, str(q), "gc", ctx)
-            elif q in ("setattr", "delattr") and first is not None:
+            elif q in ("setattr", "delattr") and first is not None and len(node.args) >= 2:
                 target = self.qual(first)
-                if target is not None and _root(target) == "builtins":
-                    self.add(SYS_MODULES, node, f"patches builtins ({q})", "builtins", ctx)
-                elif target is not None and _root(target) in _PATCH_ROOTS and not info.support:
-                    self.add(PYTEST_INTERNALS, node, f"patches {target}", None, ctx)
+                attrs = self._attr_names(node.args[1]) or ("",)
+                for attr in attrs:
+                    if target is not None:
+                        self._patched(f"{target}.{attr}" if attr else target, node, ctx)
+                    if attr in _COMPARISONS and q == "setattr" and len(node.args) == 3:
+                        value = node.args[2]
+                        if isinstance(value, ast.Lambda):
+                            self._comparison("", attr, value, node, ctx)
             elif method in ("update", "__setitem__", "setdefault") and receiver is not None:
-                if _is_builtins_dict(receiver, self.aliases):
+                if _is_builtins_dict(receiver, self.res):
                     self.add(SYS_MODULES, node, "patches builtins", "builtins", ctx)
         # dynamic imports and look-ups of the runner
-        if q in ("importlib.import_module", "__import__") and isinstance(first, ast.Constant):
-            if isinstance(first.value, str) and _TEST_MODULE.match(first.value):
+        name = self.res.fold(first) if first is not None else None
+        if q in ("importlib.import_module", "__import__") and first is not None and name:
+            hidden = _is_watched(_root(name)) or bool(_TEST_MODULE.match(name))
+            if hidden and not info.test_file and not self._plain(first):
+                detail = f"imports {name!r} by a name spelled out of pieces"
+                self.add(OBFUSCATED_ACCESS, node, detail, "indirect", ctx)
+            if _TEST_MODULE.match(name):
                 self.consumed.add(id(first))
-                if not info.test_file and not info.support and first.value != "doctest":
-                    self.add(PYTEST_INTERNALS, node, f"imports {first.value}", None, ctx)
+                if not info.test_file and not info.support and name != "doctest":
+                    self.add(PYTEST_INTERNALS, node, f"imports {name}", None, ctx)
         if q in ("importlib.util.find_spec", "pkgutil.find_loader", "importlib.find_loader"):
-            if not info.test_file and any(_TEST_MODULE.match(s) for s in _strings(node)):
+            looked_up = [*_strings(node), *(f for a in node.args if (f := self.res.fold(a)))]
+            if not info.test_file and any(_TEST_MODULE.match(s) for s in looked_up):
                 self.add(TEST_DETECTION, node, f"{q} of a test runner", None, ctx)
+        # obfuscated-access: a watched module reached by a name the diff does not spell out,
+        # code run from decoded data
+        if q in ("getattr", "setattr", "hasattr", "delattr") and len(node.args) >= 2:
+            target = self.qual(node.args[0])
+            write = q in ("setattr", "delattr")
+            self._indirect(f"{q}({target}, {{}})", target, node.args[1], node, ctx, write)
+        elif method == "__getattribute__" and len(node.args) == 1:
+            self._indirect(f"{owner}.__getattribute__({{}})", owner, node.args[0], node, ctx)
+        elif q == "object.__getattribute__" and len(node.args) == 2:
+            target = self.qual(node.args[0])
+            label = f"object.__getattribute__({target}, {{}})"
+            self._indirect(label, target, node.args[1], node, ctx)
+        if q in ("exec", "eval", "compile"):
+            source = first
+            for kw in node.keywords:
+                if kw.arg in ("source", "object"):
+                    source = kw.value
+            if source is not None:
+                self._run_code(q, source, node, ctx)
         # report-file
         if q == "os.dup2":
             self.add(REPORT_FILE, node, "os.dup2", "dup2", ctx)
@@ -704,6 +1525,125 @@ class _AstScanner:
         # test-detection: the call stack
         if q in _INTROSPECTION_CALLS:
             scope.introspection.append(node.lineno)
+
+    def _attr_names(self, node: ast.AST) -> tuple[str, ...] | None:
+        """The attribute name(s) `node` stands for: a (built) literal, or the literals a loop
+        runs its variable over."""
+        folded = self.res.fold(node)
+        return (folded,) if folded is not None else self.res.loop_values(node)
+
+    def _plain(self, node: ast.AST, depth: int = 0) -> bool:
+        """A string literal, or a name bound to one (or looping over some: a tuple of them,
+        `"a b".split()`)."""
+        if _is_plain_string(node):
+            return True
+        if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+            return bool(node.elts) and all(self._plain(e, depth) for e in node.elts)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and not node.args:
+            return node.func.attr == "split" and self._plain(node.func.value, depth)
+        if isinstance(node, ast.Name) and depth < 8:
+            bound = self.res.binding(node)
+            if isinstance(bound, _Loop):
+                return self._plain(bound.items, depth + 1)
+            return isinstance(bound, ast.expr) and self._plain(bound, depth + 1)
+        return False
+
+    def _indirect(
+        self,
+        label: str,
+        owner: str | None,
+        name: ast.AST,
+        node: ast.AST,
+        ctx: _Ctx,
+        write: bool = False,
+        computed: bool = True,
+    ) -> None:
+        """`getattr(sys, <name>)` and the like: a module the rules watch reached by a name the
+        diff does not spell out. `label` has a `{}` for the name."""
+        if self.info.test_file or owner is None or not _is_watched(owner) or self._plain(name):
+            return
+        folded = self.res.fold(name)
+        if folded is not None:
+            detail = label.format(f"{folded!r} spelled out of pieces")
+        elif not computed:
+            return
+        elif isinstance(name, (ast.Name, ast.Attribute)) and not write and owner == "builtins":
+            return  # a name looked up among the builtins, as an evaluator does
+        else:
+            detail = label.format("a name computed at run time")
+        self.add(OBFUSCATED_ACCESS, node, detail, "indirect", ctx)
+
+    def _run_code(self, q: str, source: ast.expr, node: ast.Call, ctx: _Ctx) -> None:
+        """exec/eval/compile: of decoded or decompressed data, hidden code; of a string known
+        from the diff (literal or built from literals), the code it runs is screened here."""
+        hidden = self.res.decoder(source)
+        if hidden is not None:
+            self.add(OBFUSCATED_ACCESS, node, f"{q} of decoded code ({hidden})", None, ctx)
+        payload = self.res.value(source)
+        if isinstance(payload, bytes):
+            try:
+                payload = payload.decode("utf-8")
+            except UnicodeDecodeError:
+                return
+        if not isinstance(payload, str) or self.depth >= _MAX_DEPTH:
+            return
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                tree = ast.parse(payload)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            return
+        inner = _AstScanner(self.info, tree, self.aliases, self.depth + 1)
+        for f in inner.scan(ctx):
+            detail = f"{f.detail}, in the code it runs"
+            self.found.append(_Finding(f.rule, node.lineno, detail, f.kind))
+
+    def _class(self, node: ast.ClassDef, ctx: _Ctx) -> None:
+        """always-equal: comparison methods that do not compare (project code only: a test
+        helper may well define an object equal to anything)."""
+        if self.info.test_file or self.info.support:
+            return
+        base = next((b for b in map(self._builtin_base, node.bases) if b), None)
+        verdicts: dict[str, tuple[ast.AST, _Verdict]] = {}
+        for stmt in node.body:
+            for name, fn in _comparison_defs(stmt):
+                verdict = _verdict(fn)
+                if verdict is not None:
+                    verdicts[name] = (stmt, verdict)
+                elif base is not None and name in ("__eq__", "__ne__") and not _reads_self(fn):
+                    detail = f"{node.name}({base}).{name} never reads its own value"
+                    self.add(ALWAYS_EQUAL, stmt, detail, "always-equal", ctx)
+        for name, (where, verdict) in verdicts.items():
+            if name in _TYPE_CHECKS and verdict.code == "any":
+                continue  # `isinstance(inst, int)`: how a virtual int type says what it is
+            detail = f"{node.name}.{name} {verdict.text}"
+            if name in _ORDERING and base is None:
+                # an Infinity is greater than anything; nothing is both greater and smaller
+                opposite = verdicts.get(_OPPOSITE[name])
+                if verdict.code != "true" or opposite is None or opposite[1].code != "true":
+                    continue
+                detail = f"{node.name}.{name} and {_OPPOSITE[name]} both return True"
+            self.add(ALWAYS_EQUAL, where, detail, "always-equal", ctx)
+
+    def _comparison(self, owner: str, name: str, fn: _TypeFn, where: ast.AST, ctx: _Ctx) -> None:
+        """A comparison method defined outside a class body: `Word.__eq__ = lambda s, o: True`,
+        `type("Word", (str,), {"__eq__": ...})`."""
+        if self.info.test_file or self.info.support or name in _ORDERING:
+            return
+        verdict = _verdict(fn)
+        if verdict is not None and not (name in _TYPE_CHECKS and verdict.code == "any"):
+            detail = f"{owner + '.' if owner else ''}{name} {verdict.text}"
+            self.add(ALWAYS_EQUAL, where, detail, "always-equal", ctx)
+
+    def _builtin_base(self, base: ast.expr) -> str | None:
+        """`str` for a class deriving from str (int, list...), or from collections.UserString."""
+        if isinstance(base, ast.Name) and base.id in _BUILTIN_TYPES - {"object"}:
+            if base.id not in self.aliases and not self.res.is_bound(base):
+                return base.id
+        q = self.qual(base)
+        if q is not None and (q in _USER_TYPES or _builtin_call(q) in _BUILTIN_TYPES - {"object"}):
+            return q
+        return None
 
     def _own_pid(self, node: ast.AST) -> bool:
         if isinstance(node, ast.Call):
@@ -745,28 +1685,38 @@ class _AstScanner:
             elif isinstance(target, ast.Subscript):
                 if self.qual(target.value) == "sys.modules":
                     self.add(SYS_MODULES, target, f"{verb} sys.modules", "sys.modules", ctx)
-                elif _is_builtins_dict(target.value, self.aliases):
+                elif _is_builtins_dict(target.value, self.res):
                     self.add(SYS_MODULES, target, "patches builtins", "builtins", ctx)
             elif isinstance(target, ast.Attribute):
+                value = getattr(node, "value", None)
+                if target.attr in _COMPARISONS and isinstance(value, ast.Lambda):
+                    self._comparison("", target.attr, value, target, ctx)
                 q = self.qual(target)
-                if q is None:
-                    continue
-                root = _root(q)
-                if root in _PATCH_ROOTS:
-                    if not info.support:
-                        self.add(PYTEST_INTERNALS, target, f"patches {q}", None, ctx)
-                elif root == "builtins":
-                    self.add(SYS_MODULES, target, f"patches {q}", "builtins", ctx)
-                elif q in _PATCHED_ATTRS or root in _PATCHED_MODULES:
-                    self.add(SYS_MODULES, target, f"patches {q}", None, ctx)
+                if q is not None:
+                    self._patched(q, target, ctx)
+
+    def _patched(self, q: str, node: ast.AST, ctx: _Ctx) -> None:
+        """An assignment to (or deletion of) the module attribute `q`, e.g. `os._exit`."""
+        root = _root(q)
+        if root in _PATCH_ROOTS:
+            if not self.info.support:
+                self.add(PYTEST_INTERNALS, node, f"patches {q}", None, ctx)
+        elif root == "builtins":
+            self.add(SYS_MODULES, node, f"patches {q}", "builtins", ctx)
+        elif q in _PATCHED_ATTRS or root in _PATCHED_MODULES:
+            self.add(SYS_MODULES, node, f"patches {q}", None, ctx)
 
     def _statement(self, stmt: ast.stmt, ctx: _Ctx) -> None:
         """Rules about one statement's own expressions (not the statements in its body)."""
         own = _own_nodes(stmt)
         strings = [n.value for n in own if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+        # and strings built from literals, or names bound to them (`runner = "py" + "test"`)
+        built = (ast.Name, ast.BinOp, ast.Call, ast.JoinedStr, ast.Subscript)
+        strings += [f for n in own if isinstance(n, built) and (f := self.res.fold(n)) is not None]
         if not strings:
             return
-        names = {q for n in own if isinstance(n, (ast.Attribute, ast.Name)) if (q := self.qual(n))}
+        kinds = (ast.Attribute, ast.Name, ast.Call, ast.Subscript)
+        names = {q for n in own if isinstance(n, kinds) if (q := self.qual(n))}
         if not self.info.test_file:
             if names & {"sys.modules", "sys.modules.get", "sys.modules.keys"}:
                 if any(_TEST_MODULE.match(s) for s in strings):
@@ -788,7 +1738,7 @@ class _AstScanner:
         """`node` compares the command line with a test runner's name. A bare "test" matched
         exactly against one argument (`sys.argv[1] == "test"`, `"test" in sys.argv`) is the
         project's own subcommand, not that."""
-        strings = _compared(node, self.aliases)
+        strings = _compared(node, self.res)
         if not any(_TESTISH.search(c) for c in strings):
             return False
         if isinstance(node, ast.Compare) and all(
@@ -820,6 +1770,28 @@ class _AstScanner:
 
 
 _BARE_TEST = re.compile(r"(?i)^tests?$")
+_MAX_DEPTH = 3
+#: Modules whose attributes a fix never needs to reach by a computed name.
+_WATCHED_MODULES = {
+    "sys",
+    "os",
+    "posix",
+    "nt",
+    "builtins",
+    "importlib",
+    "importlib.util",
+    "gc",
+    "atexit",
+    "inspect",
+    "site",
+    "doctest",
+}
+
+
+def _is_watched(module: str) -> bool:
+    return module in _WATCHED_MODULES or _root(module) in _RUNNER_ROOTS
+
+
 _SITE_DIR_STRING = re.compile(r"(?i)(?:site|dist)-packages")
 _BYTECODE_STRING = re.compile(r"(?i)\.py[co]\b|__pycache__")
 
@@ -829,13 +1801,13 @@ _MATCH_METHODS = {"startswith", "endswith", "find", "rfind", "index", "rindex", 
 _MATCH_CALLS = {"re.search", "re.match", "re.fullmatch", "fnmatch.fnmatch", "fnmatch.filter"}
 
 
-def _compared(node: ast.AST, aliases: Mapping[str, str]) -> list[str]:
+def _compared(node: ast.AST, res: _Resolver) -> list[str]:
     """The strings `node` compares something with: the operands of `in`/`==`/..., the
     arguments of `startswith`/`re.search`/...; a string that is only printed is not one."""
     if isinstance(node, ast.Compare):
         operands: list[ast.expr] = [node.left, *node.comparators]
     elif isinstance(node, ast.Call) and (
-        _method(node) in _MATCH_METHODS or _qualname(node.func, aliases) in _MATCH_CALLS
+        _method(node) in _MATCH_METHODS or res.qual(node.func) in _MATCH_CALLS
     ):
         operands = list(node.args)
     else:
@@ -844,7 +1816,7 @@ def _compared(node: ast.AST, aliases: Mapping[str, str]) -> list[str]:
     for op in operands:
         items = op.elts if isinstance(op, (ast.Tuple, ast.List, ast.Set)) else [op]
         for item in items:
-            folded = _fold(item)
+            folded = res.fold(item)
             if folded is not None:
                 out.append(folded)
     return out
@@ -936,56 +1908,32 @@ def _is_type_checking(test: ast.expr) -> bool:
     return isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
 
 
-def _aliases(tree: ast.Module) -> dict[str, str]:
+def _add_aliases(node: ast.Import | ast.ImportFrom, out: dict[str, str]) -> None:
     """Local name -> what it was imported as (`from sys import exit as bye`: bye -> sys.exit)."""
-    out: dict[str, str] = {}
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            for a in node.names:
-                if a.asname:
-                    out[a.asname] = a.name
-                else:
-                    root = a.name.split(".", 1)[0]
-                    out[root] = root
-        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            for a in node.names:
-                if a.name != "*":
-                    out[a.asname or a.name] = f"{node.module}.{a.name}"
-    return out
-
-
-def _qualname(node: ast.AST, aliases: Mapping[str, str]) -> str | None:
-    """`os.path.join` for a reference to it, through import aliases; None for a name that was
-    not imported (a local variable called `gc` is not the gc module) or not a dotted name."""
-    parts: list[str] = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    if not isinstance(node, ast.Name):
-        return None
-    if node.id in aliases:
-        base = aliases[node.id]
-    elif node.id in _BUILTIN_NAMES:
-        base = node.id
-    else:
-        return None
-    root, _, rest = base.partition(".")
-    root = _BUILTINS_ALIASES.get(root, root)
-    base = f"{root}.{rest}" if rest else root
-    return ".".join([base, *reversed(parts)])
+    if isinstance(node, ast.Import):
+        for a in node.names:
+            if a.asname:
+                out[a.asname] = a.name
+            else:
+                root = a.name.split(".", 1)[0]
+                out[root] = root
+    elif node.module and not node.level:
+        for a in node.names:
+            if a.name != "*":
+                out[a.asname or a.name] = f"{node.module}.{a.name}"
 
 
 def _root(q: str) -> str:
     return q.split(".", 1)[0]
 
 
-def _is_builtins_dict(node: ast.AST, aliases: Mapping[str, str]) -> bool:
+def _is_builtins_dict(node: ast.AST, res: _Resolver) -> bool:
     """`__builtins__`, `builtins.__dict__` or `vars(builtins)`."""
-    q = _qualname(node, aliases)
+    q = res.qual(node)
     if q in ("builtins", "builtins.__dict__"):
         return True
-    if isinstance(node, ast.Call) and _qualname(node.func, aliases) == "vars" and node.args:
-        return _qualname(node.args[0], aliases) == "builtins"
+    if isinstance(node, ast.Call) and res.qual(node.func) == "vars" and node.args:
+        return res.qual(node.args[0]) == "builtins"
     return False
 
 
@@ -995,17 +1943,6 @@ def _unpack(target: ast.expr) -> list[ast.expr]:
     if isinstance(target, ast.Starred):
         return _unpack(target.value)
     return [target]
-
-
-def _fold(node: ast.expr) -> str | None:
-    """The value of a concatenation of string literals (`"PYTEST_" + "CURRENT_TEST"`)."""
-    if isinstance(node, ast.Constant) and isinstance(node.value, str):
-        return node.value
-    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
-        left, right = _fold(node.left), _fold(node.right)
-        if left is not None and right is not None:
-            return left + right
-    return None
 
 
 def _strings(node: ast.AST) -> list[str]:
@@ -1053,6 +1990,186 @@ def _is_write_call(node: ast.Call, q: str | None, method: str | None) -> bool:
     return False
 
 
+# --- always-equal: comparisons that do not compare ---------------------------------------------
+
+_EQUALITY = ("__eq__", "__ne__", "__contains__")
+_ORDERING = ("__lt__", "__le__", "__gt__", "__ge__")
+_TYPE_CHECKS = ("__instancecheck__", "__subclasscheck__", "__subclasshook__")
+_COMPARISONS = {*_EQUALITY, *_ORDERING, *_TYPE_CHECKS}
+#: `x < y` and `x > y` both true for any y: no order does that (an Infinity is only one of them).
+_OPPOSITE = {"__lt__": "__gt__", "__gt__": "__lt__", "__le__": "__ge__", "__ge__": "__le__"}
+_BUILTIN_TYPES = {
+    "str",
+    "int",
+    "float",
+    "complex",
+    "bytes",
+    "bytearray",
+    "list",
+    "tuple",
+    "dict",
+    "set",
+    "frozenset",
+    "bool",
+    "object",
+}
+_USER_TYPES = {"collections.UserString", "collections.UserList", "collections.UserDict"}
+_TypeFn = ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda
+
+
+@dataclass(frozen=True)
+class _Verdict:
+    #: "true": returns True whatever it is given; "false"; "ignores": never reads it; "any":
+    #: True for any value of a builtin type.
+    code: str
+    text: str
+
+
+def _comparison_defs(stmt: ast.stmt) -> list[tuple[str, _TypeFn]]:
+    """The comparison methods a class-body statement defines: `def __eq__`, `__eq__ = lambda`."""
+    if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        return [(stmt.name, stmt)] if stmt.name in _COMPARISONS else []
+    if isinstance(stmt, ast.Assign) and isinstance(stmt.value, ast.Lambda):
+        names = [t.id for t in stmt.targets if isinstance(t, ast.Name)]
+        return [(n, stmt.value) for n in names if n in _COMPARISONS]
+    return []
+
+
+def _params(fn: _TypeFn) -> tuple[list[str], list[str]]:
+    """(the names that can hold the receiver, the names that can hold what it is compared with)."""
+    args = fn.args
+    positional = [a.arg for a in (*args.posonlyargs, *args.args)]
+    star = [args.vararg.arg] if args.vararg else []
+    return positional[:1] + star, positional[1:] + star
+
+
+def _body(fn: _TypeFn) -> list[ast.stmt]:
+    if isinstance(fn, ast.Lambda):
+        return [ast.Return(value=fn.body)]
+    body = fn.body
+    return body[1:] if body and _is_bare_string(body[0]) and len(body) > 1 else body
+
+
+def _own_returns(body: list[ast.stmt]) -> tuple[list[ast.expr | None], bool]:
+    """The values `body` returns (not its nested functions'), and whether it can raise."""
+    values: list[ast.expr | None] = []
+    raises = False
+    stack: list[ast.AST] = list(body)
+    while stack:
+        n = stack.pop()
+        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+            continue
+        if isinstance(n, ast.Return):
+            values.append(n.value)
+        elif isinstance(n, (ast.Raise, ast.Assert)):
+            raises = True
+        stack.extend(ast.iter_child_nodes(n))
+    return values, raises
+
+
+def _reads(body: list[ast.stmt]) -> set[str]:
+    return {n.id for b in body for n in ast.walk(b) if isinstance(n, ast.Name)}
+
+
+def _is_const(node: ast.AST | None, value: bool) -> bool:
+    if isinstance(node, ast.Constant):
+        return node.value is value
+    if value and isinstance(node, ast.BoolOp) and isinstance(node.op, ast.Or):
+        return any(_is_const(v, True) for v in node.values)  # `... or True`
+    return False
+
+
+def _is_not_implemented(node: ast.AST | None) -> bool:
+    return isinstance(node, ast.Name) and node.id == "NotImplemented"
+
+
+def _type_names(node: ast.AST) -> set[str] | None:
+    """`str` or `(str, bytes)`: the builtin types named, None if anything else is."""
+    items = node.elts if isinstance(node, ast.Tuple) else [node]
+    out = {i.id for i in items if isinstance(i, ast.Name) and i.id in _BUILTIN_TYPES}
+    return out if len(out) == len(items) else None
+
+
+def _builtin_checks(test: ast.AST, other: list[str]) -> set[str] | None:
+    """The builtin types `test` checks the compared value against (`isinstance(other, str)`,
+    `type(other) is int`), if that is all it reads of it; None if it reads it otherwise or
+    not at all."""
+    types: set[str] = set()
+    checked: set[int] = set()
+    for n in ast.walk(test):
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and len(n.args) == 2:
+            subject, cls = n.args
+            if n.func.id in ("isinstance", "issubclass") and isinstance(subject, ast.Name):
+                named = _type_names(cls)
+                if subject.id in other and named is not None:
+                    types |= named
+                    checked.add(id(subject))
+        elif isinstance(n, ast.Compare) and len(n.ops) == 1:
+            left, right = n.left, n.comparators[0]
+            if isinstance(n.ops[0], (ast.Is, ast.Eq)) and isinstance(left, ast.Call):
+                if isinstance(left.func, ast.Name) and left.func.id == "type" and left.args:
+                    subject = left.args[0]
+                    named = _type_names(right)
+                    if isinstance(subject, ast.Name) and subject.id in other and named:
+                        types |= named
+                        checked.add(id(subject))
+    reads = [n for n in ast.walk(test) if isinstance(n, ast.Name) and n.id in other]
+    if not reads or any(id(n) not in checked for n in reads):
+        return None
+    return types
+
+
+def _verdict(fn: _TypeFn) -> _Verdict | None:
+    """What is wrong with a comparison method, None if nothing: it never reads what it is
+    compared with, returns one constant, or returns True for any str (int...). An ordinary one
+    reads the other value, returns `NotImplemented` for types it does not know, or only raises."""
+    body = _body(fn)
+    _self, other = _params(fn)
+    values, raises = _own_returns(body)
+    answers = [v for v in values if not _is_not_implemented(v)]
+    if not answers or all(v is None for v in answers):
+        return None
+    if not other or not _reads(body) & set(other):
+        if all(_is_const(v, True) for v in answers):
+            return _Verdict("true", "returns True, whatever it is compared with")
+        if all(_is_const(v, False) for v in answers):
+            return _Verdict("false", "returns False, whatever it is compared with")
+        return _Verdict("ignores", "never reads what it is compared with")
+    if all(_is_const(v, True) for v in answers) and len(answers) == len(values) and not raises:
+        return _Verdict("true", "returns True, whatever it is compared with")
+    # `isinstance(other, str)` is all that stands between any str and True
+    types: set[str] = set()
+    for n in (x for b in body for x in ast.walk(b)):
+        if isinstance(n, ast.If) and any(
+            isinstance(s, ast.Return) and _is_const(s.value, True) for s in n.body
+        ):
+            found = _builtin_checks(n.test, other)
+            if found:
+                types |= found
+        elif isinstance(n, ast.Return) and isinstance(n.value, ast.Call):
+            found = _builtin_checks(n.value, other)
+            if found:
+                types |= found
+    if not types and all(_is_const(v, True) for v in answers):
+        # every answer is True, only guarded: by checks of a builtin type alone?
+        guards = [
+            _builtin_checks(n.test, other)
+            for b in body
+            for n in ast.walk(b)
+            if isinstance(n, (ast.If, ast.Assert)) and _reads([n]) & set(other)
+        ]
+        if guards and all(g for g in guards):
+            types = {t for g in guards if g for t in g}
+    if types:
+        return _Verdict("any", f"returns True for any {'/'.join(sorted(types))}")
+    return None
+
+
+def _reads_self(fn: _TypeFn) -> bool:
+    receiver, _other = _params(fn)
+    return bool(_reads(_body(fn)) & {*receiver, "super", "__class__"})
+
+
 # --- the fallback for files that do not parse -------------------------------------------------
 
 _WRITE_RX = r"(?:open\([^)]*['\"][wax+]|write_text|write_bytes|shutil\.copy|\.touch\(|makedirs)"
@@ -1079,14 +2196,19 @@ def _quoted(word: str) -> str:
     return "['\"][^'\"]*" + word
 
 
-_T, _PI, _S, _X, _R, _E = (
+_T, _PI, _S, _X, _R, _E, _O, _A = (
     TEST_DETECTION,
     PYTEST_INTERNALS,
     SYS_MODULES,
     REPORT_FILE,
     STARTUP_HOOK,
     EXIT_AT_IMPORT,
+    OBFUSCATED_ACCESS,
+    ALWAYS_EQUAL,
 )
+_WATCHED_RX = r"(?:sys|os|builtins|__builtins__|importlib|gc|atexit|inspect|site|_?pytest|unittest)"
+_DECODER_RX = r"(?:b(?:64|32|16|85)decode|a85decode|unhexlify|fromhex|decompress|marshal\.loads)"
+_COMPARISON_RX = r"__(?:eq|ne|contains|instancecheck|subclasscheck)__"
 
 # (rule, pattern, detail, established-use kind, flags: s = not in test files, p = not in
 # test-support modules either, t = at column 0 only)
@@ -1178,6 +2300,28 @@ _LINE_TABLE: tuple[tuple[str, str, str, str | None, str], ...] = (
         "signal at import time",
         "signal",
         "t",
+    ),
+    (
+        _O,
+        rf"\b(?:get|set|has|del)attr\(\s*{_WATCHED_RX}\s*,\s*(?![\"'][\w.]*[\"']\s*[,)])",
+        "a watched module's attribute by a computed name",
+        "indirect",
+        "s",
+    ),
+    (_O, rf"\b(?:exec|eval|compile)\(.*\b{_DECODER_RX}\b", "runs decoded code", None, ""),
+    (
+        _A,
+        rf"\b{_COMPARISON_RX}\s*=\s*lambda[^:]*:\s*True\b",
+        "a comparison that returns True",
+        "always-equal",
+        "s",
+    ),
+    (
+        _A,
+        rf"\bdef\s+{_COMPARISON_RX}\s*\([^)]*\)[^:]*:\s*return\s+True\b",
+        "a comparison that returns True",
+        "always-equal",
+        "s",
     ),
 )
 
