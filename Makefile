@@ -53,7 +53,7 @@ lint: venv
 	$(VENV)/bin/mypy
 
 test: system-deps venv lint
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider -n 2 --dist loadfile
 
 bench: venv
 	$(PY) bench/ingest.py

@@ -182,6 +182,8 @@ def failure_summary(failure: str) -> str:
 #: Tool results older than this many turns are shortened in the conversation: every turn
 #: re-sends the whole conversation, and an old `view` is rarely needed verbatim again.
 KEEP_FULL_RESULTS = 2
+#: The issue's and the reproduction's share of the patch prompt, re-sent every turn.
+PROMPT_ISSUE_TOKENS, PROMPT_TEST_TOKENS = 600, 600
 #: An older action longer than this is re-sent with its long texts replaced by their length.
 SHORT_ACTION_CHARS = 300
 
@@ -223,12 +225,14 @@ def _short_action(text: str) -> str:
 def build_prompt(
     repo: str, issue: Issue, loc: Localization, repro: Reproduction, turns: int
 ) -> str:
-    body, _ = truncate_to_tokens(strip_hidden(issue.body), 1000)
+    # Every turn re-sends this prompt: the issue and the test are cut shorter here than in the
+    # reproduction step (the test reproduces the issue; `view` shows the rest of either).
+    body, _ = truncate_to_tokens(strip_hidden(issue.body), PROMPT_ISSUE_TOKENS)
     parts = [untrusted_block("issue", f"Title: {strip_hidden(issue.title)[:300]}\n\n{body}")]
     rendered = loc.render(repo_map=False)
     if rendered:
         parts.append(rendered)
-    test_code, _ = truncate_to_tokens(repro.test_code, 1200)
+    test_code, _ = truncate_to_tokens(repro.test_code, PROMPT_TEST_TOKENS)
     parts.append(untrusted_block("file", f"{repro.test_path}\n{test_code}"))
     failure, _ = truncate_to_tokens(failure_summary(repro.failure) or "(see the test)", 300)
     parts.append(

@@ -47,7 +47,7 @@ class Stack:
         async with self.session.post(f"{self.url}/webhook", data=body, headers=h) as resp:
             return resp.status, await resp.json()
 
-    async def settle(self, timeout: float = 30) -> None:
+    async def settle(self, timeout: float = 120) -> None:
         """Wait until no job is queued or running (a retry's backoff counts as queued)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -32,7 +32,7 @@ def ensure_sandbox_user(name: str = SANDBOX_TEST_USER) -> str | None:
         useradd = shutil.which("useradd")
         if useradd is None:
             pytest.skip(f"running as root, user {name} is missing and useradd is not available")
-        subprocess.run(
+        made = subprocess.run(
             [
                 useradd,
                 "--system",
@@ -42,9 +42,13 @@ def ensure_sandbox_user(name: str = SANDBOX_TEST_USER) -> str | None:
                 "--user-group",
                 name,
             ],
-            check=True,
             capture_output=True,
+            text=True,
         )
+        try:
+            pwd.getpwnam(name)  # another test worker may have created it at the same moment
+        except KeyError:
+            raise RuntimeError(f"useradd {name} failed: {made.stderr.strip()}") from None
     return name
 
 

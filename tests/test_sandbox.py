@@ -31,7 +31,13 @@ from bot.sandbox import (
     prepare_environment,
     run_sandboxed,
 )
-from tests.sandbox_user import bwrap_works, make_workspace, sandbox_run_as, workspace
+from tests.sandbox_user import (
+    bwrap_works,
+    ensure_sandbox_user,
+    make_workspace,
+    sandbox_run_as,
+    workspace,
+)
 
 __all__ = ["sandbox_run_as", "workspace"]  # fixtures, re-exported for pytest
 
@@ -157,8 +163,23 @@ async def test_bwrap_process_itself_starts_with_clean_environment(
     assert await asyncio.to_thread(wait_until, lambda: not processes_matching(token))
 
 
+@pytest.fixture
+def bomb_user(sandbox_run_as: str | None) -> str | None:
+    """A user of its own: the process limit counts every process of a uid, and other tests
+    (another test worker) run sandboxes as the shared test user at the same time."""
+    return ensure_sandbox_user("lw-sandbox-bomb") if sandbox_run_as is not None else None
+
+
 @needs_bwrap
-async def test_fork_bomb_is_contained(workspace: Path, sandbox_run_as: str | None):
+async def test_fork_bomb_is_contained(bomb_user: str | None) -> None:
+    workspace = make_workspace(bomb_user)
+    try:
+        await _fork_bomb_is_contained(workspace, bomb_user)
+    finally:
+        shutil.rmtree(workspace.parent, ignore_errors=True)
+
+
+async def _fork_bomb_is_contained(workspace: Path, sandbox_run_as: str | None) -> None:
     counter = (
         "import os, time\n"
         "n = 0\n"
