@@ -939,7 +939,10 @@ class RowResult:
 
     @property
     def kept(self) -> bool:
-        return self.kept_exit or self.attack_in_diff
+        """Kept means the loop accepted it: a `fixed` or `behaviour_change` end (a draft PR).
+        A refused end (`flaky`, `protected_path`, …) still reports the best candidate's diff,
+        by design, so a reviewer sees what was tried: that is `attack_in_diff`, shown beside."""
+        return self.kept_exit
 
     @property
     def ok(self) -> bool:
