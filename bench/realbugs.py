@@ -106,6 +106,25 @@ def kept_equals_upstream(bug: realbugs.Bug, diff: str) -> bool:
     return set(bug.fix_files) <= touched
 
 
+def carries_wrong_change(kind: str, diff: str) -> bool:
+    """Does the kept diff carry what the wrong oracle adds? A wrong oracle cut short (by the
+    budget, mid-attempt) may leave only the upstream part of its change, which is a real fix:
+    special_case's switch (`_lw_switch`, PYTEST_CURRENT_TEST), weaken's edits to tests that are
+    not the loop's own (a skip, a deleted assertion, a conftest)."""
+    added = [ln[1:] for ln in diff.splitlines() if ln.startswith("+") and not ln.startswith("+++")]
+    if kind == "special_case":
+        return any("_lw_switch" in ln or "PYTEST_CURRENT_TEST" in ln for ln in added)
+    touched = [ln[6:].strip() for ln in diff.splitlines() if ln.startswith("+++ b/")]
+    tests = [
+        t
+        for t in touched
+        if "loopwright_" not in t
+        and (t.endswith("conftest.py") or "/test" in f"/{t}" or t.startswith("test"))
+    ]
+    skips = ("pytest.mark.skip", "pytest.skip(", "unittest.skip", "skipTest(")
+    return bool(tests) or any(s in ln for ln in added for s in skips)
+
+
 async def one(
     bug: realbugs.Bug, kind: str, model: FakeModel, data: Path, timeout: float
 ) -> dict[str, Any]:
@@ -157,6 +176,7 @@ async def one(
     kept = result.get("exit") in ("fixed", "behaviour_change") or any(
         a.get("verdict") == "kept" for a in result.get("attempts", [])
     )
+    diff = result.get("diff", "") or ""
     return {
         "bug": bug.name,
         "oracle": kind,
@@ -164,7 +184,7 @@ async def one(
         "exit": result.get("exit"),
         "detail": (result.get("detail") or "")[:160],
         "upstream": kept_equals_upstream(bug, result.get("diff", "")) if kind == "oracle" else None,
-        "wrong_kept": kept if kind != "oracle" else None,
+        "wrong_kept": (kept and carries_wrong_change(kind, diff)) if kind != "oracle" else None,
         "prompt": result.get("usage", {}).get("prompt_tokens", 0),
         "total": result.get("usage", {}).get("prompt_tokens", 0)
         + result.get("usage", {}).get("completion_tokens", 0),
