@@ -324,7 +324,10 @@ class TreeSnapshot:
 @dataclass
 class TreeChanges:
     tracked: set[str] = field(default_factory=set)
+    #: Untracked or ignored files that are new or changed...
     other: set[str] = field(default_factory=set)
+    #: ...and those of them a commit would pick up (untracked, not ignored).
+    untracked: set[str] = field(default_factory=set)
 
     def __bool__(self) -> bool:
         return bool(self.tracked or self.other)
@@ -577,6 +580,8 @@ class Workspace:
                 changed.tracked.add(path)
             else:
                 changed.other.add(path)
+                if entry[0] & pygit2.enums.FileStatus.WT_NEW:
+                    changed.untracked.add(path)
         for path, entry in before.entries.items():
             if path not in after.entries and entry[0] & int(tracked_bits):
                 changed.tracked.add(path)  # was modified before, restored or rewritten now

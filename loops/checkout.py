@@ -266,9 +266,8 @@ class Checkout:
         # files (a cache a run writes) stay until the next clean tree, so a series of runs
         # sees the state it builds up, as a checkout would (a fix that only works on a fresh
         # tree is flaky, not fixed).
-        untracked = await self.ws.untracked()
         setup = changed.other & set(self.setup_files)
-        await self.ws.remove_new((changed.other & untracked) | set(importable) | setup)
+        await self.ws.remove_new(changed.untracked | set(importable) | setup)
         if self.env is not None and setup:
             await self._restore_setup()
         if problems:

@@ -416,6 +416,7 @@ async def test_what_a_run_changed_is_seen_and_undone_ignored_files_included(env:
         (ws.root / "setup.log").write_text("changed\n")
         changed = await ws.changes_since(before)
         assert changed.tracked == {"README.md"}
+        assert changed.untracked == {"sitecustomize.py"}
         assert changed.other == {
             "src/__pycache__/widget.cpython-311.pyc",
             "sitecustomize.py",
