@@ -82,6 +82,19 @@ async def test_run_fix_needs_a_git_repository(tmp_path: Path, fake_model: FakeMo
     assert code != 0 and "not the root of a git repository" in err
 
 
+async def _run_fix(
+    tmp_path: Path, repo: Path, model: FakeModel, run_as: str | None
+) -> tuple[int, str, str]:
+    """`loopwright run fix --json` on `repo` for the fixture's issue."""
+    issue = tmp_path / "issue.md"
+    issue.write_text(f"# {fixrepo.ISSUE_TITLE}\n\n{fixrepo.ISSUE_BODY}")
+    return await cli(
+        "run", "fix", "--repo", str(repo), "--issue-file", str(issue), "--json",
+        env=local_env(tmp_path, model, run_as),
+        timeout=300,
+    )  # fmt: skip
+
+
 def _django_style_repo(path: Path, test_command: str) -> Path:
     """The fixture with Django's discovery: only files named `tests.py` are test modules, so
     the loop's own `test_loopwright_issue_1.py` is not something discovery would find."""
@@ -102,15 +115,9 @@ async def test_a_reproduction_discovery_would_miss_is_named_on_every_run(
     tmp_path: Path, fake_model: FakeModel, sandbox_run_as: str | None
 ) -> None:
     repo = _django_style_repo(tmp_path / "calc", "python -m pytest -q")
-    issue = tmp_path / "issue.md"
-    issue.write_text(f"# {fixrepo.ISSUE_TITLE}\n\n{fixrepo.ISSUE_BODY}")
     fake_model.script("write_test", fixrepo.repro_answer())
     fake_model.script("patch", *fixrepo.RIGHT_FIX)
-    code, out, err = await cli(
-        "run", "fix", "--repo", str(repo), "--issue-file", str(issue), "--json",
-        env=local_env(tmp_path, fake_model, sandbox_run_as),
-        timeout=300,
-    )  # fmt: skip
+    code, out, err = await _run_fix(tmp_path, repo, fake_model, sandbox_run_as)
     assert code == 0, err
     data = json.loads(out)
     # Scored on whole-suite runs: without the wider `python_files` the reproduction would be
@@ -123,14 +130,8 @@ async def test_a_wrapper_that_never_collects_the_reproduction_stops_before_the_m
     tmp_path: Path, fake_model: FakeModel, sandbox_run_as: str | None
 ) -> None:
     repo = _django_style_repo(tmp_path / "calc", "sh -c 'python -m pytest -q tests/tests.py'")
-    issue = tmp_path / "issue.md"
-    issue.write_text(f"# {fixrepo.ISSUE_TITLE}\n\n{fixrepo.ISSUE_BODY}")
     fake_model.script("write_test", fixrepo.repro_answer())
-    code, out, err = await cli(
-        "run", "fix", "--repo", str(repo), "--issue-file", str(issue), "--json",
-        env=local_env(tmp_path, fake_model, sandbox_run_as),
-        timeout=300,
-    )  # fmt: skip
+    code, out, err = await _run_fix(tmp_path, repo, fake_model, sandbox_run_as)
     data = json.loads(out)
     assert data["exit"] == "setup_error", err
     assert "does not collect a test at tests/test_loopwright_issue_1.py" in data["detail"]
