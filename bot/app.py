@@ -17,6 +17,7 @@ from gidgethub.sansio import Event
 
 import handlers
 from bot import db as dbmod
+from bot.costs import CostGuard, reservation_ttl
 from bot.forge import DryRunForge, GitHubForge, Issue
 from bot.github import GitHubApp
 from bot.local_model import EmbeddedModel
@@ -24,7 +25,7 @@ from bot.model import ModelClient
 from bot.server import NOTIFY, STORE, create_app
 from bot.settings import Settings
 from bot.store import Job, JobSpec, Store
-from bot.worker import WorkerPool
+from bot.worker import WorkerPool, interrupted_by_shutdown
 from bot.workspace import MirrorCache, sweep_stale
 from loops import LOOPS
 from loops.checkout import CodeHost, local_host
@@ -88,7 +89,9 @@ class Runtime:
             yield rt
         finally:
             if rt.pool:
-                await rt.pool.stop()
+                # Running jobs get the grace period; what must be interrupted goes back to the
+                # queue with its attempt refunded, for another worker to take at once.
+                await rt.pool.stop(settings.shutdown_grace_seconds)
             if rt.model:
                 await rt.model.close()
             if rt.embedded:
@@ -144,22 +147,42 @@ class Runtime:
     ) -> tuple[Outcome, int]:
         """Run one loop as a recorded run; returns its outcome and run id."""
         assert self.model is not None
-        run_id = await self.store.start_run(job.id or None, job.kind, job.repo, job.number)
+        run_id = await self.store.start_run(
+            job.id or None, job.kind, job.repo, job.number, installation_id=job.installation_id
+        )
+        # The spend caps of this repository and installation, checked before every model call
+        # of the run (local mode has no installation: the repository's caps still apply).
+        guard = CostGuard(
+            self.store,
+            self.settings,
+            repo=job.repo,
+            installation_id=job.installation_id,
+            run_id=run_id,
+            stale_after=reservation_ttl(self.settings, self.model.max_requests),
+        )
         ctx = LoopContext(
             self.settings,
             self.store,
             forge,
-            self.model,
+            self.model.with_guard(guard),
             run_id,
             dry_run=dry_run,
             code=code,
             queued_at=job.created_at,
             on_progress=on_progress,
+            costs=guard,
         )
         try:
             outcome = await execute(job.kind, LOOPS[job.kind], job, ctx)
         except BaseException as exc:
-            await self.store.finish_run(run_id, "error", type(exc).__name__, str(exc))
+            if interrupted_by_shutdown(exc):
+                await asyncio.shield(
+                    self.store.finish_run(
+                        run_id, "interrupted", "shutdown", "the worker stopped; the job was requeued"
+                    )
+                )
+            else:
+                await self.store.finish_run(run_id, "error", type(exc).__name__, str(exc))
             raise
         await self.store.finish_run(run_id, "done", outcome.exit.value, outcome.detail)
         log.info(

@@ -214,11 +214,14 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     if workers:
         settings.require("app_id", "private_key")
     app = build_app(settings, workers=workers)
+    # SIGTERM/SIGINT: aiohttp stops accepting, lets in-flight requests finish (up to
+    # `shutdown_timeout`), then the cleanup stops the workers with their own grace period.
     web.run_app(
         app,
         host=args.host,
         port=args.port,
         access_log=None,
+        shutdown_timeout=10.0,
         print=lambda m: print(m, file=sys.stderr),
     )
     return 0
@@ -229,10 +232,25 @@ async def _worker(settings: Settings, concurrency: int) -> int:
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    async with Runtime.open(settings, workers=concurrency):
-        logging.getLogger("loopwright").info("%d workers running", concurrency)
+    log = logging.getLogger("loopwright")
+    async with Runtime.open(settings, workers=concurrency) as rt:
+
+        def on_signal() -> None:
+            if stop.is_set():
+                log.info("second signal: interrupting running jobs now")
+                if rt.pool:
+                    rt.pool.hurry()
+                return
+            log.info(
+                "stopping: no new jobs; running jobs get %.0fs to finish, then go back to "
+                "the queue (a second signal: at once)",
+                settings.shutdown_grace_seconds,
+            )
+            stop.set()
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, on_signal)
+        log.info("%d workers running", concurrency)
         await stop.wait()
     return 0
 

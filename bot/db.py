@@ -248,12 +248,3 @@ async def connect(url: str) -> SqliteDatabase | PostgresDatabase:
     raise ValueError(
         f"unsupported database URL scheme {parsed.scheme!r}: use sqlite:/// or postgresql://"
     )
-
-
-def adapt_ddl(ddl: Sequence[str], dialect: str) -> list[str]:
-    """Translate the store's DDL for a dialect (only the id column type differs)."""
-    if dialect == "postgres":
-        return [
-            s.replace("INTEGER PRIMARY KEY AUTOINCREMENT", "BIGSERIAL PRIMARY KEY") for s in ddl
-        ]
-    return list(ddl)

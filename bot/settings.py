@@ -84,6 +84,22 @@ class Settings(BaseSettings):
     job_backoff_seconds: float = 5.0
     github_max_tries: int = 5
     github_max_wait_seconds: float = 60.0
+    #: On SIGTERM/SIGINT: how long running jobs may take to finish before they are interrupted
+    #: and handed back to the queue (without spending an attempt).
+    shutdown_grace_seconds: float = 30.0
+    #: How often a worker process asks GitHub for failed deliveries we never stored and has
+    #: them redelivered (0 = never; `loopwright redeliver` does it by hand).
+    redeliver_interval_seconds: float = 600.0
+    #: How far back that reconciliation looks.
+    redeliver_window_seconds: float = 7200.0
+
+    #: Hard spend caps in US dollars over rolling windows (a day is 24 h, a month 30 days),
+    #: summed from the recorded model calls; 0 = no cap. A repository's
+    #: `.github/loopwright.yml` may set lower ones, never higher.
+    cost_cap_repo_day_usd: float = Field(default=0.0, ge=0)
+    cost_cap_repo_month_usd: float = Field(default=0.0, ge=0)
+    cost_cap_installation_day_usd: float = Field(default=0.0, ge=0)
+    cost_cap_installation_month_usd: float = Field(default=0.0, ge=0)
 
     #: "bwrap" runs untrusted code under bubblewrap; "none" is for local development only.
     sandbox: Literal["bwrap", "none"] = "bwrap"

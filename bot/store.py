@@ -3,91 +3,71 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.db import Database, Row, Tx, adapt_ddl
+from bot.db import Database, Row, Tx
+from bot.migrations import migrate
 from bot.text import Redactor
 
-SCHEMA = [
-    """CREATE TABLE IF NOT EXISTS deliveries (
-        id TEXT PRIMARY KEY,
-        event TEXT NOT NULL,
-        action TEXT,
-        repo TEXT,
-        received_at DOUBLE PRECISION NOT NULL,
-        job_count INTEGER NOT NULL DEFAULT 0
-    )""",
-    """CREATE TABLE IF NOT EXISTS jobs (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        delivery_id TEXT REFERENCES deliveries(id),
-        kind TEXT NOT NULL,
-        repo TEXT NOT NULL,
-        installation_id BIGINT,
-        number INTEGER,
-        payload TEXT NOT NULL,
-        state TEXT NOT NULL,
-        attempts INTEGER NOT NULL DEFAULT 0,
-        max_attempts INTEGER NOT NULL,
-        run_after DOUBLE PRECISION NOT NULL,
-        lease_owner TEXT,
-        lease_expires_at DOUBLE PRECISION,
-        last_error TEXT,
-        created_at DOUBLE PRECISION NOT NULL,
-        updated_at DOUBLE PRECISION NOT NULL
-    )""",
-    "CREATE INDEX IF NOT EXISTS jobs_ready ON jobs (state, run_after)",
-    """CREATE TABLE IF NOT EXISTS runs (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        job_id INTEGER REFERENCES jobs(id),
-        loop TEXT NOT NULL,
-        repo TEXT NOT NULL,
-        number INTEGER,
-        state TEXT NOT NULL,
-        exit_reason TEXT,
-        detail TEXT,
-        model_calls INTEGER NOT NULL DEFAULT 0,
-        prompt_tokens INTEGER NOT NULL DEFAULT 0,
-        completion_tokens INTEGER NOT NULL DEFAULT 0,
-        cost DOUBLE PRECISION NOT NULL DEFAULT 0,
-        started_at DOUBLE PRECISION NOT NULL,
-        finished_at DOUBLE PRECISION
-    )""",
-    """CREATE TABLE IF NOT EXISTS steps (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        run_id INTEGER NOT NULL REFERENCES runs(id),
-        name TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        model TEXT,
-        input TEXT,
-        output TEXT,
-        prompt_tokens INTEGER NOT NULL DEFAULT 0,
-        completion_tokens INTEGER NOT NULL DEFAULT 0,
-        cost DOUBLE PRECISION NOT NULL DEFAULT 0,
-        duration_ms DOUBLE PRECISION NOT NULL DEFAULT 0,
-        verdict TEXT NOT NULL,
-        created_at DOUBLE PRECISION NOT NULL
-    )""",
-    "CREATE INDEX IF NOT EXISTS steps_run ON steps (run_id)",
-]
-
-
+#: Lease the next ready job (or one whose worker died: its lease lapsed) whose target is free:
+#: no other job with the same lock key holds a live lease. Ready order is `run_after, id`.
 _LEASE_SQL = (
     "UPDATE jobs SET state='running', lease_owner=:w, lease_expires_at=:exp, "
-    "attempts=attempts+1, updated_at=:now WHERE id = (SELECT id FROM jobs WHERE "
-    "(state='queued' AND run_after <= :now) OR (state='running' AND "
-    "lease_expires_at < :now) ORDER BY run_after, id LIMIT 1{lock}) RETURNING *"
+    "attempts=attempts+1, updated_at=:now WHERE id = (SELECT j.id FROM jobs j WHERE "
+    "((j.state='queued' AND j.run_after <= :now) OR (j.state='running' AND "
+    "j.lease_expires_at < :now)) AND (j.lock_key IS NULL OR NOT EXISTS (SELECT 1 FROM jobs r "
+    "WHERE r.lock_key = j.lock_key AND r.id <> j.id AND r.state='running' AND "
+    "r.lease_expires_at >= :now)) ORDER BY j.run_after, j.id LIMIT 1{lock}) RETURNING *"
 )
 
+#: PostgreSQL: the advisory lock key that serialises leasing. Under READ COMMITTED two workers
+#: could otherwise each see the other's target as free before either commits; leasing is one
+#: short statement, so serialising it costs nothing next to the jobs themselves.
+PG_LEASE_LOCK = 0x6C77_6C65_6173  # "lwleas"
 
 _INSERT_JOB = (
     "INSERT INTO jobs (delivery_id, kind, repo, installation_id, number, payload, state, "
-    "attempts, max_attempts, run_after, created_at, updated_at) VALUES (:delivery, :kind, "
-    ":repo, :inst, :number, :payload, 'queued', 0, :max, :now, :now, :now)"
+    "attempts, max_attempts, run_after, lock_key, queue_key, created_at, updated_at) VALUES "
+    "(:delivery, :kind, :repo, :inst, :number, :payload, 'queued', 0, :max, :now, :lock, "
+    ":qkey, :now, :now)"
 )
+
+#: An identical job already waiting in the queue absorbs the new one (a queueing lock).
+_COLLAPSE = " ON CONFLICT (queue_key) WHERE state = 'queued' DO NOTHING"
+
+#: Kinds that never wait for their target: `stop` must reach a loop while it runs.
+UNLOCKED_KINDS = frozenset({"stop"})
+
+#: Payload keys that say where a trigger came from, not what it asks: two otherwise equal
+#: jobs that differ only in these are the same work.
+_PROVENANCE_KEYS = frozenset({"comment_id"})
+
+
+def lock_key(spec: JobSpec) -> str | None:
+    """The target a job writes to: its issue or PR (`owner/name#12`), or for a repository-wide
+    job (a failing default branch's tracking issue) the repository and kind. None: no lock."""
+    if spec.kind in UNLOCKED_KINDS:
+        return None
+    if spec.number is not None:
+        return f"{spec.repo}#{spec.number}"
+    return f"{spec.repo}#{spec.kind}"
+
+
+def queue_key(spec: JobSpec) -> str | None:
+    """Identical queued jobs collapse into one: same kind, target and request."""
+    if spec.kind in UNLOCKED_KINDS:
+        return None
+    request = {k: v for k, v in spec.payload.items() if k not in _PROVENANCE_KEYS}
+    canonical = json.dumps(
+        [spec.kind, spec.repo, spec.number, request], sort_keys=True, separators=(",", ":")
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
 
 #: Deliveries written per transaction at most (6 parameters each, far below SQLite's limit).
 MAX_INTAKE_BATCH = 256
@@ -104,6 +84,8 @@ def _job_params(
         "number": spec.number,
         "payload": json.dumps(spec.payload, separators=(",", ":")),
         "max": max_attempts,
+        "lock": lock_key(spec),
+        "qkey": queue_key(spec),
         "now": now,
     }
 
@@ -205,13 +187,12 @@ class Store:
         self._writer: asyncio.Task[None] | None = None
         # Postgres lets concurrent workers skip each other's candidate rows; SQLite has one writer.
         self._lease_sql = _LEASE_SQL.format(
-            lock=" FOR UPDATE SKIP LOCKED" if db.dialect == "postgres" else ""
+            lock=" FOR UPDATE OF j SKIP LOCKED" if db.dialect == "postgres" else ""
         )
 
     async def init(self) -> None:
-        async with self.db.transaction() as tx:
-            for stmt in adapt_ddl(SCHEMA, self.db.dialect):
-                await tx.execute(stmt)
+        """Bring the schema up to date (numbered migrations, see `bot.migrations`)."""
+        await migrate(self.db)
 
     # --- intake ---------------------------------------------------------------------------------
 
@@ -292,28 +273,35 @@ class Store:
                 if ok:
                     job_rows += [_job_params(spec, d.id, d.max_attempts, d.now) for spec in d.jobs]
             if job_rows:
-                await tx.executemany(_INSERT_JOB, job_rows)
+                await tx.executemany(_INSERT_JOB + _COLLAPSE, job_rows)
         return results
 
     async def enqueue(self, spec: JobSpec, *, max_attempts: int) -> int:
+        """Queue a job; returns its id, or the id of the identical job already waiting."""
         async with self.db.transaction() as tx:
             return await self._insert_job(tx, spec, None, max_attempts, self._clock())
 
     async def _insert_job(
         self, tx: Tx, spec: JobSpec, delivery_id: str | None, max_attempts: int, now: float
     ) -> int:
-        row = await tx.fetchone(
-            _INSERT_JOB + " RETURNING id", _job_params(spec, delivery_id, max_attempts, now)
-        )
+        params = _job_params(spec, delivery_id, max_attempts, now)
+        row = await tx.fetchone(_INSERT_JOB + _COLLAPSE + " RETURNING id", params)
+        if row is None:
+            row = await tx.fetchone(
+                "SELECT id FROM jobs WHERE queue_key=:q AND state='queued'", {"q": params["qkey"]}
+            )
         assert row is not None
         return int(row["id"])
 
     # --- the queue ------------------------------------------------------------------------------
 
     async def lease(self, worker_id: str, lease_seconds: float) -> Job | None:
-        """Take the next ready job, or one whose lease lapsed (its worker died)."""
+        """Take the next ready job, or one whose lease lapsed (its worker died), whose target
+        (issue or PR) no other job is running on."""
         now = self._clock()
         async with self.db.transaction() as tx:
+            if self.db.dialect == "postgres":
+                await tx.execute("SELECT pg_advisory_xact_lock(:k)", {"k": PG_LEASE_LOCK})
             # A job whose lease lapsed on its last allowed attempt is dead, not retried forever.
             await tx.execute(
                 "UPDATE jobs SET state='dead', last_error='lease lapsed on the last attempt', "
@@ -345,6 +333,24 @@ class Store:
                 "WHERE id=:id AND lease_owner=:w",
                 {"now": self._clock(), "id": job.id, "w": job.lease_owner},
             )
+
+    async def release(self, job: Job, reason: str) -> bool:
+        """Hand a job we must interrupt (shutdown) back to the queue at once, without spending
+        the attempt its lease took. False if the lease was no longer ours."""
+        async with self.db.transaction() as tx:
+            n = await tx.execute(
+                "UPDATE jobs SET state='queued', attempts=CASE WHEN attempts > 0 THEN "
+                "attempts - 1 ELSE 0 END, run_after=:now, lease_owner=NULL, "
+                "lease_expires_at=NULL, last_error=:err, updated_at=:now "
+                "WHERE id=:id AND lease_owner=:w AND state='running'",
+                {
+                    "now": self._clock(),
+                    "err": self._redact(reason)[:2000],
+                    "id": job.id,
+                    "w": job.lease_owner,
+                },
+            )
+        return bool(n == 1)
 
     async def fail(self, job: Job, error: str, *, backoff_seconds: float) -> str:
         """Record a failed attempt: queue a retry with exponential backoff, or go `dead`."""
@@ -384,12 +390,27 @@ class Store:
 
     # --- runs and steps -------------------------------------------------------------------------
 
-    async def start_run(self, job_id: int | None, loop: str, repo: str, number: int | None) -> int:
+    async def start_run(
+        self,
+        job_id: int | None,
+        loop: str,
+        repo: str,
+        number: int | None,
+        *,
+        installation_id: int | None = None,
+    ) -> int:
         async with self.db.transaction() as tx:
             row = await tx.fetchone(
-                "INSERT INTO runs (job_id, loop, repo, number, state, started_at) "
-                "VALUES (:job, :loop, :repo, :number, 'running', :now) RETURNING id",
-                {"job": job_id, "loop": loop, "repo": repo, "number": number, "now": self._clock()},
+                "INSERT INTO runs (job_id, loop, repo, number, installation_id, state, started_at) "
+                "VALUES (:job, :loop, :repo, :number, :inst, 'running', :now) RETURNING id",
+                {
+                    "job": job_id,
+                    "loop": loop,
+                    "repo": repo,
+                    "number": number,
+                    "inst": installation_id,
+                    "now": self._clock(),
+                },
             )
         assert row is not None
         return int(row["id"])
@@ -471,3 +492,41 @@ class Store:
             if isinstance(payload, dict) and payload.get("requires_write_from"):
                 who.append(str(payload["requires_write_from"]))
         return who
+
+    # --- redelivery of missed webhook deliveries ---------------------------------------------
+
+    async def known_deliveries(self, ids: list[str]) -> set[str]:
+        """Which of these delivery ids (GitHub's `X-GitHub-Delivery` guids) we have stored."""
+        known: set[str] = set()
+        for start in range(0, len(ids), MAX_INTAKE_BATCH):
+            chunk = ids[start : start + MAX_INTAKE_BATCH]
+            params = {f"id{i}": d for i, d in enumerate(chunk)}
+            marks = ", ".join(f":id{i}" for i in range(len(chunk)))
+            rows = await self.db.fetchall(
+                f"SELECT id FROM deliveries WHERE id IN ({marks})",  # noqa: S608 - placeholders only
+                params,
+            )
+            known.update(str(r["id"]) for r in rows)
+        return known
+
+    async def claim_redelivery(
+        self, guid: str, *, delivery_id: int, event: str | None, now: float | None = None
+    ) -> bool:
+        """Claim the right to ask GitHub to redeliver `guid`: True for exactly one caller."""
+        async with self.db.transaction() as tx:
+            row = await tx.fetchone(
+                "INSERT INTO redelivery_requests (guid, delivery_id, event, requested_at) "
+                "VALUES (:g, :d, :e, :now) ON CONFLICT (guid) DO NOTHING RETURNING guid",
+                {
+                    "g": guid,
+                    "d": delivery_id,
+                    "e": event,
+                    "now": self._clock() if now is None else now,
+                },
+            )
+        return row is not None
+
+    async def release_redelivery(self, guid: str) -> None:
+        """Give a claim back (the request failed), so a later pass may ask again."""
+        async with self.db.transaction() as tx:
+            await tx.execute("DELETE FROM redelivery_requests WHERE guid=:g", {"g": guid})

@@ -17,6 +17,14 @@ log = logging.getLogger("loopwright.worker")
 
 JobRunner = Callable[[Job], Awaitable[None]]
 
+#: The cancellation message of a job interrupted by a shutdown (`Task.cancel(msg=...)`), so the
+#: run it was in can be recorded as interrupted rather than failed.
+SHUTDOWN = "loopwright: worker shutting down"
+
+
+def interrupted_by_shutdown(exc: BaseException) -> bool:
+    return isinstance(exc, asyncio.CancelledError) and SHUTDOWN in exc.args
+
 
 class LeaseLost(Exception):
     """Another worker took the job over (our heartbeats stopped reaching the store in time)."""
@@ -41,6 +49,12 @@ class WorkerPool:
         self.poll_interval = poll_interval
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+        self._release = True
+        self._interrupted: set[int] = set()
+        self._hurry = asyncio.Event()
+        # The job each worker is running, and the task running it, for a shutdown to interrupt.
+        self._running: dict[int, tuple[Job, asyncio.Task[None]]] = {}
         self._prefix = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
     def notify(self) -> None:
@@ -51,7 +65,45 @@ class WorkerPool:
         for i in range(self.concurrency):
             self._tasks.append(asyncio.create_task(self._loop(f"{self._prefix}:{i}")))
 
-    async def stop(self) -> None:
+    def hurry(self) -> None:
+        """End a shutdown's grace period now (a second SIGTERM/SIGINT)."""
+        self._hurry.set()
+
+    @property
+    def running_jobs(self) -> list[Job]:
+        return [job for job, _ in self._running.values()]
+
+    async def stop(self, grace: float = 0.0, *, release: bool = True) -> None:
+        """Stop leasing; give running jobs `grace` seconds to finish; interrupt the rest.
+
+        An interrupted job goes straight back to the queue with its attempt refunded
+        (`Store.release`), so another worker takes it at its next poll instead of after the
+        lease lapses. `release=False` leaves the leases to lapse, which is what a crash does.
+        """
+        self._stopping = True
+        self._release = release
+        self._wake.set()
+        if grace > 0 and self._tasks:
+            # Until every worker has finished its job, the grace is over, or hurry() is called.
+            # (asyncio.wait, unlike gather, does not cancel the tasks when it is cancelled.)
+            finished = asyncio.create_task(asyncio.wait(self._tasks))
+            hurry = asyncio.create_task(self._hurry.wait())
+            await asyncio.wait(
+                [finished, hurry], timeout=grace, return_when=asyncio.FIRST_COMPLETED
+            )
+            finished.cancel()
+            hurry.cancel()
+            if self._running:
+                log.info(
+                    "shutdown: %d job(s) still running; handing them back to the queue",
+                    len(self._running),
+                )
+        for job, work in list(self._running.values()):
+            self._interrupted.add(job.id)
+            work.cancel(SHUTDOWN)
+        # Each worker records its interrupted job itself; then nothing is left to wait for.
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=10.0)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -60,7 +112,7 @@ class WorkerPool:
         self._tasks.clear()
 
     async def _loop(self, worker_id: str) -> None:
-        while True:
+        while not self._stopping:
             try:
                 did_work = await self.run_once(worker_id)
             except asyncio.CancelledError:
@@ -69,7 +121,7 @@ class WorkerPool:
                 # The store itself failed (disk full, DB restart): keep the worker alive.
                 log.exception("worker %s: store error", worker_id)
                 did_work = False
-            if not did_work:
+            if not did_work and not self._stopping:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.poll_interval)
@@ -79,6 +131,10 @@ class WorkerPool:
         job = await self.store.lease(worker_id, self.lease_seconds)
         if job is None:
             return False
+        if self._stopping:  # stop() came while we were leasing: not ours to start any more
+            self._interrupted.add(job.id)
+            await self._hand_back(job)
+            return True
         log.info(
             "job %d (%s %s#%s) leased by %s, attempt %d/%d",
             job.id,
@@ -91,14 +147,21 @@ class WorkerPool:
         )
         work: asyncio.Task[None] = asyncio.ensure_future(self.runner(job))
         beat = asyncio.create_task(self._heartbeat(job, work))
+        self._running[job.id] = (job, work)
         try:
             await work
-        except asyncio.CancelledError:
-            if beat.done() and isinstance(beat.exception(), LeaseLost):
-                log.warning("job %d: lease lost; another worker owns it now", job.id)
+        except BaseException as exc:
+            if job.id in self._interrupted:
+                # We interrupted it (shutdown), whatever it raised on the way out.
+                await self._hand_back(job)
                 return True
-            raise
-        except Exception as exc:
+            if isinstance(exc, asyncio.CancelledError):
+                if beat.done() and not beat.cancelled() and isinstance(beat.exception(), LeaseLost):
+                    log.warning("job %d: lease lost; another worker owns it now", job.id)
+                    return True
+                raise
+            if not isinstance(exc, Exception):
+                raise
             state = await self.store.fail(
                 job,
                 f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}",
@@ -110,10 +173,24 @@ class WorkerPool:
         else:
             await self.store.complete(job)
         finally:
+            self._running.pop(job.id, None)
             beat.cancel()
             with contextlib.suppress(asyncio.CancelledError, LeaseLost):
                 await beat
         return True
+
+    async def _hand_back(self, job: Job) -> None:
+        if not self._release:
+            return  # a simulated crash: the lease lapses
+        # Shielded: the final cancel of stop() must not lose the hand-back half-way.
+        released = await asyncio.shield(
+            self.store.release(job, "interrupted by a shutdown; attempt not counted")
+        )
+        log.info(
+            "job %d interrupted by shutdown: %s",
+            job.id,
+            "back in the queue" if released else "its lease was no longer ours",
+        )
 
     async def _heartbeat(self, job: Job, work: asyncio.Task[None]) -> None:
         while True:

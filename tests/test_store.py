@@ -180,3 +180,68 @@ async def test_stop_requests_are_read_from_the_queue(store: Store, clock: Clock)
     assert await store.stop_requests("octo/hello", 5, clock.now + 1) == []
     [job] = [j for j in [await store.lease("w", 60)] if j is not None]
     assert job.created_at == queued_at
+
+
+async def test_one_running_job_per_target_the_next_waits_for_it(store: Store, clock: Clock) -> None:
+    opened = JobSpec("triage", "octo/hello", 7, 5, {"trigger": "issues.opened"})
+    command = JobSpec("triage", "octo/hello", 7, 5, {"requires_write_from": "alice"})
+    other_issue = JobSpec("triage", "octo/hello", 7, 6, {"trigger": "issues.opened"})
+    stop = JobSpec("stop", "octo/hello", 7, 5, {"requires_write_from": "alice"})
+    await store.record_delivery(
+        "d-1", "issues", "opened", "octo/hello", [opened, command, other_issue], max_attempts=3
+    )
+    first = await store.lease("w1", 30)
+    assert first is not None and first.number == 5
+    # The second job on #5 waits; #6 is free; a stop never waits for the loop it stops.
+    second = await store.lease("w2", 30)
+    assert second is not None and second.number == 6
+    assert await store.lease("w3", 30) is None
+    await store.enqueue(stop, max_attempts=1)
+    got_stop = await store.lease("w3", 30)
+    assert got_stop is not None and got_stop.kind == "stop"
+    await store.complete(first)
+    third = await store.lease("w1", 30)
+    assert third is not None and third.number == 5 and third.payload == command.payload
+    # A target whose running job's worker died is free once that lease lapses.
+    clock.now += 31
+    fourth = await store.lease("w4", 30)
+    assert fourth is not None and fourth.number in (5, 6)
+
+
+async def test_identical_queued_jobs_collapse_into_one(store: Store) -> None:
+    label = JobSpec("fix", "octo/hello", 7, 5, {"requires_write_from": "alice", "comment_id": 1})
+    same_again = JobSpec(
+        "fix", "octo/hello", 7, 5, {"requires_write_from": "alice", "comment_id": 2}
+    )
+    by_bob = JobSpec("fix", "octo/hello", 7, 5, {"requires_write_from": "bob", "comment_id": 3})
+    await store.record_delivery(
+        "d-1", "issue_comment", "created", "octo/hello", [label], max_attempts=3
+    )
+    await store.record_delivery(
+        "d-2", "issue_comment", "created", "octo/hello", [same_again], max_attempts=3
+    )
+    first_id = (await store.list_jobs())[0]["id"]
+    assert await store.enqueue(same_again, max_attempts=3) == first_id
+    await store.enqueue(by_bob, max_attempts=3)  # another requester is another request
+    jobs = await store.list_jobs()
+    assert sorted(j["payload"].count("bob") for j in jobs) == [0, 1] and len(jobs) == 2
+    # Once the first one runs, the same request queued again is new work (the issue may have
+    # changed since the running one read it).
+    running = await store.lease("w", 30)
+    assert running is not None
+    assert await store.enqueue(same_again, max_attempts=3) != first_id
+    assert len(await store.list_jobs()) == 3
+
+
+async def test_release_hands_a_job_back_at_once_without_spending_its_attempt(
+    store: Store, clock: Clock
+) -> None:
+    await store.enqueue(spec(), max_attempts=1)
+    job = await store.lease("w1", 30)
+    assert job is not None and job.attempts == 1
+    assert await store.release(job, "interrupted by a shutdown")
+    assert not await store.release(job, "twice"), "only the lease owner releases, once"
+    again = await store.lease("w2", 30)
+    # On its only attempt, and still not dead: the shutdown did not spend it.
+    assert again is not None and again.id == job.id and again.attempts == 1
+    assert not await store.heartbeat(job, 30)

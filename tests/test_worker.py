@@ -81,8 +81,8 @@ async def test_a_crashed_worker_job_is_picked_up_by_another(store: Store) -> Non
     await store.enqueue(SPEC, max_attempts=3)
     first.start()
     await started.wait()
-    # Simulate the process dying: its tasks stop and nobody heartbeats any more.
-    await first.stop()
+    # Simulate the process dying: its tasks stop, nobody heartbeats, nothing is handed back.
+    await first.stop(release=False)
     seen: list[int] = []
 
     async def finishes(job: Job) -> None:
@@ -95,3 +95,109 @@ async def test_a_crashed_worker_job_is_picked_up_by_another(store: Store) -> Non
     await wait_for_state(store, "done")
     await second.stop()
     assert seen == [2]
+
+
+async def test_shutdown_lets_a_job_finish_within_the_grace_period(store: Store) -> None:
+    started, finished = asyncio.Event(), asyncio.Event()
+
+    async def short(job: Job) -> None:
+        started.set()
+        await asyncio.sleep(0.3)
+        finished.set()
+
+    pool = WorkerPool(
+        store, short, concurrency=2, lease_seconds=5, backoff_seconds=0.05, poll_interval=0.02
+    )
+    await store.enqueue(SPEC, max_attempts=3)
+    pool.start()
+    await started.wait()
+    await pool.stop(grace=5)
+    assert finished.is_set()
+    [job] = await store.list_jobs()
+    assert (job["state"], job["attempts"]) == ("done", 1)
+
+
+async def test_shutdown_hands_an_unfinished_job_back_without_spending_its_attempt(
+    store: Store,
+) -> None:
+    started = asyncio.Event()
+    cancelled: list[bool] = []
+
+    async def long(job: Job) -> None:
+        started.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            cancelled.append(True)
+            raise
+
+    # One attempt only: had the shutdown spent it, the job would be dead.
+    await store.enqueue(SPEC, max_attempts=1)
+    first = WorkerPool(
+        store, long, concurrency=1, lease_seconds=60, backoff_seconds=0.05, poll_interval=0.02
+    )
+    first.start()
+    await started.wait()
+    await first.stop(grace=0.2)
+    assert cancelled == [True]
+    [job] = await store.list_jobs()
+    assert (job["state"], job["attempts"], job["lease_owner"]) == ("queued", 0, None)
+    assert "shutdown" in job["last_error"]
+    seen: list[int] = []
+
+    async def finishes(job: Job) -> None:
+        seen.append(job.attempts)
+
+    # Well inside the 60 s lease: the next worker does not wait for it to lapse.
+    second = WorkerPool(
+        store, finishes, concurrency=1, lease_seconds=60, backoff_seconds=0.05, poll_interval=0.02
+    )
+    second.start()
+    await wait_for_state(store, "done", timeout=5)
+    await second.stop()
+    assert seen == [1]
+
+
+async def test_a_job_that_turns_its_interruption_into_an_error_is_still_handed_back(
+    store: Store,
+) -> None:
+    started = asyncio.Event()
+
+    async def converts(job: Job) -> None:
+        started.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            raise RuntimeError("cleanup failed while cancelling") from None
+
+    await store.enqueue(SPEC, max_attempts=1)
+    pool = WorkerPool(
+        store, converts, concurrency=1, lease_seconds=60, backoff_seconds=0.05, poll_interval=0.02
+    )
+    pool.start()
+    await started.wait()
+    await pool.stop(grace=0)
+    [job] = await store.list_jobs()
+    assert (job["state"], job["attempts"]) == ("queued", 0)
+
+
+async def test_hurry_ends_the_grace_period(store: Store) -> None:
+    started = asyncio.Event()
+
+    async def long(job: Job) -> None:
+        started.set()
+        await asyncio.sleep(3600)
+
+    await store.enqueue(SPEC, max_attempts=2)
+    pool = WorkerPool(
+        store, long, concurrency=1, lease_seconds=60, backoff_seconds=0.05, poll_interval=0.02
+    )
+    pool.start()
+    await started.wait()
+    stopping = asyncio.create_task(pool.stop(grace=3600))
+    await asyncio.sleep(0.1)
+    assert not stopping.done()
+    pool.hurry()
+    await asyncio.wait_for(stopping, 10)
+    [job] = await store.list_jobs()
+    assert (job["state"], job["attempts"]) == ("queued", 0)
