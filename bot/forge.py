@@ -8,6 +8,7 @@ through redaction here, in one place, whichever forge is used.
 from __future__ import annotations
 
 import base64
+import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,8 +16,10 @@ from typing import Any
 
 from gidgethub import BadRequest
 
-from bot.github import RepoClient, download_redirected
+from bot.github import AmbiguousWrite, RepoClient, download_redirected
 from bot.text import redact
+
+log = logging.getLogger("loopwright.forge")
 
 #: Marks the one comment per issue/PR that loopwright owns and edits.
 STICKY_MARKER = "<!-- loopwright:sticky -->"
@@ -132,6 +135,16 @@ def compose_sticky(existing: str | None, section: str, content: str) -> str:
     return "\n".join(parts)
 
 
+def _lost(exc: AmbiguousWrite, what: str) -> None:
+    log.info(
+        "%s %s response lost (%s); re-reading before creating %s",
+        exc.method,
+        exc.url,
+        exc.last,
+        what,
+    )
+
+
 class BaseForge:
     repo: str
 
@@ -146,6 +159,18 @@ class BaseForge:
         body = self.clean(compose_sticky(existing[1] if existing else None, section, content))
         if existing:
             return await self._update_comment(existing[0], body)
+        try:
+            return await self._create_comment(number, body)
+        except AmbiguousWrite as exc:
+            _lost(exc, f"the sticky comment on #{number}")
+        # The lost create may have made it, or another job may have meanwhile: edit that one,
+        # keeping its other sections (the comment found may be older than ours).
+        existing = await self._find_sticky(number)
+        if existing:
+            log.info("the sticky comment on #%d exists (%d); editing it", number, existing[0])
+            body = self.clean(compose_sticky(existing[1], section, content))
+            return await self._update_comment(existing[0], body)
+        log.info("no sticky comment on #%d; creating it once more", number)
         return await self._create_comment(number, body)
 
     async def _find_sticky(self, number: int) -> tuple[int, str] | None:
@@ -175,32 +200,47 @@ class GitHubForge(BaseForge):
         Never marks it ready, approves or merges: a human decides.
         """
         title, body = self.clean(title), self.clean(body)
+        found = await self._find_open_pull(head)
+        if found is not None:
+            return await self._update_pull(found, title, body, created=False)
+        create = {
+            "title": title,
+            "head": head,
+            "base": base,
+            "body": body,
+            "draft": True,
+            "maintainer_can_modify": True,
+        }
+        try:
+            data = await self.client.post("/repos/{owner}/{repo}/pulls", data=create)
+        except AmbiguousWrite as exc:
+            _lost(exc, f"a draft PR from {head}")
+            found = await self._find_open_pull(head)
+            if found is not None:
+                log.info("the draft PR from %s exists (#%d); editing it", head, found)
+                return await self._update_pull(found, title, body, created=True)
+            log.info("no open PR from %s; creating it once more", head)
+            data = await self.client.post("/repos/{owner}/{repo}/pulls", data=create)
+        return PullRef(int(data["number"]), str(data.get("html_url", "")), created=True)
+
+    async def _find_open_pull(self, head: str) -> int | None:
         owner = self.repo.split("/", 1)[0]
         async for pr in self.client.getiter(
             "/repos/{owner}/{repo}/pulls{?state,head,per_page}",
             # "owner:branch": without the owner GitHub ignores the filter.
             {"state": "open", "head": f"{owner}:{head}", "per_page": 100},
         ):
-            if (pr.get("head") or {}).get("ref") != head:
-                continue
-            data = await self.client.patch(
-                "/repos/{owner}/{repo}/pulls/{pull_number}",
-                {"pull_number": pr["number"]},
-                data={"title": title, "body": body},
-            )
-            return PullRef(int(data["number"]), str(data.get("html_url", "")), created=False)
-        data = await self.client.post(
-            "/repos/{owner}/{repo}/pulls",
-            data={
-                "title": title,
-                "head": head,
-                "base": base,
-                "body": body,
-                "draft": True,
-                "maintainer_can_modify": True,
-            },
+            if (pr.get("head") or {}).get("ref") == head:
+                return int(pr["number"])
+        return None
+
+    async def _update_pull(self, number: int, title: str, body: str, *, created: bool) -> PullRef:
+        data = await self.client.patch(
+            "/repos/{owner}/{repo}/pulls/{pull_number}",
+            {"pull_number": number},
+            data={"title": title, "body": body},
         )
-        return PullRef(int(data["number"]), str(data.get("html_url", "")), created=True)
+        return PullRef(int(data["number"]), str(data.get("html_url", "")), created=created)
 
     async def get_pull(self, number: int) -> PullInfo:
         data = await self.client.get(
@@ -311,17 +351,31 @@ class GitHubForge(BaseForge):
         """The one open issue loopwright keeps for `key` (a failing workflow): found by a hidden
         marker in an issue the bot itself opened, created only if there is none."""
         marker = TRACKING_MARKER.format(key=key)
+        found = await self._find_tracking_issue(marker)
+        if found is not None:
+            return found
+        create = {"title": self.clean(title)[:250], "body": self.clean(f"{marker}\n{body}")}
+        try:
+            data = await self.client.post("/repos/{owner}/{repo}/issues", data=create)
+        except AmbiguousWrite as exc:
+            _lost(exc, f"the tracking issue for {key}")
+            found = await self._find_tracking_issue(marker)
+            if found is not None:
+                # Its title and body are fixed at creation; the comment carries the news.
+                log.info("the tracking issue for %s exists (#%d); using it", key, found)
+                return found
+            log.info("no tracking issue for %s; creating it once more", key)
+            data = await self.client.post("/repos/{owner}/{repo}/issues", data=create)
+        return int(data["number"])
+
+    async def _find_tracking_issue(self, marker: str) -> int | None:
         async for issue in self.client.getiter(
             "/repos/{owner}/{repo}/issues{?state,creator,per_page}",
             {"state": "open", "creator": self.bot_login, "per_page": 100},
         ):
             if marker in (issue.get("body") or "") and not issue.get("pull_request"):
                 return int(issue["number"])
-        data = await self.client.post(
-            "/repos/{owner}/{repo}/issues",
-            data={"title": self.clean(title)[:250], "body": self.clean(f"{marker}\n{body}")},
-        )
-        return int(data["number"])
+        return None
 
     async def upsert_check_run(
         self, *, head_sha: str, name: str, conclusion: str, title: str, summary: str, text: str = ""
@@ -332,6 +386,25 @@ class GitHubForge(BaseForge):
             "summary": self.clean(summary)[:60000],
             "text": self.clean(text)[:60000],
         }
+        update = {"status": "completed", "conclusion": conclusion, "output": output}
+        found = await self._find_check_run(head_sha, name)
+        if found is not None:
+            return await self._update_check_run(found, update)
+        create = {"name": name, "head_sha": head_sha, **update}
+        try:
+            made = await self.client.post("/repos/{owner}/{repo}/check-runs", data=create)
+        except AmbiguousWrite as exc:
+            _lost(exc, f"the check run {name!r} on {head_sha[:12]}")
+            found = await self._find_check_run(head_sha, name)
+            if found is not None:
+                log.info("the check run %r exists (%d); updating it", name, found)
+                return await self._update_check_run(found, update)
+            log.info("no check run %r on %s; creating it once more", name, head_sha[:12])
+            made = await self.client.post("/repos/{owner}/{repo}/check-runs", data=create)
+        return int(made["id"])
+
+    async def _find_check_run(self, head_sha: str, name: str) -> int | None:
+        """Our app's check run of this name on the commit (another app's is not ours to edit)."""
         data = await self.client.get(
             "/repos/{owner}/{repo}/commits/{ref}/check-runs{?check_name,per_page}",
             {"ref": head_sha, "check_name": name, "per_page": 100},
@@ -341,23 +414,16 @@ class GitHubForge(BaseForge):
                 None,
                 self.bot_login.removesuffix("[bot]"),
             ):
-                await self.client.patch(
-                    "/repos/{owner}/{repo}/check-runs/{check_run_id}",
-                    {"check_run_id": run["id"]},
-                    data={"status": "completed", "conclusion": conclusion, "output": output},
-                )
                 return int(run["id"])
-        made = await self.client.post(
-            "/repos/{owner}/{repo}/check-runs",
-            data={
-                "name": name,
-                "head_sha": head_sha,
-                "status": "completed",
-                "conclusion": conclusion,
-                "output": output,
-            },
+        return None
+
+    async def _update_check_run(self, check_run_id: int, update: dict[str, Any]) -> int:
+        await self.client.patch(
+            "/repos/{owner}/{repo}/check-runs/{check_run_id}",
+            {"check_run_id": check_run_id},
+            data=update,
         )
-        return int(made["id"])
+        return check_run_id
 
     async def remove_label(self, number: int, label: str) -> None:
         try:
@@ -413,18 +479,22 @@ class GitHubForge(BaseForge):
         return str(data.get("permission", "none"))
 
     async def add_reaction(self, number: int, content: str) -> None:
+        # Safe to repeat: GitHub answers the same user + content with the existing reaction.
         await self.client.post(
             "/repos/{owner}/{repo}/issues/{issue_number}/reactions",
             {"issue_number": number},
             data={"content": content},
+            idempotent=True,
         )
 
     async def add_labels(self, number: int, labels: list[str]) -> None:
+        # Safe to repeat: this adds to the issue's labels, and one already there is a no-op.
         if labels:
             await self.client.post(
                 "/repos/{owner}/{repo}/issues/{issue_number}/labels",
                 {"issue_number": number},
                 data={"labels": labels},
+                idempotent=True,
             )
 
     async def _find_sticky(self, number: int) -> tuple[int, str] | None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import http
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -33,6 +35,55 @@ class GitHubGaveUp(Exception):
         self.method, self.url, self.tries, self.last = method, url, tries, last
 
 
+class AmbiguousWrite(GitHubGaveUp):
+    """A non-idempotent call (a POST that creates something) failed in a way that does not say
+    whether GitHub applied it: the connection dropped or timed out after the request was sent,
+    or GitHub answered 5xx. It is not repeated: the caller re-reads the state before creating
+    anything (see `bot.forge`); left unhandled, it fails the job like any other give-up."""
+
+    def __init__(self, method: str, url: str, tries: int, last: str) -> None:
+        Exception.__init__(
+            self, f"{method} {url}: outcome unknown after try {tries} ({last}); not repeated"
+        )
+        self.method, self.url, self.tries, self.last = method, url, tries, last
+
+
+#: Methods whose repetition has the effect of one call (our PATCHes send full fields).
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "PATCH", "DELETE"})
+
+#: Set while a POST that is idempotent in effect is in flight (see `idempotent_posts`).
+_IDEMPOTENT_POST: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "loopwright_idempotent_post", default=False
+)
+
+
+@contextlib.contextmanager
+def idempotent_posts() -> Iterator[None]:
+    """Mark the POSTs made inside as safe to repeat after an ambiguous failure: adding labels
+    (existing ones are a no-op), reactions (GitHub returns the existing one), installation
+    tokens (a second one is harmless). gidgethub's `post()` has no parameter to carry this to
+    `_request`, so a context variable does; it is local to the task that sets it."""
+    reset = _IDEMPOTENT_POST.set(True)
+    try:
+        yield
+    finally:
+        _IDEMPOTENT_POST.reset(reset)
+
+
+def _repeatable(method: str) -> bool:
+    return method.upper() in IDEMPOTENT_METHODS or _IDEMPOTENT_POST.get()
+
+
+#: A connection that could not be opened (refused, unresolvable, connect timeout): the request
+#: never left, so any method may be tried again. (`ConnectionTimeoutError` is aiohttp >= 3.10.)
+_CONNECT_TIMEOUT: Any = getattr(aiohttp, "ConnectionTimeoutError", aiohttp.ClientConnectorError)
+_NEVER_SENT: tuple[type[BaseException], ...] = (aiohttp.ClientConnectorError, _CONNECT_TIMEOUT)
+
+
+def _never_sent(exc: BaseException) -> bool:
+    return isinstance(exc, _NEVER_SENT)
+
+
 class RetryingGitHubAPI(gh_aiohttp.GitHubAPI):
     """gidgethub's aiohttp client, plus bounded retries.
 
@@ -40,6 +91,11 @@ class RetryingGitHubAPI(gh_aiohttp.GitHubAPI):
     answers 403/429 with `x-ratelimit-remaining: 0` and a reset epoch. 5xx and dropped
     connections get exponential backoff. A wait longer than `max_wait` is not slept: the job
     fails fast and the queue's own backoff takes over.
+
+    Exactly once: a rate-limit answer (403/429) is a definite "not applied" and any method is
+    retried after it. A dropped connection, a timeout or a 5xx is ambiguous: idempotent methods
+    (GET, HEAD, PUT, PATCH, DELETE, and POSTs inside `idempotent_posts()`) are retried, any
+    other POST raises `AmbiguousWrite` at once instead of being repeated blindly.
     """
 
     def __init__(
@@ -61,11 +117,14 @@ class RetryingGitHubAPI(gh_aiohttp.GitHubAPI):
         self, method: str, url: str, headers: Mapping[str, str], body: bytes = b""
     ) -> tuple[int, Mapping[str, str], bytes]:
         last = ""
+        repeatable = _repeatable(method)
         for attempt in range(1, self.max_tries + 1):
             try:
                 status, resp_headers, resp_body = await super()._request(method, url, headers, body)
             except (TimeoutError, aiohttp.ClientConnectionError) as exc:
                 last = f"{type(exc).__name__}: {exc}"
+                if not repeatable and not _never_sent(exc):
+                    raise self._ambiguous(method, url, attempt, last) from exc
                 if attempt == self.max_tries:
                     break
                 await self._sleep_fn(min(self.max_wait, 0.5 * 2 ** (attempt - 1)))
@@ -74,6 +133,8 @@ class RetryingGitHubAPI(gh_aiohttp.GitHubAPI):
             if wait is None:
                 return status, resp_headers, resp_body
             last = f"HTTP {status}"
+            if status >= 500 and not repeatable:
+                raise self._ambiguous(method, url, attempt, last)
             if attempt == self.max_tries or wait > self.max_wait:
                 log.warning(
                     "github: %s %s gave up after %d tries (%s)",
@@ -100,6 +161,16 @@ class RetryingGitHubAPI(gh_aiohttp.GitHubAPI):
             last,
         )
         raise GitHubGaveUp(method, _strip_query(url), self.max_tries, last)
+
+    @staticmethod
+    def _ambiguous(method: str, url: str, attempt: int, last: str) -> AmbiguousWrite:
+        log.info(
+            "github: %s %s response lost (%s); not repeating it blindly, the caller re-reads",
+            method,
+            _strip_query(url),
+            last,
+        )
+        return AmbiguousWrite(method, _strip_query(url), attempt, last)
 
     @staticmethod
     def _retry_wait(status: int, headers: Mapping[str, str], attempt: int) -> float | None:
@@ -186,12 +257,14 @@ class GitHubApp:
             cached = self._tokens.get(key)
             if cached and cached.expires_at - self._clock() > TOKEN_REFRESH_MARGIN:
                 return cached.token
-            data = await self.api.post(
-                "/app/installations/{installation_id}/access_tokens",
-                url_vars={"installation_id": str(installation_id)},
-                data={"repositories": [repo.split("/", 1)[1]]},
-                jwt=self.jwt(),
-            )
+            # Minting a second token when the first one's response was lost is harmless.
+            with idempotent_posts():
+                data = await self.api.post(
+                    "/app/installations/{installation_id}/access_tokens",
+                    url_vars={"installation_id": str(installation_id)},
+                    data={"repositories": [repo.split("/", 1)[1]]},
+                    jwt=self.jwt(),
+                )
             expires = datetime.fromisoformat(str(data["expires_at"]).replace("Z", "+00:00"))
             self._tokens[key] = _Token(str(data["token"]), expires.timestamp())
             return str(data["token"])
@@ -241,10 +314,22 @@ class RepoClient:
         ):
             yield item
 
-    async def post(self, path: str, url_vars: Mapping[str, Any] | None = None, *, data: Any) -> Any:
-        return await self.app.api.post(
-            path, url_vars=self._vars(url_vars), data=data, oauth_token=await self.token()
-        )
+    async def post(
+        self,
+        path: str,
+        url_vars: Mapping[str, Any] | None = None,
+        *,
+        data: Any,
+        idempotent: bool = False,
+    ) -> Any:
+        """POST once. After a dropped connection, a timeout or a 5xx it raises `AmbiguousWrite`
+        instead of repeating the call, unless `idempotent=True` says repeating it is harmless
+        (adding labels, a reaction)."""
+        token = await self.token()
+        with idempotent_posts() if idempotent else contextlib.nullcontext():
+            return await self.app.api.post(
+                path, url_vars=self._vars(url_vars), data=data, oauth_token=token
+            )
 
     async def patch(
         self, path: str, url_vars: Mapping[str, Any] | None = None, *, data: Any

@@ -9,7 +9,8 @@ recognise, or a body its schema rejects, is recorded in ``fake.violations`` so t
 API misuse that a hand-written mock would happily accept.
 
 Request pipeline (order matters for tests that combine scenarios):
-match path (+ query names) -> auth -> JSON parse + schema -> injected fault -> handler.
+match path (+ query names) -> auth -> JSON parse + schema -> injected fault -> handler
+-> lost response (a `lose_response` fault: the handler ran, the client never hears of it).
 
 Quick use::
 
@@ -46,6 +47,7 @@ New endpoints: write `async def handler(fake, ctx) -> web.StreamResponse` and re
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import hashlib
@@ -491,7 +493,10 @@ class RecordedRequest:
     json: Any
     auth_kind: AuthKind | None
     token: str | None
+    #: What the handler answered (for a lost response: what GitHub did, not what arrived).
     status: int | None = None
+    #: How the response was lost (`lose_response` mode: "drop", "502", "timeout"), else None.
+    lost: LoseMode | None = None
 
 
 @dataclass
@@ -515,6 +520,9 @@ class BlobGrant:
     data: Callable[[], bytes]
 
 
+LoseMode = Literal["drop", "502", "timeout"]
+
+
 @dataclass
 class Fault:
     method: str | None
@@ -523,6 +531,13 @@ class Fault:
     headers: dict[str, str]
     body: Any
     times: int
+    #: None: answer `status` instead of running the handler (`fail_next`).  Otherwise run the
+    #: handler (the write is applied) and lose its response this way (`lose_response`).
+    lose: LoseMode | None = None
+    #: Called after the handler and before the response is lost (another actor's change).
+    meanwhile: Callable[[FakeGitHub], None] | None = None
+    #: "timeout": how long the answer is held back.
+    delay: float = 0.0
 
 
 @dataclass
@@ -591,6 +606,10 @@ def operation(operation_id: str, permission: str | None) -> Callable[[Handler], 
     return register
 
 
+#: Where `_handle` leaves a `lose_response` fault for `_dispatch` (an aiohttp request key).
+_LOSS_KEY = web.RequestKey("fakegithub.lose_response", Fault)
+
+
 def _json(data: Any, status: int = 200) -> web.Response:
     return web.json_response(data, status=status)
 
@@ -657,6 +676,8 @@ class FakeGitHub:
         self.blob_grants: dict[str, BlobGrant] = {}
         self._blob_runner: web.AppRunner | None = None
         self._check_suites: dict[tuple[int, str, str], int] = {}
+        # Set by close(): releases answers held back by a "timeout" lost response.
+        self._closing = asyncio.Event()
 
     # ----------------------------------------------------------------------------- lifecycle
 
@@ -668,6 +689,7 @@ class FakeGitHub:
         self._app_hooks.append(hook)
 
     async def start(self) -> None:
+        self._closing.clear()
         app = web.Application(client_max_size=64 * 1024 * 1024)
         if self.git_root is not None:
             add_git_routes(app, self.git_root, self.token_allows)
@@ -688,6 +710,7 @@ class FakeGitHub:
         self.blob_url = await _serve_on_loopback(self._blob_runner)
 
     async def close(self) -> None:
+        self._closing.set()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -1218,6 +1241,39 @@ class FakeGitHub:
                 headers=dict(headers or {}),
                 body=body,
                 times=times,
+            )
+        )
+
+    def lose_response(
+        self,
+        *,
+        method: str | None = None,
+        path_regex: str = ".*",
+        times: int = 1,
+        mode: LoseMode = "drop",
+        meanwhile: Callable[[FakeGitHub], None] | None = None,
+        delay: float = 30.0,
+    ) -> None:
+        """Apply the next `times` matching requests and lose their responses: the handler runs
+        (state changes, the request is recorded with the handler's status and `lost=mode`),
+        then `mode` decides what the client gets --
+        "drop": the connection is closed without a response (aiohttp's client raises
+        `ServerDisconnectedError`); "502": a bad-gateway error instead of the real answer;
+        "timeout": nothing for `delay` seconds (for a client with a shorter timeout), then the
+        real answer, too late.  `meanwhile(fake)` runs between the handler and the loss, to
+        model another actor's change.  Shares the FIFO queue and the after-auth-and-schema
+        position with `fail_next`; a handler's own error answer is lost the same way."""
+        self.faults.append(
+            Fault(
+                method=method.upper() if method else None,
+                path_regex=re.compile(path_regex),
+                status=502 if mode == "502" else 0,
+                headers={},
+                body=None,
+                times=times,
+                lose=mode,
+                meanwhile=meanwhile,
+                delay=delay,
             )
         )
 
@@ -2087,7 +2143,34 @@ class FakeGitHub:
             response = _json(_error_body(exc.status, exc.message, exc.errors), exc.status)
             response.headers.update(exc.headers)
         rec.status = response.status
+        loss = request.get(_LOSS_KEY)
+        if loss is not None:
+            response = await self._lose(request, rec, loss, response)
         self._rate_limit_headers(response, credential)
+        return response
+
+    async def _lose(
+        self,
+        request: web.Request,
+        rec: RecordedRequest,
+        fault: Fault,
+        response: web.StreamResponse,
+    ) -> web.StreamResponse:
+        """The handler has run; make its answer never reach the client."""
+        rec.lost = fault.lose
+        if fault.meanwhile is not None:
+            fault.meanwhile(self)
+        if fault.lose == "502":
+            return _json(_error_body(502, _default_fault_message(502)), 502)
+        if fault.lose == "timeout":
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), fault.delay)
+            return response
+        # "drop": close the connection with the response unsent.  aiohttp's attempt to write
+        # it then fails quietly (a ConnectionError on a closing transport), and the client,
+        # waiting for a status line, sees the server disconnect.
+        if request.transport is not None:
+            request.transport.close()
         return response
 
     async def _handle(
@@ -2124,8 +2207,15 @@ class FakeGitHub:
         self._validate_body(op, rec, has_body=bool(raw_body))
 
         fault = self._take_fault(request.method, raw_path)
-        if fault is not None:
-            return fault
+        if fault is not None and fault.lose is not None:
+            request[_LOSS_KEY] = fault  # the handler runs; `_dispatch` loses its answer
+        elif fault is not None:
+            body = fault.body
+            if body is None:
+                body = _error_body(fault.status, _default_fault_message(fault.status))
+            answer = _json(body, fault.status)
+            answer.headers.update(fault.headers)
+            return answer
 
         if spec is None:
             self._violation(rec, f"{op.operation_id} is valid but not implemented by FakeGitHub")
@@ -2259,7 +2349,7 @@ class FakeGitHub:
             self._violation(rec, f"{op.operation_id}: body invalid at {where}: {message}")
             raise GitHubError(422, f"Invalid request.\n\nFor '{where}', {message}.")
 
-    def _take_fault(self, method: str, raw_path: str) -> web.Response | None:
+    def _take_fault(self, method: str, raw_path: str) -> Fault | None:
         for fault in self.faults:
             if fault.method not in (None, method.upper()):
                 continue
@@ -2268,12 +2358,7 @@ class FakeGitHub:
             fault.times -= 1
             if fault.times <= 0:
                 self.faults.remove(fault)
-            body = fault.body
-            if body is None:
-                body = _error_body(fault.status, _default_fault_message(fault.status))
-            response = _json(body, fault.status)
-            response.headers.update(fault.headers)
-            return response
+            return fault
         return None
 
     def _rate_limit_headers(self, response: web.StreamResponse, credential: str | None) -> None:

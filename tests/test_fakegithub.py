@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import time
 from collections.abc import AsyncIterator
@@ -294,6 +295,65 @@ async def test_fail_next_injects_429_with_retry_after(
     assert await gh.post(url, {**REPO, "issue_number": 1}, data={"labels": ["bug"]})
     assert fake.faults == []
     assert fake.violations == []
+
+
+async def test_lose_response_applies_the_write_then_loses_the_answer(
+    fake: FakeGitHub, session: aiohttp.ClientSession
+) -> None:
+    token = fake.mint_token(1).token
+    url = f"{fake.url}/repos/octo/hello/issues/1/comments"
+    auth = {"Authorization": f"token {token}"}
+    fake.lose_response(method="POST", path_regex=r"/comments$", mode="drop")
+    fake.lose_response(method="POST", path_regex=r"/comments$", mode="502")
+    # "drop": the connection closes with no status line at all.
+    with pytest.raises(aiohttp.ServerDisconnectedError):
+        async with session.post(url, json={"body": "one"}, headers=auth) as resp:
+            await resp.read()
+    # "502": a bad gateway in place of the 201.
+    async with session.post(url, json={"body": "two"}, headers=auth) as resp:
+        assert resp.status == 502
+        assert (await resp.json())["message"] == "Server Error"
+    # Both were applied, and recorded with what the handler answered.
+    assert [c.body for c in fake.repo("octo/hello").issues[1].comments] == ["one", "two"]
+    recs = fake.requests_for("issues/create-comment")
+    assert [(r.status, r.lost) for r in recs] == [(201, "drop"), (201, "502")]
+    assert fake.faults == []
+
+    # Auth and schema come first: a refused call neither applies nor uses up the fault.
+    fake.lose_response(method="POST", path_regex=r"/comments$", mode="drop")
+    async with session.post(url, json={"body": "x"}) as resp:
+        assert resp.status == 401
+    async with session.post(url, json={"nobody": 1}, headers=auth) as resp:
+        assert resp.status == 422
+    assert len(fake.faults) == 1 and len(fake.repo("octo/hello").issues[1].comments) == 2
+    fake.violations.clear()
+
+    # One FIFO queue with fail_next: the pending loss fires first (applied), then the 429
+    # (not applied).
+    fake.fail_next(method="POST", path_regex=r"/comments$", status=429)
+    gh = token_client(session, fake, token)
+    with pytest.raises(aiohttp.ClientConnectionError):
+        await gh.post(url, data={"body": "three"})
+    with pytest.raises(BadRequest) as exc:
+        await gh.post(url, data={"body": "four"})
+    assert exc.value.status_code == 429
+    assert [c.body for c in fake.repo("octo/hello").issues[1].comments] == ["one", "two", "three"]
+    fake.assert_no_violations()
+
+
+async def test_lose_response_timeout_holds_the_answer_back(
+    fake: FakeGitHub, session: aiohttp.ClientSession
+) -> None:
+    fake.lose_response(method="GET", path_regex=r"/issues/1$", mode="timeout", delay=5)
+    gh = token_client(session, fake)
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.3):
+            await gh.getitem(
+                "/repos/{owner}/{repo}/issues/{issue_number}", {**REPO, "issue_number": 1}
+            )
+    assert time.monotonic() - started < 2
+    assert fake.requests[-1].lost == "timeout"
 
 
 async def test_get_content_is_base64_wrapped_like_github(
