@@ -22,6 +22,7 @@ from bot.forge import DryRunForge, GitHubForge, Issue
 from bot.github import GitHubApp
 from bot.local_model import EmbeddedModel
 from bot.model import ModelClient
+from bot.redeliver import reconcile_periodically
 from bot.server import NOTIFY, STORE, create_app
 from bot.settings import Settings
 from bot.store import Job, JobSpec, Store
@@ -45,6 +46,8 @@ class Runtime:
         self.model: ModelClient | None = None
         self.embedded: EmbeddedModel | None = None
         self.pool: WorkerPool | None = None
+        #: Periodic tasks of a worker process (the redelivery reconciliation).
+        self.background: list[asyncio.Task[None]] = []
         # One mirror cache per process: its locks serialise fetches of one repository.
         self.mirrors = MirrorCache(settings.data_dir, git_base_url=settings.git_base_url)
 
@@ -86,8 +89,27 @@ class Runtime:
                     backoff_seconds=settings.job_backoff_seconds,
                 )
                 rt.pool.start()
+                if settings.redeliver_interval_seconds > 0:
+                    assert rt.github is not None
+                    # Deliveries that failed while no process was up are asked for again.
+                    rt.background.append(
+                        asyncio.create_task(
+                            reconcile_periodically(
+                                rt.github,
+                                rt.store,
+                                interval_seconds=settings.redeliver_interval_seconds,
+                                window_seconds=settings.redeliver_window_seconds,
+                                first_delay=min(5.0, settings.redeliver_interval_seconds),
+                            )
+                        )
+                    )
             yield rt
         finally:
+            for task in rt.background:
+                task.cancel()
+            for task in rt.background:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             if rt.pool:
                 # Running jobs get the grace period; what must be interrupted goes back to the
                 # queue with its attempt refunded, for another worker to take at once.
@@ -178,7 +200,7 @@ class Runtime:
             if interrupted_by_shutdown(exc):
                 await asyncio.shield(
                     self.store.finish_run(
-                        run_id, "interrupted", "shutdown", "the worker stopped; the job was requeued"
+                        run_id, "interrupted", "shutdown", "the worker stopped; job requeued"
                     )
                 )
             else:

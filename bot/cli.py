@@ -9,14 +9,17 @@ import logging
 import signal
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Iterable
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from bot.local_model import LocalModelError
+from bot.migrations import SchemaTooNew
 from bot.settings import Settings, SettingsError, load_settings
 from bot.text import Redactor, redactor
 
@@ -128,6 +131,21 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--json", action="store_true")
     r.add_argument("--limit", type=int, default=50)
     r.add_argument("--steps", type=int, metavar="RUN_ID", help="show the steps of one run")
+    r.add_argument(
+        "--costs",
+        action="store_true",
+        help="spend per repository, loop and model over the last day and month, against the caps",
+    )
+
+    rd = sub.add_parser(
+        "redeliver",
+        help="ask GitHub to redeliver the failed webhook deliveries we never stored",
+    )
+    rd.add_argument(
+        "--since", default="2h", help="how far back to look: 90s, 30m, 2h, 3d (default 2h)"
+    )
+    rd.add_argument("--dry-run", action="store_true", help="list what would be redelivered")
+    rd.add_argument("--json", action="store_true")
 
     sub.add_parser("config-schema", help="print the JSON schema of .github/loopwright.yml")
 
@@ -170,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings()
         _setup_logging(settings, args.log_level)
         return _dispatch(args, settings)
-    except (SettingsError, LocalModelError) as exc:
+    except (SettingsError, LocalModelError, SchemaTooNew) as exc:
         secrets = settings.secret_values() if settings else ()
         print(f"loopwright: {redactor(secrets)(str(exc))}", file=sys.stderr)
         return 2
@@ -190,6 +208,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return asyncio.run(_worker(settings, args.concurrency or settings.worker_concurrency))
     if args.command == "runs":
         return asyncio.run(_runs(settings, args))
+    if args.command == "redeliver":
+        return asyncio.run(_redeliver(settings, args))
     if args.command == "run":
         return asyncio.run(_run_local(settings, args))
     if args.command == "replay":
@@ -269,6 +289,15 @@ async def _runs(settings: Settings, args: argparse.Namespace) -> int:
     try:
         store = Store(database, secrets=settings.secret_values())
         await store.init()
+        if args.costs:
+            from bot.costs import format_spend_report, spend_report
+
+            spend = await spend_report(store, now=time.time())
+            if args.json:
+                _emit(settings, [asdict(r) for r in spend])
+            else:
+                print(_emit(settings, format_spend_report(spend, settings), as_json=False))
+            return 0
         if args.steps is not None:
             # Redacted again on the way out: rows written before the store redacted them.
             steps = _emit(settings, await store.steps_for(args.steps), as_json=args.json)
@@ -335,6 +364,26 @@ async def _runs(settings: Settings, args: argparse.Namespace) -> int:
                 f"{j['attempts']} attempts: {err}"
             )
     return 0
+
+
+async def _redeliver(settings: Settings, args: argparse.Namespace) -> int:
+    from bot import redeliver
+    from bot.app import Runtime
+
+    try:
+        since = redeliver.parse_since(args.since)
+    except ValueError as exc:
+        raise SettingsError(f"--since: {exc}") from None
+    async with Runtime.open(settings, github=True) as rt:
+        assert rt.github is not None
+        report = await redeliver.reconcile(
+            rt.github, rt.store, since_seconds=since, dry_run=args.dry_run
+        )
+    if args.json:
+        _emit(settings, report.as_dict())
+    else:
+        print(_emit(settings, redeliver.format_report(report), as_json=False))
+    return 1 if report.errors else 0
 
 
 def _labels(arg: str | None) -> list[str] | None:

@@ -27,6 +27,7 @@ a page already read.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -310,3 +311,31 @@ def format_report(report: RedeliveryReport) -> str:
         lines.append(f"  errors: {len(report.errors)}")
         lines += [f"    {f'{e.guid}: ' if e.guid else ''}{e.message}" for e in report.errors]
     return "\n".join(lines)
+
+
+async def reconcile_periodically(
+    app: GitHubApp,
+    store: Store,
+    *,
+    interval_seconds: float,
+    window_seconds: float,
+    first_delay: float = 5.0,
+) -> None:
+    """A worker process's background pass: shortly after start-up (what was missed while the
+    process was down), then every `interval_seconds`. Never raises; cancel it to stop."""
+    since = min(window_seconds, GITHUB_DELIVERY_RETENTION_SECONDS)
+    delay = first_delay
+    while True:
+        await asyncio.sleep(delay)
+        delay = interval_seconds
+        try:
+            report = await reconcile(app, store, since_seconds=since)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("redeliver: the pass failed; trying again in %.0fs", interval_seconds)
+            continue
+        if report.errors:
+            log.warning("redeliver: %s", format_report(report))
+        elif report.redelivered:
+            log.info("redeliver: %s", format_report(report))

@@ -75,6 +75,8 @@ def make_settings(gh: FakeGitHub, model: FakeModel, tmp: Path, **extra: Any) -> 
         "job_backoff_seconds": 0.1,
         "github_max_wait_seconds": 5,
         "prices": {"scripted-small": {"prompt": 0.5, "completion": 1.5}},
+        # The periodic redelivery pass is tested on its own (tests/test_redeliver.py).
+        "redeliver_interval_seconds": 0,
     }
     values.update(extra)
     return load_settings(**values)

@@ -3757,3 +3757,8 @@ def _git(
     env: Mapping[str, str] | None = None,
 ) -> str:
     return _git_run(git_dir, *args, stdin=stdin, env=env).stdout.decode().strip()
+
+
+# The App's webhook delivery log and its three operations live in their own module; importing
+# it here registers them, so every FakeGitHub answers them (with an empty log until used).
+from tests import fakegithub_hooks as _hooks  # noqa: E402,F401  (registers at import)

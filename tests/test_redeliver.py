@@ -424,3 +424,40 @@ def test_format_report_is_one_line_per_fact() -> None:
         "    g-bad: HTTP 422: Validation Failed",
         "    listing deliveries: HTTP 502: Server Error",
     ]
+
+
+async def test_a_worker_process_redelivers_what_was_missed_on_its_own(
+    tmp_path: Path, fake_model: FakeModel
+) -> None:
+    """`serve` with workers runs the pass itself: shortly after start-up, then every interval."""
+    async with contextlib.AsyncExitStack() as exits:
+        gh = await exits.enter_async_context(running_fake())
+        gh.add_repo(REPO, installation_id=1, labels=["bug"], collaborators={"Codertocat": "admin"})
+        for n in (1, 2):
+            gh.add_issue(REPO, number=n, title=f"Crash number {n}", user="Codertocat")
+        fake_model.script("triage", triage_answer("bug", summary="Reads as a crash"))
+        log = hooks(gh, secret=WEBHOOK_SECRET, webhook_url=closed_port_url())
+        # While no loopwright runs, two deliveries fail.
+        missed = [await log.send("issues", opened(n)) for n in (1, 2)]
+        assert {a.status_code for a in missed} == {502}
+        settings = make_settings(gh, fake_model, tmp_path / "data", redeliver_interval_seconds=0.3)
+        stack = await serve(exits, gh, fake_model, settings, REPO)
+        log.webhook_url = f"{stack.url}/webhook"
+        for _ in range(400):
+            await log.drain()
+            if await stack.store.known_deliveries([a.guid for a in missed]) == {
+                a.guid for a in missed
+            }:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the worker process never redelivered the missed deliveries")
+        await stack.settle()
+        for n in (1, 2):
+            issue = gh.repo(REPO).issues[n]
+            assert len([c for c in issue.comments if c.user_login == "loopwright[bot]"]) == 1
+        # Later passes (every 0.3 s) ask for nothing more.
+        await asyncio.sleep(1.0)
+        assert len(gh.requests_for(REDELIVER_OP)) == 2
+        assert len(gh.requests_for(LIST_OP)) >= 2
+        gh.assert_no_violations()
