@@ -139,3 +139,44 @@ async def test_triage_with_the_real_embedded_model(tmp_path: Path) -> None:
     # labels that exist, not a particular judgement.
     assert set(result["labels"]) <= {"bug", "enhancement", "question", "documentation"}
     assert "gemma-3-270m" in result["comment"]
+
+
+async def test_redeliver_needs_the_app_and_a_valid_since(tmp_path: Path) -> None:
+    code, out, err = await cli("redeliver", "--since", "2h", env=base_env(tmp_path))
+    assert code == 2 and out == ""
+    assert err.strip() == "loopwright: LOOPWRIGHT_APP_ID is not set"
+    code, _, err = await cli("redeliver", "--since", "two hours", env=base_env(tmp_path))
+    assert code == 2 and err.startswith("loopwright: --since: ") and len(err.splitlines()) == 1
+
+
+async def test_redeliver_dry_run_against_the_app_s_delivery_log(tmp_path: Path) -> None:
+    from tests.fakegithub import running_fake
+    from tests.fakegithub_hooks import hooks
+
+    async with running_fake() as gh:
+        log = hooks(gh, webhook_url="http://127.0.0.1:9/webhook")  # nothing listens: failures
+        failed = await log.send("issues", {"action": "opened", "issue": {"number": 1}})
+        env = base_env(
+            tmp_path,
+            LOOPWRIGHT_APP_ID=str(gh.app_id),
+            LOOPWRIGHT_PRIVATE_KEY=gh.private_key_pem,
+            LOOPWRIGHT_GITHUB_API_URL=gh.url,
+        )
+        code, out, err = await cli("redeliver", "--since", "30m", "--dry-run", "--json", env=env)
+        assert code == 0, err
+        report = json.loads(out)
+        assert report["dry_run"] is True and report["redelivered"] == []
+        assert [r["guid"] for r in report["would_redeliver"]] == [failed.guid]
+        code, out, err = await cli("redeliver", "--since", "30m", env=env)
+        assert code == 0, err
+        assert "redelivered: 1" in out and failed.guid in out
+        assert len(gh.requests_for("apps/redeliver-webhook-delivery")) == 1
+        gh.assert_no_violations()
+
+
+async def test_runs_costs_on_an_empty_store_prints_the_table_head(tmp_path: Path) -> None:
+    code, out, err = await cli("runs", "--costs", env=base_env(tmp_path))
+    assert code == 0, err
+    assert "window" in out.splitlines()[0] or "no model calls" in out
+    code, out, err = await cli("runs", "--costs", "--json", env=base_env(tmp_path))
+    assert code == 0 and json.loads(out) == []
