@@ -197,5 +197,7 @@ async def migrate(
                 {"v": migration.version, "n": migration.name, "t": time.time()},
             )
         applied.append(migration.version)
-        log.info("database migrated to schema version %d (%s)", migration.version, migration.name)
+        log.debug("applied schema migration %d (%s)", migration.version, migration.name)
+    if applied and applied[0] > 1:  # an upgrade, not a new database being created
+        log.info("database upgraded to schema version %d (from %d)", applied[-1], applied[0] - 1)
     return applied
