@@ -6,11 +6,12 @@ what it returns is data, validated with pydantic before anything uses it.
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 import openai
 from pydantic import BaseModel, ValidationError
@@ -36,6 +37,47 @@ class ModelOutputError(ModelError):
 
 class ModelUnavailable(ModelError):
     """The model endpoint could not be reached or kept erroring."""
+
+
+class CostCapReached(ModelError):
+    """A spend cap (per repository or installation, over a rolling window) is reached: the call
+    was refused before it was made. Not an output or endpoint failure: loops end `cost_cap`.
+
+    `scope` is "repository" or "installation", `window` "day" or "month"; `spent` is what the
+    recorded model calls cost in the window plus what calls in flight have reserved; `frees_at`
+    (epoch seconds, None if unknown) is about when enough of it leaves the window for a call.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        scope: str,
+        subject: str,
+        window: str,
+        cap: float,
+        spent: float,
+        source: str = "",
+        frees_at: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.scope = scope
+        self.subject = subject
+        self.window = window
+        self.cap = cap
+        self.spent = spent
+        self.source = source
+        self.frees_at = frees_at
+
+
+class CallGuard(Protocol):
+    """Checked around every model request: `before_call` refuses it (raising
+    `CostCapReached`) or admits it and returns a token; `after_call(token)` runs once the
+    request has ended and its step record, if any, is written (also when it failed)."""
+
+    async def before_call(self, *, step: str, model: str, estimate: float) -> object: ...
+
+    async def after_call(self, token: object) -> None: ...
 
 
 @dataclass
@@ -108,6 +150,8 @@ class ModelClient:
         self.settings = settings
         self.schema_style = schema_style
         self.max_attempts = max_attempts
+        #: Checked before every request (the spend caps of one run); None: nothing to check.
+        self.guard: CallGuard | None = None
         self.client = openai.AsyncOpenAI(
             base_url=base_url,
             api_key=api_key or "unused",
@@ -116,7 +160,20 @@ class ModelClient:
         )
 
     async def close(self) -> None:
+        """Close the HTTP client (shared with every `with_guard` copy: close the original)."""
         await self.client.close()
+
+    def with_guard(self, guard: CallGuard | None) -> ModelClient:
+        """A client for one run: the same endpoint and HTTP connection pool, with `guard`
+        checked before each request this copy makes."""
+        clone = copy.copy(self)
+        clone.guard = guard
+        return clone
+
+    @property
+    def max_requests(self) -> int:
+        """HTTP requests one attempt may make at most (the openai client's own retries)."""
+        return int(self.client.max_retries) + 1
 
     def _response_format(self, name: str, schema: dict[str, Any]) -> dict[str, Any]:
         if self.schema_style == "llama":
@@ -131,6 +188,12 @@ class ModelClient:
     def cost_of(self, model: str, prompt_tokens: int, completion_tokens: int) -> float:
         price = self.settings.price_of(model)
         return (prompt_tokens * price.prompt + completion_tokens * price.completion) / 1e6
+
+    def estimate_cost(self, model: str, messages: list[dict[str, str]], max_tokens: int) -> float:
+        """An upper estimate of one request's cost, before it is made: three characters per
+        prompt token (tokenizers average nearer four) and the whole reply limit."""
+        chars = sum(len(m.get("content") or "") for m in messages)
+        return self.cost_of(model, -(-chars // 3), max_tokens)
 
     async def structured(
         self,
@@ -156,57 +219,20 @@ class ModelClient:
         last_error = ""
         for attempt in range(1, self.max_attempts + 1):
             model = models[min(attempt - 1, len(models) - 1)]
-            started = time.perf_counter()
+            token: object = None
+            if self.guard is not None:
+                # Refused here (CostCapReached) the request is never made.
+                estimate = self.estimate_cost(model, convo, max_tokens)
+                token = await self.guard.before_call(step=step, model=model, estimate=estimate)
             try:
-                request: dict[str, Any] = {
-                    "model": model,
-                    "messages": convo,
-                    "temperature": 0,
-                    "max_tokens": max_tokens,
-                    "response_format": self._response_format(step, schema),
-                    "extra_headers": {STEP_HEADER: step},
-                }
-                resp = await self.client.chat.completions.create(**request)
-            except openai.APIError as exc:
-                if record:
-                    await record(
-                        StepRecord(
-                            name=step,
-                            kind="model",
-                            verdict="unavailable",
-                            model=model,
-                            input=_render(convo),
-                            output=f"{type(exc).__name__}: {exc}",
-                            duration_ms=(time.perf_counter() - started) * 1000,
-                        )
-                    )
-                raise ModelUnavailable(f"{step}: {type(exc).__name__}: {exc}") from exc
-            ms = (time.perf_counter() - started) * 1000
-            text = (resp.choices[0].message.content or "") if resp.choices else ""
-            pt = resp.usage.prompt_tokens if resp.usage else 0
-            ct = resp.usage.completion_tokens if resp.usage else 0
-            call = Usage(1, pt, ct, self.cost_of(model, pt, ct))
-            usage.add(call)
-            value: T | None = None
-            try:
-                value = output_type.model_validate(extract_json(text))
-            except (ValueError, ValidationError) as exc:
-                last_error = _short_error(exc)
-            if record:
-                await record(
-                    StepRecord(
-                        name=step,
-                        kind="model",
-                        verdict="valid" if value is not None else f"invalid: {last_error}",
-                        model=model,
-                        input=_render(convo),
-                        output=text,
-                        prompt_tokens=pt,
-                        completion_tokens=ct,
-                        cost=call.cost,
-                        duration_ms=ms,
-                    )
+                reply = await self._attempt(
+                    step, model, convo, output_type, schema, max_tokens, record, usage
                 )
+            finally:
+                if self.guard is not None:
+                    # After the step record: the call's cost is counted by one or the other.
+                    await self.guard.after_call(token)
+            value, text, last_error = reply
             if value is None:
                 convo = [
                     *messages,
@@ -222,6 +248,73 @@ class ModelClient:
         raise ModelOutputError(
             f"{step}: invalid output after {self.max_attempts} attempts ({last_error})"
         )
+
+    async def _attempt(
+        self,
+        step: str,
+        model: str,
+        convo: list[dict[str, str]],
+        output_type: type[T],
+        schema: dict[str, Any],
+        max_tokens: int,
+        record: Recorder | None,
+        usage: Usage,
+    ) -> tuple[T | None, str, str]:
+        """One request, recorded and added to `usage`: (the validated value or None, the reply
+        text, why it is invalid)."""
+        started = time.perf_counter()
+        try:
+            request: dict[str, Any] = {
+                "model": model,
+                "messages": convo,
+                "temperature": 0,
+                "max_tokens": max_tokens,
+                "response_format": self._response_format(step, schema),
+                "extra_headers": {STEP_HEADER: step},
+            }
+            resp = await self.client.chat.completions.create(**request)
+        except openai.APIError as exc:
+            if record:
+                await record(
+                    StepRecord(
+                        name=step,
+                        kind="model",
+                        verdict="unavailable",
+                        model=model,
+                        input=_render(convo),
+                        output=f"{type(exc).__name__}: {exc}",
+                        duration_ms=(time.perf_counter() - started) * 1000,
+                    )
+                )
+            raise ModelUnavailable(f"{step}: {type(exc).__name__}: {exc}") from exc
+        ms = (time.perf_counter() - started) * 1000
+        text = (resp.choices[0].message.content or "") if resp.choices else ""
+        pt = resp.usage.prompt_tokens if resp.usage else 0
+        ct = resp.usage.completion_tokens if resp.usage else 0
+        call = Usage(1, pt, ct, self.cost_of(model, pt, ct))
+        usage.add(call)
+        value: T | None = None
+        error = ""
+        try:
+            value = output_type.model_validate(extract_json(text))
+        except (ValueError, ValidationError) as exc:
+            error = _short_error(exc)
+        if record:
+            await record(
+                StepRecord(
+                    name=step,
+                    kind="model",
+                    verdict="valid" if value is not None else f"invalid: {error}",
+                    model=model,
+                    input=_render(convo),
+                    output=text,
+                    prompt_tokens=pt,
+                    completion_tokens=ct,
+                    cost=call.cost,
+                    duration_ms=ms,
+                )
+            )
+        return value, text, error
 
 
 def _render(messages: list[dict[str, str]]) -> str:

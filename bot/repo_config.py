@@ -73,6 +73,16 @@ class BudgetConfig(_Strict):
     wall_clock_seconds: int = Field(default=1800, ge=10)
 
 
+class CostsConfig(_Strict):
+    """This repository's own hard spend caps in US dollars, over rolling windows (a day is the
+    last 24 h, a month the last 30 days), summed from every loop's recorded model calls. They
+    can only lower the operator's caps (`LOOPWRIGHT_COST_CAP_REPO_*_USD`): a higher value is
+    clamped to the operator's. Unset: the operator's cap alone."""
+
+    day_usd: float | None = Field(default=None, gt=0)
+    month_usd: float | None = Field(default=None, gt=0)
+
+
 class CommandsConfig(_Strict):
     """How the repository under test is prepared and tested inside the sandbox."""
 
@@ -210,6 +220,7 @@ class RepoConfig(_Strict):
     loops: LoopsConfig = Field(default_factory=LoopsConfig)
     triage: TriageConfig = Field(default_factory=TriageConfig)
     budgets: BudgetConfig = Field(default_factory=BudgetConfig)
+    costs: CostsConfig = Field(default_factory=CostsConfig)
     commands: CommandsConfig = Field(default_factory=CommandsConfig)
     fix: FixConfig = Field(default_factory=FixConfig)
     ci: CiConfig = Field(default_factory=CiConfig)

@@ -26,7 +26,7 @@ from pydantic import BaseModel, Field
 
 import bot.cilogs as cilogs
 from bot.forge import PullRef, WorkflowRun
-from bot.model import ModelOutputError, ModelUnavailable, Usage
+from bot.model import CostCapReached, ModelOutputError, ModelUnavailable, Usage
 from bot.sandbox import EnvironmentSetupFailed, SandboxError, SandboxResult
 from bot.store import Job, StepRecord
 from bot.testresults import TestRun, regressions
@@ -42,6 +42,7 @@ from loops.engine import (
     Tally,
     format_footer,
     push_and_open_pull,
+    run_so_far,
 )
 from loops.fix import cancel_check
 from loops.localize import localize
@@ -64,6 +65,7 @@ _PLAIN = {
     ExitReason.PROTECTED_PATH: "refused a change to a protected path",
     ExitReason.CANCELLED: "was stopped on request",
     ExitReason.FLAKY: "found that the failure is flaky (it does not fail every time)",
+    ExitReason.COST_CAP: "stopped before a model call: a spend cap is reached",
 }
 
 
@@ -263,6 +265,10 @@ async def run(job: Job, ctx: LoopContext) -> Outcome:
         report.exit, report.detail = ExitReason.PROTECTED_PATH, str(exc)
     except ModelUnavailable as exc:
         report.exit, report.detail = ExitReason.MODEL_ERROR, str(exc)
+    except CostCapReached as exc:
+        # Refused before a model call (the explanation's; the patch loop ends on it itself).
+        report.exit, report.detail = ExitReason.COST_CAP, str(exc)
+        report.usage, report.models = await run_so_far(ctx)
     except EnvironmentSetupFailed as exc:
         report.exit, report.detail = ExitReason.SANDBOX_ERROR, f"{exc}\n{exc.result.output[-600:]}"
     except SandboxError as exc:

@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field
 
 from bot.depsinfo import DepsPR, parse_deps_pr, release_notes
 from bot.forge import PullInfo, PullRef
-from bot.model import ModelOutputError, ModelUnavailable, Usage
+from bot.model import CostCapReached, ModelOutputError, ModelUnavailable, Usage
 from bot.sandbox import EnvironmentSetupFailed, SandboxError
 from bot.store import Job, StepRecord
 from bot.testresults import TestRun, regressions
@@ -38,6 +38,7 @@ from loops.engine import (
     Tally,
     format_footer,
     push_and_open_pull,
+    run_so_far,
 )
 from loops.fix import cancel_check
 from loops.patch import ACTIONS, PatchOutcome, patch_loop, screen_problem
@@ -179,6 +180,11 @@ async def run(job: Job, ctx: LoopContext) -> Outcome:
         report.exit, report.detail = ExitReason.PROTECTED_PATH, str(exc)
     except ModelUnavailable as exc:
         report.exit, report.detail = ExitReason.MODEL_ERROR, str(exc)
+    except CostCapReached as exc:
+        # Refused before a model call (the summary's; the migration ends on it itself). The
+        # verdict, its labels and check run are out already: only the model's part is missing.
+        report.exit, report.detail = ExitReason.COST_CAP, str(exc)
+        report.usage, report.models = await run_so_far(ctx)
     except SandboxError as exc:
         report.exit, report.detail = ExitReason.SANDBOX_ERROR, str(exc)
     return await _publish(ctx, report)
@@ -358,6 +364,9 @@ async def _migrate(
     report.models.extend(report.patched.models)
     result = report.patched.result
     assert result is not None
+    if result.exit is ExitReason.COST_CAP:
+        report.exit, report.detail = result.exit, result.detail
+        return
     if result.exit is not ExitReason.FIXED:
         report.exit, report.detail = result.exit, f"no migration: {result.detail}"
         return
@@ -454,8 +463,10 @@ def render_comment(ctx: LoopContext, report: DepsReport) -> str:
             lines += [f"❌ `{cfg.breaks_label}`: the update does not install or test.", ""]
             if report.install_error:
                 lines += ["```", report.install_error.strip()[-1500:], "```", ""]
-    else:
+    elif report.exit is not ExitReason.COST_CAP:
         lines += [f"⚠️ No verdict ({report.exit.value}): {report.detail[:600]}", ""]
+    if report.exit is ExitReason.COST_CAP:
+        lines += [f"💸 Stopped before a model call (`cost_cap`): {report.detail[:600]}.", ""]
     if report.bullets:
         lines += ["**What changed (from the release notes):**", ""]
         lines += [f"- {b}" for b in report.bullets]
@@ -469,7 +480,7 @@ def render_comment(ctx: LoopContext, report: DepsReport) -> str:
             "before merging.",
             "",
         ]
-    elif report.patched is not None:
+    elif report.patched is not None and report.exit is not ExitReason.COST_CAP:
         lines += [f"🛠️ No migration found: {report.detail}", ""]
     ledger = report.patched.result.ledger if report.patched and report.patched.result else None
     if ledger and ledger.attempts:

@@ -10,8 +10,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from bot.costs import CAPS_STEP, CostGuard, caps_record, run_usage
 from bot.forge import WRITE_PERMISSIONS, Issue, PullInfo, PullRef, WorkflowJob, WorkflowRun
-from bot.model import ModelClient, Usage
+from bot.model import CostCapReached, ModelClient, Usage
 from bot.repo_config import CONFIG_PATH, BudgetConfig, ConfigError, RepoConfig, parse_config
 from bot.settings import Settings
 from bot.store import Job, StepRecord, Store
@@ -41,6 +42,9 @@ class ExitReason(enum.StrEnum):
     #: A candidate fix that makes the reproduction and the held-out variant pass but changes
     #: what some existing tests expect: a draft PR for a maintainer to decide, never `fixed`.
     BEHAVIOUR_CHANGE = "behaviour_change"
+    #: Stopped before a model call: a spend cap (repository or installation, day or month)
+    #: is reached (`bot.costs`).
+    COST_CAP = "cost_cap"
 
     @property
     def succeeded(self) -> bool:
@@ -102,6 +106,9 @@ class LoopContext:
     queued_at: float = 0.0
     #: Where phase changes go as they happen (the terminal in local mode); None: nowhere.
     on_progress: Callable[[str], None] | None = None
+    #: The run's spend caps, checked by `model` before every call; `execute` installs the
+    #: repository's own caps once its config is read. None: no caps checked.
+    costs: CostGuard | None = None
 
     async def record(self, step: StepRecord) -> None:
         await self.store.record_step(self.run_id, step)
@@ -190,6 +197,23 @@ async def push_and_open_pull(
     return pull
 
 
+def cost_cap_note(exc: CostCapReached) -> str:
+    """What a sticky comment says when a spend cap stopped the loop."""
+    why = str(exc)
+    return (
+        f"💸 loopwright stopped before a model call (`cost_cap`). {why[:1].upper()}{why[1:]}."
+        "\n\nNothing more is spent on this until the cap frees up: trigger the loop again then, "
+        "or raise the cap (the operator's `LOOPWRIGHT_COST_CAP_*_USD`; `costs:` in "
+        "`.github/loopwright.yml` can only lower it)."
+    )
+
+
+async def run_so_far(ctx: LoopContext) -> tuple[Usage, list[str]]:
+    """What the run's recorded model calls used, and their models (for the comment of a loop
+    that stopped part-way, whose own tallies went with the exception)."""
+    return await run_usage(ctx.store, ctx.run_id)
+
+
 def format_footer(ctx: LoopContext, usage: Usage, models: list[str]) -> str:
     model = ", ".join(dict.fromkeys(models)) or "none"
     return (
@@ -248,9 +272,36 @@ async def execute(loop: str, fn: LoopFn, job: Job, ctx: LoopContext) -> Outcome:
                 ),
             )
         return Outcome(ExitReason.CONFIG_ERROR, "; ".join(exc.problems))
+    if ctx.costs is not None:
+        ctx.costs.repo_costs = ctx.config.costs
+        caps = ctx.costs.caps()
+        if caps:
+            clamped = any(c.clamped_from is not None for c in caps)
+            await ctx.record(
+                StepRecord(
+                    name=CAPS_STEP,
+                    kind="deterministic",
+                    verdict="clamped" if clamped else "ok",
+                    input="; ".join(f"{c.scope} {c.window}: {c.describe()}" for c in caps),
+                    output=caps_record(caps, ctx.config.costs),
+                )
+            )
     if not getattr(ctx.config.loops, loop, True):
         return Outcome(ExitReason.DISABLED, f"loops.{loop} is off in {CONFIG_PATH}")
-    return await fn(job, ctx)
+    try:
+        return await fn(job, ctx)
+    except CostCapReached as exc:
+        # The loops that report more (fix, ci_repair, deps) end on the cap themselves; any
+        # other says so in its own sticky section.
+        usage, models = await run_so_far(ctx)
+        if number is not None:
+            await ctx.forge.upsert_sticky(
+                number,
+                loop,
+                f"### loopwright {loop}\n\n{cost_cap_note(exc)}\n\n"
+                + format_footer(ctx, usage, models),
+            )
+        return Outcome(ExitReason.COST_CAP, str(exc), usage=usage)
 
 
 # --- budgets and keep/revert ---------------------------------------------------------------------
@@ -409,7 +460,8 @@ async def keep_or_revert(
     remembered but not built on: the next attempt starts from the last kept commit again, and
     the settled commit is checked out when the loop ends without a success. Stops on success,
     on the budget, after `patience` attempts in a row that did not improve (one, once the best
-    is settled), or when cancelled between attempts.
+    is settled), when cancelled between attempts, or when a spend cap refuses a model call
+    (`cost_cap`: the attempt in progress is reverted).
     """
     ledger = Ledger()
     best = baseline
@@ -433,7 +485,12 @@ async def keep_or_revert(
             return await end(ExitReason.BUDGET_EXHAUSTED, reason)
         n += 1
         started = time.perf_counter()
-        proposal = await propose(n, feedback)
+        try:
+            proposal = await propose(n, feedback)
+        except CostCapReached as exc:
+            # Refused before a model call: the attempt's partial edits go, the ledger stays.
+            await ws.reset_to_last_kept()
+            return await end(ExitReason.COST_CAP, str(exc))
         budget.charge(proposal.usage)
         commit: str | None = None
         if not proposal.changed:

@@ -19,7 +19,7 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from bot.forge import WRITE_PERMISSIONS, Issue, PullRef
-from bot.model import ModelUnavailable, Usage
+from bot.model import CostCapReached, ModelUnavailable, Usage
 from bot.sandbox import EnvironmentSetupFailed, SandboxError
 from bot.store import Job, StepRecord
 from bot.text import strip_hidden
@@ -33,6 +33,7 @@ from loops.engine import (
     Outcome,
     format_footer,
     push_and_open_pull,
+    run_so_far,
 )
 from loops.localize import localize
 from loops.patch import PatchOutcome, patch, screen_problem
@@ -59,6 +60,7 @@ _PLAIN = {
     ExitReason.BEHAVIOUR_CHANGE: (
         "found a change that fixes the reproduction but changes what existing tests expect"
     ),
+    ExitReason.COST_CAP: "stopped before a model call: a spend cap is reached",
 }
 
 
@@ -198,6 +200,11 @@ async def _pipeline(job: Job, ctx: LoopContext, *, patching: bool) -> Outcome:
         report.exit, report.detail = ExitReason.SETUP_ERROR, str(exc)
     except ModelUnavailable as exc:
         report.exit, report.detail = ExitReason.MODEL_ERROR, str(exc)
+    except CostCapReached as exc:
+        # Refused before a model call (the reproduction and the patch loop end on it
+        # themselves; this is any other call). The tallies went with the exception.
+        report.exit, report.detail = ExitReason.COST_CAP, str(exc)
+        report.usage, report.models = await run_so_far(ctx)
     except EnvironmentSetupFailed as exc:
         tail = exc.result.output[-600:]
         report.exit = ExitReason.SETUP_ERROR
@@ -345,8 +352,10 @@ async def _publish(ctx: LoopContext, report: FixReport, *, patching: bool) -> Ou
         label = DRAFT_PR_LABEL
     elif report.exit is ExitReason.BEHAVIOUR_CHANGE and report.pull:
         label = BEHAVIOUR_CHANGE_LABEL
-    elif report.exit in (ExitReason.DONE, ExitReason.CANCELLED):
-        label = None  # a reproduction on request, or a human stopped it: nothing to flag
+    elif report.exit in (ExitReason.DONE, ExitReason.CANCELLED, ExitReason.COST_CAP):
+        # A reproduction on request, a human stopped it, or a spend cap did (the comment
+        # says when it frees up): nothing about the issue itself to flag.
+        label = None
     else:
         label = NEEDS_HUMAN_LABEL
     if label:
@@ -404,6 +413,17 @@ def render_comment(ctx: LoopContext, report: FixReport, *, patching: bool) -> st
             "(`behaviour_change`).",
             "",
             *_changed_expectations(report),
+        ]
+    elif report.exit is ExitReason.COST_CAP:
+        why = report.detail.splitlines()[0] if report.detail else "a spend cap is reached"
+        lines += [
+            f"💸 loopwright stopped before a model call (`{report.exit.value}`). "
+            f"{why[:1].upper()}{why[1:]}.",
+            "",
+            "Nothing more is spent on this issue until the cap frees up: comment "
+            "`/loopwright fix` (or label it again) then, or raise the cap (the operator's "
+            "`LOOPWRIGHT_COST_CAP_*_USD`; `costs:` in `.github/loopwright.yml` can only lower it).",
+            "",
         ]
     else:
         what = _PLAIN.get(report.exit, report.exit.value)

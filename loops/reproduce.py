@@ -20,7 +20,7 @@ from pathlib import Path, PurePosixPath
 from pydantic import BaseModel, Field
 
 from bot.forge import Issue
-from bot.model import ModelOutputError, Usage
+from bot.model import CostCapReached, ModelOutputError, Usage
 from bot.store import StepRecord
 from bot.testresults import (
     TestRun,
@@ -490,6 +490,11 @@ async def reproduce(
                 record=tally.record,
                 max_tokens=reply_tokens(budget),
             )
+        except CostCapReached as exc:
+            # Refused before the call: the attempts so far stay in the report.
+            budget.charge(result.usage.minus(before))
+            result.exit, result.reason = ExitReason.COST_CAP, str(exc)
+            return result
         except ModelOutputError as exc:
             spent = result.usage.minus(before)
             budget.charge(spent)
