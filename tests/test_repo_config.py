@@ -60,6 +60,7 @@ def test_config_schema_command_prints_the_schema() -> None:
         "loops",
         "triage",
         "budgets",
+        "costs",
         "commands",
         "fix",
         "ci",
