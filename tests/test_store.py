@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -245,3 +247,51 @@ async def test_release_hands_a_job_back_at_once_without_spending_its_attempt(
     # On its only attempt, and still not dead: the shutdown did not spend it.
     assert again is not None and again.id == job.id and again.attempts == 1
     assert not await store.heartbeat(job, 30)
+
+
+async def test_concurrent_workers_on_separate_connections_never_share_a_target(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Four leasers, each with its own connection (as four worker processes have), race for
+    jobs on three issues: no two jobs of one issue ever hold a lease at the same time."""
+    import asyncio
+    import time
+
+    if database_url.startswith("sqlite"):
+        database_url = f"sqlite:///{tmp_path / 'shared.db'}"
+    stores = []
+    for _ in range(4):
+        s = Store(await dbmod.connect(database_url))
+        await s.init()
+        stores.append(s)
+    try:
+        for i in range(18):
+            await stores[0].enqueue(
+                JobSpec("triage", "octo/hello", 7, 1 + i % 3, {"n": i}), max_attempts=1
+            )
+        spans: list[tuple[int, float, float]] = []
+
+        async def leaser(store: Store, name: str) -> None:
+            idle = 0
+            while idle < 20:
+                job = await store.lease(name, 30)
+                if job is None:
+                    idle += 1
+                    await asyncio.sleep(0.01)
+                    continue
+                idle = 0
+                start = time.monotonic()
+                await asyncio.sleep(0.02)
+                spans.append((int(job.number or 0), start, time.monotonic()))
+                await store.complete(job)
+
+        await asyncio.gather(*(leaser(s, f"w{i}") for i, s in enumerate(stores)))
+        assert len(spans) == 18, "every job ran once"
+        for number in (1, 2, 3):
+            mine = sorted((a, b) for n, a, b in spans if n == number)
+            assert len(mine) == 6
+            for (_, end), (start, _) in itertools.pairwise(mine):
+                assert end <= start, f"two jobs of #{number} ran at once"
+    finally:
+        for s in stores:
+            await s.db.close()
