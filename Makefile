@@ -75,8 +75,8 @@ clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
 
 # Soak (issue 12): signed deliveries under GitHub faults while workers get kill -9/SIGTERM and the
-# intake kill -9, on SQLite and PostgreSQL, then jobs/s for 1, 2, 4 workers (~5 min at the
-# default 300 issues; SOAK_ARGS="--deliveries 60 --compare /tmp/wt-base" for a side-by-side).
+# intake kill -9, on SQLite and PostgreSQL, then jobs/s for 1, 2, 4 workers (about 3 min at the
+# default 300 issues; SOAK_ARGS="--compare DIR" runs another checkout too, side by side).
 .PHONY: bench-soak
 bench-soak: venv
 	$(PY) bench/soak.py $(SOAK_ARGS)

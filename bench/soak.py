@@ -28,8 +28,14 @@ issues to 1, 2 and 4 workers on PostgreSQL without faults or kills and reports j
 Goal (issue 12): 0 lost and 0 duplicated outputs in every scenario, an interrupted job leased
 again at most 5 s after the SIGTERM, no attempt spent by a shutdown.
 
-    python bench/soak.py [--deliveries 300] [--seed 1] [--scenarios sqlite,pg,scale]
-        [--workers 4] [--concurrency 2] [--grace 2] [--code DIR | --compare DIR] [--json]
+    python bench/soak.py [--deliveries 300] [--scale-deliveries 200] [--seed 1]
+        [--scenarios sqlite,pg,scale] [--workers 4] [--concurrency 2] [--grace 2] [--lease 10]
+        [--rate R] [--model-delay 0.05 0.2] [--code DIR] [--compare DIR] [--keep] [--json]
+
+A SIGTERM goes to a worker whose job is in a model call made slow on purpose (grace + 4 s), so
+there is a job to interrupt; the grace is passed as LOOPWRIGHT_SHUTDOWN_GRACE_SECONDS (a checkout
+without that setting ignores it), and the workers' own redelivery pass is off (the sender here
+redelivers).
 
 `--compare DIR` runs every scenario with this checkout and with DIR's (e.g. a worktree of the
 baseline: `git worktree add --detach /tmp/wt-base 540e1c4`) and prints them side by side. The
@@ -550,6 +556,8 @@ class SendStats:
     rejected: int = 0  # a 4xx
     done: int = 0
     accepted_issues: set[int] = field(default_factory=set)
+    #: Issues that also got a `/loopwright triage` comment at the same instant.
+    racing_issues: set[int] = field(default_factory=set)
 
 
 class Sender:
@@ -652,12 +660,15 @@ class Faults:
 # --- outputs --------------------------------------------------------------------------------------
 
 
-def count_outputs(gh: FakeGitHub, expected: Iterable[int]) -> dict[str, Any]:
+def count_outputs(
+    gh: FakeGitHub, expected: Iterable[int], racing: Iterable[int] = ()
+) -> dict[str, Any]:
     repo = gh.repo(REPO)
     bot = gh.bot_login
     lost: Counter[str] = Counter()
     dup: Counter[str] = Counter()
     lost_issues: dict[str, list[int]] = {"sticky": [], "label": [], "reaction": []}
+    racing_set = set(racing)
     dup_issues: list[int] = []
     for n in sorted(expected):
         issue = repo.issues[n]
@@ -675,6 +686,7 @@ def count_outputs(gh: FakeGitHub, expected: Iterable[int]) -> dict[str, Any]:
             lost_issues["reaction"].append(n)
         if len(sticky) > 1:
             dup["sticky_issues"] += 1
+            dup["sticky_issues_racing"] += n in racing_set
             dup_issues.append(n)
         dup["bot_comments_extra"] += max(0, len(ours) - 1)
         dup["reactions_extra"] += len(reactions) - len(set(reactions))
@@ -688,7 +700,13 @@ def count_outputs(gh: FakeGitHub, expected: Iterable[int]) -> dict[str, Any]:
         "lost_issues": {k: v[:20] for k, v in lost_issues.items()},
         "duplicated": {
             k: dup[k]
-            for k in ("sticky_issues", "bot_comments_extra", "reactions_extra", "labels_extra")
+            for k in (
+                "sticky_issues",
+                "sticky_issues_racing",
+                "bot_comments_extra",
+                "reactions_extra",
+                "labels_extra",
+            )
         },
         "duplicated_issues": dup_issues[:20],
     }
@@ -1040,12 +1058,14 @@ async def run_soak(
         stats = SendStats()
         sender = Sender(session, cluster.url, stats)
         killer = Killer(cluster, probe, script, session, schedule_rng, opts, tag)
-        watchdog = asyncio.create_task(cluster.watchdog(session))
-        ticker = asyncio.create_task(progress(tag, started, probe, stats, n))
+        t_deliver = time.monotonic()
+        kills = asyncio.create_task(killer.run(schedule, t_deliver))
+        sends: list[asyncio.Task[None]] = []
+        helpers = [
+            asyncio.create_task(cluster.watchdog(session)),
+            asyncio.create_task(progress(tag, started, probe, stats, n)),
+        ]
         try:
-            t_deliver = time.monotonic()
-            kills = asyncio.create_task(killer.run(schedule, t_deliver))
-            sends: list[asyncio.Task[None]] = []
             for k in range(n):
                 await asyncio.sleep(max(0.0, t_deliver + k / rate - time.monotonic()))
                 sends.append(asyncio.create_task(deliver_issue(gh, sender, rng, k + 1, faults)))
@@ -1054,8 +1074,11 @@ async def run_soak(
             ok, settle_s = await settle(probe, opts.settle_timeout)
             await killer.finish()
         finally:
-            watchdog.cancel()
-            ticker.cancel()
+            # On the way out after an error too: nothing of this scenario may outlive it.
+            background = [*helpers, kills, *sends, *killer.log.trackers]
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
         counts = await probe.counts()
         result.update(
             {
@@ -1072,7 +1095,8 @@ async def run_soak(
                     "rejected": stats.rejected,
                     "issues_accepted": len(stats.accepted_issues),
                 },
-                **count_outputs(gh, stats.accepted_issues),
+                **count_outputs(gh, stats.accepted_issues, stats.racing_issues),
+                "racing_issues": len(stats.racing_issues),
                 "faults": faults.table(),
                 "sigterm": summarise_requeue(killer.log.sigterm),
                 "kill9": summarise_requeue(killer.log.kill9),
@@ -1081,6 +1105,7 @@ async def run_soak(
                 "dead": await dead_jobs(probe),
                 "unexpected_exits": cluster.unexpected,
                 "model_calls": script.calls,
+                "github_requests": len(gh.requests),
                 "violations": gh.violations[:10],
             }
         )
@@ -1100,6 +1125,7 @@ async def deliver_issue(
     delivery = str(uuid.UUID(int=rng.getrandbits(128)))
     sends = [sender.post("issues", body, delivery, number)]
     if rng.random() < 1 / 8:
+        sender.stats.racing_issues.add(number)
         comment = gh.add_comment(REPO, number, "/loopwright triage", user=WRITER)
         cbody = comment_body(number, issue.id, title, comment.id)
         sends.append(
@@ -1212,6 +1238,7 @@ async def run_scale(
                 "jobs_per_s": round(rate, 1) if rate else None,
                 "worker_cpu_s": round(cpu, 1),
                 "bench_cpu_s": round(bench_cpu, 1),
+                "github_requests_per_job": round(len(gh.requests) / done, 1) if done else None,
                 "lost": outputs["lost"],
                 "duplicated": outputs["duplicated"],
             }
@@ -1276,6 +1303,10 @@ def soak_tables(results: list[dict[str, Any]]) -> str:
                         "dup: issues with >1 sticky comment",
                         lambda r: r["duplicated"]["sticky_issues"],
                     ),
+                    (
+                        "  of them / issues with a racing command",
+                        lambda r: f"{r['duplicated']['sticky_issues_racing']}/{r['racing_issues']}",
+                    ),
                     ("dup: extra bot comments", lambda r: r["duplicated"]["bot_comments_extra"]),
                     ("dup: repeated reactions", lambda r: r["duplicated"]["reactions_extra"]),
                 ]
@@ -1323,6 +1354,7 @@ def soak_tables(results: list[dict[str, Any]]) -> str:
                     ),
                     ("dead jobs", lambda r: len(r["dead"])),
                     ("model calls", lambda r: r["model_calls"]),
+                    ("GitHub requests", lambda r: r["github_requests"]),
                     ("unexpected process exits", lambda r: len(r["unexpected_exits"])),
                     ("wall s", lambda r: r["elapsed_s"]),
                 ]
@@ -1371,7 +1403,12 @@ def soak_tables(results: list[dict[str, Any]]) -> str:
 
 def scale_table(results: list[dict[str, Any]]) -> str:
     codes = list(dict.fromkeys(r["code"] for r in results))
-    header = ["workers", *(f"jobs/s {c}" for c in codes), *(f"CPU s w+b {c}" for c in codes)]
+    header = [
+        "workers",
+        *(f"jobs/s {c}" for c in codes),
+        *(f"CPU s w+b {c}" for c in codes),
+        *(f"GitHub req/job {c}" for c in codes),
+    ]
     rows = []
     for k in sorted({r["workers"] for r in results}):
         cells = [str(k)]
@@ -1390,6 +1427,9 @@ def scale_table(results: list[dict[str, Any]]) -> str:
         for c in codes:
             r = next((x for x in results if x["code"] == c and x["workers"] == k), None)
             cells.append(f"{r['worker_cpu_s']}+{r['bench_cpu_s']}" if r else "-")
+        for c in codes:
+            r = next((x for x in results if x["code"] == c and x["workers"] == k), None)
+            cells.append(str(r["github_requests_per_job"]) if r else "-")
         rows.append(cells)
     title = (
         "Throughput on PostgreSQL (no faults, no kills; jobs finished between the 10th and 90th "
@@ -1461,7 +1501,8 @@ async def main_async(args: argparse.Namespace) -> int:
     log(f"logs under {root}")
     soak: list[dict[str, Any]] = []
     scale: list[dict[str, Any]] = []
-    broken = False
+    failures: list[str] = []
+    broken = True  # until every scenario has run (an interrupted run keeps its logs)
     try:
         async with aiohttp.ClientSession() as session:
             for scenario in scenarios:
@@ -1473,9 +1514,10 @@ async def main_async(args: argparse.Namespace) -> int:
                         else:
                             soak.append(await run_soak(tree, scenario, opts, root, session))
                     except Exception as exc:
-                        broken = True
+                        failures.append(f"{tree.label} {scenario}")
                         log(f"[{tree.label} {scenario}] broke: {type(exc).__name__}: {exc}")
                         log(f"  logs: {root}")
+        broken = bool(failures)
     finally:
         missed = broken or any(r["goal"] for r in soak)
         if missed or args.keep:
@@ -1483,12 +1525,9 @@ async def main_async(args: argparse.Namespace) -> int:
         else:
             shutil.rmtree(root, ignore_errors=True)
     if args.json:
-        print(
-            json.dumps(
-                {"options": asdict(opts), "soak": soak, "scale": scale}, indent=2, default=str
-            )
-        )
-        return 0
+        document = {"options": asdict(opts), "soak": soak, "scale": scale, "broken": failures}
+        print(json.dumps(document, indent=2, default=str))
+        return 1 if failures else 0
     header = (
         f"soak: {opts.deliveries} issues, seed {opts.seed}, {opts.workers} workers x "
         f"{opts.concurrency}, lease {opts.lease:g}s, grace {opts.grace:g}s, model delay "
@@ -1496,11 +1535,13 @@ async def main_async(args: argparse.Namespace) -> int:
         f"{opts.scale_deliveries} issues"
     )
     print(header)
+    if failures:
+        print(f"BROKEN (see the log above): {', '.join(failures)}")
     if soak:
         print("\n" + soak_tables(soak))
     if scale:
         print("\n" + scale_table(scale))
-    return 0
+    return 1 if failures else 0
 
 
 def main() -> int:
