@@ -133,6 +133,7 @@ class _Attempt:
     status_code: int
     event: str
     action: str | None
+    redelivery: bool = False
 
     @property
     def ok(self) -> bool:
@@ -152,6 +153,7 @@ class _Attempt:
                 status_code=int(item["status_code"]),
                 event=str(item["event"]),
                 action=None if action is None else str(action),
+                redelivery=bool(item.get("redelivery")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"malformed delivery in GitHub's log: {exc!r}") from exc
@@ -163,6 +165,8 @@ class _Guid:
 
     newest_failure: _Attempt | None = None
     succeeded: bool = False
+    #: When GitHub last made a redelivery of it (None: never, within the window).
+    last_redelivery_at: float | None = None
 
 
 async def _read_log(
@@ -192,6 +196,8 @@ async def _read_log(
                 break
             report.listed += 1
             seen = guids.setdefault(attempt.guid, _Guid())
+            if attempt.redelivery and seen.last_redelivery_at is None:
+                seen.last_redelivery_at = attempt.delivered_at
             if attempt.ok:
                 seen.succeeded = True
             elif seen.newest_failure is None:
@@ -247,7 +253,7 @@ async def reconcile(
             continue
         if not await store.claim_redelivery(
             guid, delivery_id=attempt.id, event=attempt.event, now=now
-        ):
+        ) and not await _orphaned_claim_taken(store, guid, guids[guid], now):
             report.already_requested.append(guid)
             continue
         try:
@@ -275,6 +281,30 @@ async def reconcile(
         )
         report.redelivered.append(target)
     return report
+
+
+#: A claim this old with no redelivery in GitHub's log after it was never acted on: the process
+#: that took it died before its POST (GitHub makes a redelivery within seconds of the 202).
+ORPHANED_CLAIM_SECONDS = 300.0
+#: Clock difference tolerated between GitHub's `delivered_at` and our claim time.
+_CLOCK_SLACK_SECONDS = 60.0
+
+
+async def _orphaned_claim_taken(store: Store, guid: str, seen: _Guid, now: float) -> bool:
+    """Take over a claim whose redelivery never happened (its process died between the claim
+    and the POST). A claim followed by a redelivery, even one that failed again, is kept."""
+    claimed_at = await store.redelivery_claimed_at(guid)
+    if claimed_at is None or now - claimed_at < ORPHANED_CLAIM_SECONDS:
+        return False
+    if (
+        seen.last_redelivery_at is not None
+        and seen.last_redelivery_at >= claimed_at - _CLOCK_SLACK_SECONDS
+    ):
+        return False
+    taken = await store.reclaim_redelivery(guid, claimed_at=claimed_at, now=now)
+    if taken:
+        log.info("redeliver: %s was claimed but never redelivered; asking again", guid)
+    return taken
 
 
 def _stamp(epoch: float) -> str:

@@ -526,6 +526,22 @@ class Store:
             )
         return row is not None
 
+    async def redelivery_claimed_at(self, guid: str) -> float | None:
+        row = await self.db.fetchone(
+            "SELECT requested_at FROM redelivery_requests WHERE guid=:g", {"g": guid}
+        )
+        return float(row["requested_at"]) if row else None
+
+    async def reclaim_redelivery(self, guid: str, *, claimed_at: float, now: float) -> bool:
+        """Take over a claim taken at `claimed_at` (its taker died): True for one caller."""
+        async with self.db.transaction() as tx:
+            n = await tx.execute(
+                "UPDATE redelivery_requests SET requested_at=:now WHERE guid=:g "
+                "AND requested_at=:then",
+                {"now": now, "g": guid, "then": claimed_at},
+            )
+        return bool(n == 1)
+
     async def release_redelivery(self, guid: str) -> None:
         """Give a claim back (the request failed), so a later pass may ask again."""
         async with self.db.transaction() as tx:

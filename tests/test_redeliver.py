@@ -461,3 +461,30 @@ async def test_a_worker_process_redelivers_what_was_missed_on_its_own(
         assert len(gh.requests_for(REDELIVER_OP)) == 2
         assert len(gh.requests_for(LIST_OP)) >= 2
         gh.assert_no_violations()
+
+
+async def test_a_claim_whose_process_died_before_posting_is_taken_over_later(env: Env) -> None:
+    import time
+
+    env.log.webhook_url = env.down_url
+    lost = await env.send(2)
+    failed_again = await env.send(3)
+    # A pass asked for both while the target was still down: both redeliveries failed too ...
+    first = await env.reconcile()
+    assert sorted(r.guid for r in first.redelivered) == sorted([lost.guid, failed_again.guid])
+    await env.log.drain()
+    env.log.webhook_url = env.up_url
+    # ... but make #2 look as if its claim's process had died before the POST: drop the
+    # redelivery GitHub made of it from the log.
+    env.log.attempts[:] = [
+        a for a in env.log.attempts if not (a.guid == lost.guid and a.redelivery)
+    ]
+    soon = await env.reconcile()
+    assert soon.redelivered == [], "a fresh claim is left to its owner"
+    later = await env.reconcile(now=time.time() + 600)
+    assert [r.guid for r in later.redelivered] == [lost.guid]
+    assert failed_again.guid in later.already_requested, "a redelivery that failed is kept"
+    await env.settle()
+    assert len(env.stickies(2)) == 1
+    again = await env.reconcile(now=time.time() + 700)
+    assert again.redelivered == []
