@@ -131,7 +131,36 @@ V2_TARGETS_COSTS_REDELIVERY = Migration(
     ],
 )
 
-MIGRATIONS: tuple[Migration, ...] = (V1_INITIAL, V2_TARGETS_COSTS_REDELIVERY)
+V3_TRIAGE_LEARNING = Migration(
+    3,
+    "triage decisions and maintainers' corrections, for the per-repository classifier",
+    [
+        # The type label loopwright applied to an issue, and who decided it.
+        """CREATE TABLE triage_decisions (
+            repo TEXT NOT NULL,
+            number INTEGER NOT NULL,
+            label TEXT NOT NULL,
+            decider TEXT NOT NULL,
+            confidence DOUBLE PRECISION,
+            run_id INTEGER,
+            created_at DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (repo, number)
+        )""",
+        # A writer removed or swapped a type label loopwright applied.
+        """CREATE TABLE triage_corrections (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            repo TEXT NOT NULL,
+            number INTEGER NOT NULL,
+            applied_label TEXT NOT NULL,
+            new_label TEXT,
+            by_user TEXT NOT NULL,
+            created_at DOUBLE PRECISION NOT NULL
+        )""",
+        "CREATE INDEX triage_corrections_repo ON triage_corrections (repo, number)",
+    ],
+)
+
+MIGRATIONS: tuple[Migration, ...] = (V1_INITIAL, V2_TARGETS_COSTS_REDELIVERY, V3_TRIAGE_LEARNING)
 
 #: The version this code needs.
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -546,3 +546,76 @@ class Store:
         """Give a claim back (the request failed), so a later pass may ask again."""
         async with self.db.transaction() as tx:
             await tx.execute("DELETE FROM redelivery_requests WHERE guid=:g", {"g": guid})
+
+    # --- triage decisions and corrections ------------------------------------------------------
+
+    async def record_triage_decision(
+        self,
+        repo: str,
+        number: int,
+        *,
+        label: str,
+        decider: str,
+        confidence: float | None,
+        run_id: int | None,
+    ) -> None:
+        """The type label loopwright applied to `repo#number` (the latest decision wins)."""
+        async with self.db.transaction() as tx:
+            await tx.execute(
+                "INSERT INTO triage_decisions (repo, number, label, decider, confidence, run_id, "
+                "created_at) VALUES (:repo, :n, :label, :decider, :conf, :run, :now) "
+                "ON CONFLICT (repo, number) DO UPDATE SET label=excluded.label, "
+                "decider=excluded.decider, confidence=excluded.confidence, "
+                "run_id=excluded.run_id, created_at=excluded.created_at",
+                {
+                    "repo": repo,
+                    "n": number,
+                    "label": label,
+                    "decider": decider,
+                    "conf": confidence,
+                    "run": run_id,
+                    "now": self._clock(),
+                },
+            )
+
+    async def triage_decision(self, repo: str, number: int) -> Row | None:
+        return await self.db.fetchone(
+            "SELECT * FROM triage_decisions WHERE repo=:repo AND number=:n",
+            {"repo": repo, "n": number},
+        )
+
+    async def record_correction(
+        self, repo: str, number: int, *, applied_label: str, new_label: str | None, by_user: str
+    ) -> None:
+        """A writer removed (`new_label` None) or swapped the type label loopwright applied."""
+        async with self.db.transaction() as tx:
+            await tx.execute(
+                "INSERT INTO triage_corrections (repo, number, applied_label, new_label, by_user, "
+                "created_at) VALUES (:repo, :n, :applied, :new, :by, :now)",
+                {
+                    "repo": repo,
+                    "n": number,
+                    "applied": applied_label,
+                    "new": new_label,
+                    "by": by_user,
+                    "now": self._clock(),
+                },
+            )
+
+    async def corrections(self, repo: str) -> list[Row]:
+        """Every correction of `repo`, oldest first (the latest one per issue is what counts)."""
+        return await self.db.fetchall(
+            "SELECT * FROM triage_corrections WHERE repo=:repo ORDER BY id", {"repo": repo}
+        )
+
+    async def live_precision(self, repo: str) -> tuple[int, int]:
+        """(type labels applied and kept, of them corrected by a writer) for `repo`."""
+        rows = await self.db.fetchall(
+            "SELECT COUNT(*) AS n, SUM(CASE WHEN EXISTS (SELECT 1 FROM triage_corrections c "
+            "WHERE c.repo = d.repo AND c.number = d.number AND c.created_at >= d.created_at) "
+            "THEN 1 ELSE 0 END) AS corrected FROM triage_decisions d WHERE d.repo=:repo",
+            {"repo": repo},
+        )
+        n = int(rows[0]["n"] or 0) if rows else 0
+        corrected = int(rows[0]["corrected"] or 0) if rows else 0
+        return n - corrected, corrected

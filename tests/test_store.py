@@ -295,3 +295,26 @@ async def test_concurrent_workers_on_separate_connections_never_share_a_target(
     finally:
         for s in stores:
             await s.db.close()
+
+
+async def test_triage_decisions_corrections_and_live_precision(store: Store, clock: Clock) -> None:
+    for n, label in ((1, "bug"), (2, "enhancement"), (3, "question")):
+        await store.record_triage_decision(
+            "octo/hello", n, label=label, decider="classifier", confidence=0.9, run_id=None
+        )
+    assert await store.live_precision("octo/hello") == (3, 0)
+    clock.now += 5
+    await store.record_correction(
+        "octo/hello", 2, applied_label="enhancement", new_label="bug", by_user="alice"
+    )
+    assert await store.live_precision("octo/hello") == (2, 1)
+    # A later decision (a re-triage) supersedes the correction of the earlier one.
+    clock.now += 5
+    await store.record_triage_decision(
+        "octo/hello", 2, label="bug", decider="classifier", confidence=0.8, run_id=None
+    )
+    assert await store.live_precision("octo/hello") == (3, 0)
+    assert (await store.triage_decision("octo/hello", 2) or {})["label"] == "bug"
+    [c] = await store.corrections("octo/hello")
+    assert (c["applied_label"], c["new_label"], c["by_user"]) == ("enhancement", "bug", "alice")
+    assert await store.live_precision("octo/other") == (0, 0)
