@@ -6,10 +6,12 @@ from gidgethub.routing import Router
 from gidgethub.sansio import Event
 
 from bot.store import JobSpec
-from handlers import checks, comments, issues, pull_requests
+from handlers import checks, comments, installation, issues, pull_requests
 from handlers.common import DEPENDENCY_BOTS, IntakeDeps, NoIOAtIntake, is_automated
 
-router = Router(issues.router, comments.router, checks.router, pull_requests.router)
+router = Router(
+    issues.router, comments.router, checks.router, pull_requests.router, installation.router
+)
 
 
 async def decide_jobs(

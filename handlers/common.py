@@ -21,6 +21,8 @@ COMMANDS = {
     "retest": "retest",
     "stop": "stop",
     "diagnose": "ci_repair",
+    # Retrains the repository's issue-type classifier; the loop also requires admin.
+    "train": "train",
 }
 
 #: Commands that only make sense on an issue (not in a pull request's conversation).
@@ -37,6 +39,9 @@ DEPENDENCY_BOTS = frozenset({"dependabot[bot]", "renovate[bot]"})
 
 #: The label that asks for the fix loop (reproduce → patch → re-test → draft PR).
 FIX_LABEL = "loopwright:fix"
+
+#: loopwright's own labels (`loopwright:fix`, `loopwright:draft-pr`, …): never type labels.
+OWN_LABEL_PREFIX = "loopwright:"
 
 
 @dataclass

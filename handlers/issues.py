@@ -8,7 +8,7 @@ from gidgethub.routing import Router
 from gidgethub.sansio import Event
 
 from bot.store import JobSpec
-from handlers.common import FIX_LABEL, IntakeDeps, installation_of, repo_of
+from handlers.common import FIX_LABEL, OWN_LABEL_PREFIX, IntakeDeps, installation_of, repo_of
 
 router = Router()
 
@@ -42,6 +42,36 @@ async def on_issues_labeled(event: Event, gh: Any, *, deps: IntakeDeps) -> None:
             # Anyone with triage access can label; only writers may start a code-changing loop.
             payload={
                 "trigger": f"label {FIX_LABEL}",
+                "requires_write_from": event.data["sender"]["login"],
+            },
+        )
+    )
+
+
+@router.register("issues", action="labeled")
+@router.register("issues", action="unlabeled")
+async def on_issues_label_changed(event: Event, gh: Any, *, deps: IntakeDeps) -> None:
+    """A person changed a label: maybe a writer correcting the type loopwright applied. Whether
+    it is a type label, a writer, an issue loopwright triaged, is for the worker to find out
+    (the config and the permission are GitHub calls); bots never get here (`is_automated`)."""
+    label = str((event.data.get("label") or {}).get("name") or "")
+    issue = event.data["issue"]
+    if not label or label.startswith(OWN_LABEL_PREFIX) or issue.get("pull_request"):
+        return
+    action = str(event.data["action"])
+    deps.jobs.append(
+        JobSpec(
+            kind="label_feedback",
+            repo=repo_of(event),
+            installation_id=installation_of(event),
+            # No number: the job is silent (the preamble would react on an issue's number),
+            # and one lock per repository keeps a repository's label events in order.
+            number=None,
+            payload={
+                "trigger": f"issues.{action}",
+                "issue": int(issue["number"]),
+                "label": label,
+                "action": action,
                 "requires_write_from": event.data["sender"]["login"],
             },
         )

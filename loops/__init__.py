@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from loops import ci_repair, deps, fix, triage
+from loops import ci_repair, deps, fix, learn, triage
 from loops.engine import LoopFn
 
 LOOPS: dict[str, LoopFn] = {
@@ -13,4 +13,6 @@ LOOPS: dict[str, LoopFn] = {
     "stop": fix.run_stop,
     "ci_repair": ci_repair.run,
     "deps": deps.run,
+    "train": learn.run_train,
+    "label_feedback": learn.run_label_feedback,
 }
