@@ -609,13 +609,16 @@ class Store:
         )
 
     async def live_precision(self, repo: str) -> tuple[int, int]:
-        """(type labels applied and kept, of them corrected by a writer) for `repo`."""
+        """(type labels applied and kept, of them corrected by a writer) for `repo`: a decision
+        counts as corrected when the latest correction after it changed or removed its label
+        (a writer who put our label back confirmed it)."""
         rows = await self.db.fetchall(
-            "SELECT COUNT(*) AS n, SUM(CASE WHEN EXISTS (SELECT 1 FROM triage_corrections c "
-            "WHERE c.repo = d.repo AND c.number = d.number AND c.created_at >= d.created_at) "
-            "THEN 1 ELSE 0 END) AS corrected FROM triage_decisions d WHERE d.repo=:repo",
+            "SELECT d.label, (SELECT c.new_label FROM triage_corrections c WHERE c.repo = d.repo "
+            "AND c.number = d.number AND c.created_at >= d.created_at ORDER BY c.id DESC "
+            "LIMIT 1) AS latest, (SELECT COUNT(*) FROM triage_corrections c WHERE c.repo = "
+            "d.repo AND c.number = d.number AND c.created_at >= d.created_at) AS n "
+            "FROM triage_decisions d WHERE d.repo=:repo",
             {"repo": repo},
         )
-        n = int(rows[0]["n"] or 0) if rows else 0
-        corrected = int(rows[0]["corrected"] or 0) if rows else 0
-        return n - corrected, corrected
+        corrected = sum(1 for r in rows if int(r["n"]) and r["latest"] != r["label"])
+        return len(rows) - corrected, corrected

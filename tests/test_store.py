@@ -318,3 +318,19 @@ async def test_triage_decisions_corrections_and_live_precision(store: Store, clo
     [c] = await store.corrections("octo/hello")
     assert (c["applied_label"], c["new_label"], c["by_user"]) == ("enhancement", "bug", "alice")
     assert await store.live_precision("octo/other") == (0, 0)
+
+
+async def test_a_label_put_back_confirms_the_decision(store: Store, clock: Clock) -> None:
+    await store.record_triage_decision(
+        "octo/hello", 1, label="bug", decider="classifier", confidence=0.9, run_id=None
+    )
+    clock.now += 1
+    await store.record_correction(
+        "octo/hello", 1, applied_label="bug", new_label=None, by_user="alice"
+    )
+    assert await store.live_precision("octo/hello") == (0, 1)
+    clock.now += 1
+    await store.record_correction(
+        "octo/hello", 1, applied_label="bug", new_label="bug", by_user="alice"
+    )
+    assert await store.live_precision("octo/hello") == (1, 0)
