@@ -189,7 +189,7 @@ async def test_oversize_body_is_refused_with_413(stack_factory: Any) -> None:
 async def test_ping_and_unhandled_events_are_acknowledged_without_jobs(stack_factory: Any) -> None:
     s: Stack = await stack_factory()
     assert (await s.deliver("ping", payload("ping/event.0")))[0] == 202
-    assert (await s.deliver("issues", payload("issues/labeled.9", installation={"id": 1})))[
+    assert (await s.deliver("issues", payload("issues/assigned.1", installation={"id": 1})))[
         0
     ] == 202
     assert await s.store.list_jobs() == []

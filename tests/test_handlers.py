@@ -26,8 +26,12 @@ async def test_issue_opened_becomes_a_triage_job() -> None:
 
 
 async def test_other_actions_and_events_make_no_job() -> None:
-    # labeled.9 adds the "bug" label: not ours, no job.
-    assert await decide_jobs(event("issues", payload("issues/labeled.9")), app_id=1) == []
+    # assigned.1 assigns someone: nothing of ours.
+    assert await decide_jobs(event("issues", payload("issues/assigned.1")), app_id=1) == []
+    # labeled.9 adds the "bug" label: not ours to act on, but a writer's type-label change may
+    # correct loopwright's triage, which a silent `label_feedback` job checks.
+    [feedback] = await decide_jobs(event("issues", payload("issues/labeled.9")), app_id=1)
+    assert feedback.kind == "label_feedback" and feedback.payload["label"] == "bug"
     assert await decide_jobs(event("ping", payload("ping/event.0")), app_id=1) == []
     plain = payload("issue_comment/created.0")
     assert await decide_jobs(event("issue_comment", plain), app_id=1) == []
