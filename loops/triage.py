@@ -5,6 +5,7 @@ Steps: D read issue + labels → M classify (JSON schema, one retry) → D map t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, create_model
@@ -14,6 +15,7 @@ from bot.model import ModelOutputError
 from bot.repo_config import NON_AREA_LABELS, TriageConfig
 from bot.store import Job, StepRecord
 from bot.text import strip_hidden, truncate_to_tokens, untrusted_block
+from bot.triage_checks import inline
 from loops.engine import ExitReason, LoopContext, Outcome, Tally, format_footer
 
 NO_AREA = "none"
@@ -104,18 +106,48 @@ def build_messages(
     return [{"role": "user", "content": f"{issue_block}\n\n{instructions}"}]
 
 
+#: A possible duplicate for the comment: (issue number, its title, cosine similarity).
+Duplicate = tuple[int, str, float]
+#: The types the model answers; a classifier trained on other label names answers those.
+MODEL_TYPES = frozenset({"bug", "feature", "question", "docs"})
+
+
+def prompt_text(messages: list[dict[str, str]]) -> str:
+    """Every message's content, as `bot.triage_checks.honest_summary` reads the prompt."""
+    return "\n\n".join(m.get("content", "") for m in messages)
+
+
 def map_labels(
-    result: _TriageBase, repo_labels: list[str], cfg: TriageConfig
+    result: _TriageBase | None,
+    repo_labels: list[str],
+    cfg: TriageConfig,
+    *,
+    issue_type: str | None = None,
+    severity: str | None = None,
+    area: str | None = None,
+    missing: list[str] | None = None,
 ) -> tuple[list[str], list[str]]:
-    """The labels to apply, and the mapped ones skipped because the repository lacks them."""
+    """The labels to apply, and the mapped ones skipped because the repository lacks them.
+
+    `issue_type` (default: the model's) is mapped through `triage.labels`; a classifier's own
+    label name that is no model type is applied as it is. `severity` is labelled only when
+    given (`bot.triage_checks.severity_to_post`: none unless measured). `area` defaults to the
+    model's, `missing` (what to ask the reporter) to the model's list; `result` may be None
+    when the classifier decided and the model was not asked.
+    """
+    kind = issue_type if issue_type is not None else (result.type if result else None)
+    where = area if area is not None else (result.area if result else NO_AREA)
+    asks = missing if missing is not None else (result.missing_information if result else [])
     wanted: list[str] = []
-    if result.type in cfg.labels:
-        wanted.append(cfg.labels[result.type])
-    if result.severity in cfg.severity_labels:
-        wanted.append(cfg.severity_labels[result.severity])
-    if result.area != NO_AREA:
-        wanted.append(result.area)
-    if result.missing_information and cfg.needs_info_label:
+    if kind in cfg.labels:
+        wanted.append(cfg.labels[kind])
+    elif kind and kind not in MODEL_TYPES:
+        wanted.append(kind)
+    if severity in cfg.severity_labels:
+        wanted.append(cfg.severity_labels[severity])
+    if where != NO_AREA:
+        wanted.append(where)
+    if asks and cfg.needs_info_label:
         wanted.append(cfg.needs_info_label)
     existing = set(repo_labels)
     apply = [lb for lb in dict.fromkeys(wanted) if lb in existing or cfg.create_missing_labels]
@@ -123,29 +155,63 @@ def map_labels(
     return apply, skipped
 
 
-def render_comment(result: _TriageBase, applied: list[str], skipped: list[str], footer: str) -> str:
+def render_comment(
+    result: _TriageBase | None,
+    applied: list[str],
+    skipped: list[str],
+    footer: str,
+    *,
+    summary: str | None = None,
+    summary_from_title: bool = False,
+    issue_type: str | None = None,
+    decider: str | None = None,
+    severity: str | None = None,
+    area: str | None = None,
+    missing: list[str] | None = None,
+    duplicates: Sequence[Duplicate] = (),
+) -> str:
+    """The triage section of the sticky comment.
+
+    Every keyword overrides what the model said (`result`, which may be None when it was not
+    asked): `summary` (from `honest_summary`; `summary_from_title` says it is the issue's
+    title because the model's was not usable), `issue_type` and `decider` (who decided the
+    type and how well it measured, e.g. "the repository's classifier (macro-F1 0.84 …)"),
+    `severity` (the row is left out when None: nothing is said about severity unless a
+    measured model decided it), `area`, `missing` (the deterministic requests of
+    `missing_information`) and `duplicates` (listed, never acted on).
+    """
+    kind = issue_type if issue_type is not None else (result.type if result else "unknown")
+    where = area if area is not None else (result.area if result else NO_AREA)
+    asks = missing if missing is not None else (result.missing_information if result else [])
+    text = summary if summary is not None else (result.summary if result else "")
     labels = ", ".join(f"`{lb}`" for lb in applied) or "none"
+    heading = "**Summary** (the issue's title; the model's summary was not usable):"
     lines = [
         "### loopwright triage",
         "",
-        f"**Summary:** {strip_hidden(result.summary)}",
+        f"{heading if summary_from_title else '**Summary:**'} {inline(text, 40)}",
         "",
         "| | |",
         "|---|---|",
-        f"| Type | {result.type} |",
-        f"| Severity | {result.severity} |",
-        f"| Area | {result.area} |",
-        f"| Labels applied | {labels} |",
+        f"| Type | {kind} |",
     ]
+    if decider:
+        lines.append(f"| Decided by | {inline(decider)} |")
+    if severity is not None:
+        lines.append(f"| Severity | {severity} |")
+    lines += [f"| Area | {where} |", f"| Labels applied | {labels} |"]
     if skipped:
         lines += [
             "",
             "Not applied (no such label in this repository): "
             + ", ".join(f"`{lb}`" for lb in skipped),
         ]
-    if result.missing_information:
+    if asks:
         lines += ["", "**To move this forward, could you add:**"]
-        lines += [f"- {strip_hidden(item)}" for item in result.missing_information]
+        lines += [f"- {inline(item)}" for item in asks]
+    if duplicates:
+        lines += ["", "**Possible duplicates (not acted on):**"]
+        lines += [f"- #{n} {inline(title, 20)} — {sim:.2f}" for n, title, sim in duplicates]
     lines += ["", footer]
     return "\n".join(lines)
 
