@@ -173,11 +173,11 @@ def render_comment(
     """The triage section of the sticky comment.
 
     Every keyword overrides what the model said (`result`, which may be None when it was not
-    asked): `summary` (from `honest_summary`; `summary_from_title` says it is the issue's
-    title because the model's was not usable), `issue_type` and `decider` (who decided the
-    type and how well it measured, e.g. "the repository's classifier (macro-F1 0.84 …)"),
-    `severity` (the row is left out when None: nothing is said about severity unless a
-    measured model decided it), `area`, `missing` (the deterministic requests of
+    asked): `summary` (from `honest_summary`; `summary_from_title` labels it as the issue's
+    title, when the model's was not usable or not asked for), `issue_type` and `decider` (who
+    decided the type and how well it measured, e.g. "the repository's classifier (macro-F1
+    0.84 …)"), `severity` (the row is left out when None: nothing is said about severity
+    unless a measured model decided it), `area`, `missing` (the deterministic requests of
     `missing_information`) and `duplicates` (listed, never acted on).
     """
     kind = issue_type if issue_type is not None else (result.type if result else "unknown")
@@ -185,7 +185,7 @@ def render_comment(
     asks = missing if missing is not None else (result.missing_information if result else [])
     text = summary if summary is not None else (result.summary if result else "")
     labels = ", ".join(f"`{lb}`" for lb in applied) or "none"
-    heading = "**Summary** (the issue's title; the model's summary was not usable):"
+    heading = "**Summary** (the issue's title):"
     lines = [
         "### loopwright triage",
         "",

@@ -727,10 +727,7 @@ def test_the_deterministic_pieces_replace_the_models() -> None:
             (3, "IndexError in parse", 0.31),
         ],
     )
-    assert (
-        "**Summary** (the issue's title; the model's summary was not usable): "
-        "Parser crashes on empty input"
-    ) in comment
+    assert ("**Summary** (the issue's title): Parser crashes on empty input") in comment
     assert "UNTRUSTED" not in comment and "Severity" not in comment
     assert "| Type | bug |\n| Decided by | the model `gemma-3-270m` |\n| Area | area: parser |" in (
         comment
