@@ -239,7 +239,17 @@ def build_app(settings: Settings, *, workers: int) -> web.Application:
 # --- local mode -----------------------------------------------------------------------------------
 
 
-_REPORT_KEYS = ("reproduction", "attempts", "verification", "diff", "branch", "test_runs")
+_REPORT_KEYS = (
+    "reproduction",
+    "attempts",
+    "verification",
+    "diff",
+    "branch",
+    "test_runs",
+    # Triage: which decider chose the issue type (classifier or model) and why.
+    "decider",
+    "routing",
+)
 
 
 @dataclass

@@ -149,6 +149,24 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("config-schema", help="print the JSON schema of .github/loopwright.yml")
 
+    t = sub.add_parser(
+        "train", help="train a repository's issue-type classifier from labelled issues"
+    )
+    t.add_argument("what", choices=["triage"])
+    t.add_argument(
+        "--from-csv", type=Path, required=True, help="labelled issues (title, body, label)"
+    )
+    where = t.add_mutually_exclusive_group(required=True)
+    where.add_argument(
+        "--repo", type=Path, help="local checkout the model is for (as `run triage --repo`)"
+    )
+    where.add_argument("--repo-name", help="owner/name of a GitHub repository the model is for")
+    t.add_argument("--title-column", default="title")
+    t.add_argument("--body-column", default="body")
+    t.add_argument("--label-column", default="label")
+    t.add_argument("--folds", type=int, default=5, help="cross-validation folds for the card")
+    t.add_argument("--json", action="store_true")
+
     run = sub.add_parser("run", help="run a loop locally, without GitHub (dry run)")
     run.add_argument("loop", choices=["triage", "fix", "reproduce"])
     run.add_argument("--repo", type=Path, required=True, help="local checkout of the repository")
@@ -210,6 +228,8 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return asyncio.run(_runs(settings, args))
     if args.command == "redeliver":
         return asyncio.run(_redeliver(settings, args))
+    if args.command == "train":
+        return _train(settings, args)
     if args.command == "run":
         return asyncio.run(_run_local(settings, args))
     if args.command == "replay":
@@ -386,6 +406,67 @@ async def _redeliver(settings: Settings, args: argparse.Namespace) -> int:
     return 1 if report.errors else 0
 
 
+def local_repo_name(path: Path) -> str:
+    """The repository name local mode gives a checkout (`local/<directory name>`)."""
+    return f"local/{path.resolve().name}"
+
+
+def _train(settings: Settings, args: argparse.Namespace) -> int:
+    from bot import triage_model
+
+    if args.repo is not None:
+        if not args.repo.is_dir():
+            raise SettingsError(f"--repo {args.repo} is not a directory")
+        repo = local_repo_name(args.repo)
+    else:
+        repo = str(args.repo_name)
+        if repo.count("/") != 1 or not all(repo.split("/")):
+            raise SettingsError(f"--repo-name {repo!r} is not owner/name")
+    if not args.from_csv.is_file():
+        raise SettingsError(f"--from-csv {args.from_csv} is not a file")
+    if not 2 <= args.folds <= 20:
+        raise SettingsError("--folds must be between 2 and 20")
+    try:
+        examples = triage_model.read_csv(
+            args.from_csv,
+            title=args.title_column,
+            body=args.body_column,
+            label=args.label_column,
+        )
+        counts: dict[str, int] = {}
+        for ex in examples:
+            counts[ex.label] = counts.get(ex.label, 0) + 1
+        print(
+            f"training the issue-type classifier for {repo} on {len(examples)} issues ("
+            + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+            + f"); cross-validating {args.folds} folds, then fitting on all…",
+            file=sys.stderr,
+        )
+        started = time.monotonic()
+        clf, card = triage_model.train(
+            examples, source=f"csv:{args.from_csv.name}", folds=args.folds
+        )
+    except (triage_model.TrainingError, ValueError) as exc:
+        raise SettingsError(str(exc)) from None
+    directory = triage_model.model_dir(settings.data_dir, repo)
+    clf.save(directory)
+    seconds = time.monotonic() - started
+    if args.json:
+        _emit(
+            settings,
+            {
+                "repo": repo,
+                "model_dir": str(directory),
+                "seconds": round(seconds, 1),
+                "card": card.to_dict(),
+            },
+        )
+        return 0
+    print(card.to_markdown())
+    print(f"\nsaved to {directory} ({seconds:.0f} s); `loopwright run triage --repo …` uses it")
+    return 0
+
+
 def _labels(arg: str | None) -> list[str] | None:
     return [x.strip() for x in arg.split(",") if x.strip()] if arg else None
 
@@ -424,7 +505,7 @@ async def _run_local(settings: Settings, args: argparse.Namespace) -> int:
         )
     issue = read_issue_file(args.issue_file)
     forge = DryRunForge(
-        f"local/{args.repo.resolve().name}",
+        local_repo_name(args.repo),
         issue=issue,
         labels=_labels(args.labels),
         repo_path=args.repo,

@@ -450,6 +450,12 @@ class GitHubForge(BaseForge):
     async def list_labels(self) -> list[str]:
         return [lb["name"] async for lb in self.client.getiter("/repos/{owner}/{repo}/labels")]
 
+    async def open_issues(self) -> list[tuple[int, str, str]]:
+        """The open issues (number, title, body), newest first, pull requests left out."""
+        from bot.similar import open_issues
+
+        return await open_issues(self.client)
+
     async def read_file(self, path: str) -> str | None:
         """A file on the default branch (where the bot's config is read from)."""
         return await self.read_file_at(path, await self.default_branch())
@@ -592,6 +598,9 @@ class DryRunForge(BaseForge):
 
     async def list_labels(self) -> list[str]:
         return list(self.labels)
+
+    async def open_issues(self) -> list[tuple[int, str, str]]:
+        return []  # local mode: there is no repository of issues to compare with
 
     async def read_file(self, path: str) -> str | None:
         if self.repo_path is None:

@@ -64,6 +64,21 @@ class TriageConfig(_Strict):
     create_missing_labels: bool = False
     #: Token budget for the issue title + body in the prompt.
     max_issue_tokens: int = Field(default=800, ge=100, le=16000)
+    #: Who decides the issue type. `auto`: the repository's trained classifier
+    #: (`loopwright train triage`, or learned from its history on GitHub) when its eval card's
+    #: cross-validated macro-F1 is at least `classifier_min_f1` and its confidence on this
+    #: issue clears the card's calibrated cut-off; otherwise the model. `classifier`: the
+    #: classifier whenever one is trained (the model when none is). `model`: always the model.
+    type_model: Literal["auto", "classifier", "model"] = "auto"
+    #: The eval card score `auto` requires before it lets the classifier decide.
+    classifier_min_f1: float = Field(default=0.7, ge=0, le=1)
+    #: When the classifier decides the type, still ask the model for the area label and a
+    #: summary (costs tokens; the summary is checked and falls back to the title). Off: no model
+    #: call at all when the classifier decides.
+    model_for_area: bool = False
+    #: Post a severity only when a model measured on severity decides it; none is by default,
+    #: so no severity is posted or labelled unless this is set (after measuring your model).
+    severity_measured: bool = False
 
 
 class BudgetConfig(_Strict):

@@ -5,18 +5,29 @@ Steps: D read issue + labels → M classify (JSON schema, one retry) → D map t
 
 from __future__ import annotations
 
+import asyncio
+import json
+import time
 from collections.abc import Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, create_model
 
+from bot import similar
 from bot.forge import Issue
 from bot.model import ModelOutputError
 from bot.repo_config import NON_AREA_LABELS, TriageConfig
 from bot.store import Job, StepRecord
 from bot.text import strip_hidden, truncate_to_tokens, untrusted_block
-from bot.triage_checks import inline
+from bot.triage_checks import (
+    clean_title,
+    honest_summary,
+    inline,
+    missing_information,
+    severity_to_post,
+)
 from loops.engine import ExitReason, LoopContext, Outcome, Tally, format_footer
+from loops.triage_decide import load_classifier, route
 
 NO_AREA = "none"
 MAX_AREAS = 40
@@ -230,38 +241,116 @@ async def run(job: Job, ctx: LoopContext) -> Outcome:
     tally = Tally(ctx)
     usage, models_used = tally.usage, tally.models
 
-    try:
-        reply = await ctx.model.structured(
-            "triage",
-            messages,
-            result_model(areas),
-            schema=json_schema(areas),
-            record=tally.record,
-            max_tokens=200,
+    # Who decides the type: the repository's classifier when it measured well enough and is
+    # confident on this issue, else the model (`triage.type_model`).
+    started = time.perf_counter()
+    clf = await asyncio.to_thread(load_classifier, ctx.settings.data_dir, ctx.forge.repo)
+    routing = route(clf, cfg, issue.title, issue.body)
+    await ctx.record(
+        StepRecord(
+            name="route_type",
+            kind="deterministic",
+            verdict="classifier" if routing.decision else "model",
+            input=f"triage.type_model={cfg.type_model}",
+            output=routing.reason,
+            duration_ms=(time.perf_counter() - started) * 1000,
         )
-    except ModelOutputError as exc:
-        text = (
-            "### loopwright triage\n\nTriage could not classify this issue: the model's answer "
-            f"was not valid twice ({exc}). A maintainer will take a look.\n\n"
-            + format_footer(ctx, usage, models_used)
-        )
-        await ctx.forge.upsert_sticky(number, "triage", text)
-        return Outcome(ExitReason.MODEL_ERROR, str(exc), usage=usage)
+    )
+    decision = routing.decision
+    result: _TriageBase | None = None
+    if decision is None or (cfg.model_for_area and areas):
+        try:
+            reply = await ctx.model.structured(
+                "triage",
+                messages,
+                result_model(areas),
+                schema=json_schema(areas),
+                record=tally.record,
+                max_tokens=200,
+            )
+            result = reply.value
+        except ModelOutputError as exc:
+            if decision is None:
+                text = (
+                    "### loopwright triage\n\nTriage could not classify this issue: the model's "
+                    f"answer was not valid twice ({exc}). A maintainer will take a look.\n\n"
+                    + format_footer(ctx, usage, models_used)
+                )
+                await ctx.forge.upsert_sticky(number, "triage", text)
+                return Outcome(ExitReason.MODEL_ERROR, str(exc), usage=usage)
+            # The classifier decided the type; the area and summary fall back.
 
-    result = reply.value
-    applied, skipped = map_labels(result, repo_labels, cfg)
+    if decision is not None:
+        issue_type, decider, confidence = decision.type, decision.describe, decision.confidence
+    else:
+        assert result is not None
+        issue_type, confidence = result.type, None
+        model = ", ".join(dict.fromkeys(models_used)) or "the model"
+        decider = f"the model `{model}` (not measured on this repository: {routing.reason})"
+    if result is not None:
+        summary, why = honest_summary(
+            result.summary, prompt=prompt_text(messages), title=issue.title
+        )
+    else:
+        summary, why = clean_title(issue.title), "no model was asked"
+    from_title = bool(why)
+    severity = severity_to_post(result.severity if result else None, cfg.severity_measured)
+    area = result.area if result else NO_AREA
+    missing = missing_information(issue.title, issue.body, _model_type(issue_type, cfg))
+    duplicates = await _duplicates(ctx, issue)
+    applied, skipped = map_labels(
+        result,
+        repo_labels,
+        cfg,
+        issue_type=issue_type,
+        severity=severity,
+        area=area,
+        missing=missing,
+    )
     await ctx.record(
         StepRecord(
             name="map_labels",
             kind="deterministic",
             verdict="ok",
-            input=result.model_dump_json(),
+            input=json.dumps(
+                {
+                    "type": issue_type,
+                    "decider": decision.decider if decision else "model",
+                    "severity": severity,
+                    "area": area,
+                    "missing": missing,
+                    "summary_replaced": why,
+                },
+            ),
             output=f"apply={applied} skipped={skipped}",
         )
     )
-    comment = render_comment(result, applied, skipped, format_footer(ctx, usage, models_used))
+    comment = render_comment(
+        result,
+        applied,
+        skipped,
+        format_footer(ctx, usage, models_used),
+        summary=summary,
+        summary_from_title=from_title,
+        issue_type=issue_type,
+        decider=decider,
+        severity=severity,
+        area=area,
+        missing=missing,
+        duplicates=duplicates,
+    )
     await ctx.forge.add_labels(number, applied)
     url = await ctx.forge.upsert_sticky(number, "triage", comment)
+    type_label = cfg.labels.get(issue_type, issue_type)  # type: ignore[call-overload]
+    if type_label in applied and not ctx.dry_run:
+        await ctx.store.record_triage_decision(
+            ctx.forge.repo,
+            number,
+            label=type_label,
+            decider=decision.decider if decision else "model",
+            confidence=confidence,
+            run_id=ctx.run_id,
+        )
     await ctx.record(
         StepRecord(
             name="post",
@@ -272,7 +361,53 @@ async def run(job: Job, ctx: LoopContext) -> Outcome:
     )
     return Outcome(
         ExitReason.DONE,
-        f"{result.type}/{result.severity}/{result.area}",
-        posted={"labels": applied, "comment": comment, "result": result.model_dump()},
+        f"{issue_type}/{severity or '-'}/{area}",
+        posted={
+            "labels": applied,
+            "comment": comment,
+            "result": result.model_dump() if result else None,
+            "decider": decision.decider if decision else "model",
+            "routing": routing.reason,
+        },
         usage=usage,
     )
+
+
+async def _duplicates(ctx: LoopContext, issue: Issue) -> list[Duplicate]:
+    """Up to three open issues that read like this one (listed, never acted on)."""
+    started = time.perf_counter()
+    others = await ctx.forge.open_issues()
+
+    def rank() -> list[Duplicate]:
+        if not others:
+            return []
+        vectorize = similar.tfidf_vectorizer(
+            [*((t, b) for _, t, b in others), (issue.title, issue.body)]
+        )
+        return similar.candidates(
+            issue.number, issue.title, issue.body, others, vectorize=vectorize
+        )
+
+    found = await asyncio.to_thread(rank)
+    await ctx.record(
+        StepRecord(
+            name="duplicates",
+            kind="deterministic",
+            verdict="ok",
+            input=f"{len(others)} open issues",
+            output=", ".join(f"#{n} {sim:.2f}" for n, _, sim in found) or "none",
+            duration_ms=(time.perf_counter() - started) * 1000,
+        )
+    )
+    return found
+
+
+def _model_type(issue_type: str, cfg: TriageConfig) -> str:
+    """The model type (bug, feature, …) a classifier's label stands for: itself if it is one,
+    else the type `triage.labels` maps to that label name."""
+    if issue_type in MODEL_TYPES:
+        return issue_type
+    for kind, label in cfg.labels.items():
+        if label == issue_type:
+            return kind
+    return issue_type

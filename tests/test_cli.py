@@ -69,8 +69,10 @@ async def test_run_triage_locally_prints_labels_comment_and_usage(
     )
     assert code == 0, err
     result = json.loads(out)
-    # Mapped through examples/sample-repo/.github/loopwright.yml.
-    assert result["labels"] == ["bug", "priority: high", "parser", "needs-info"]
+    # Mapped through examples/sample-repo/.github/loopwright.yml; no severity label: no model
+    # was measured on severity (`triage.severity_measured`).
+    assert result["labels"] == ["bug", "parser", "needs-info"]
+    assert result["decider"] == "model" and "no classifier is trained" in result["routing"]
     assert "parse_line loses the last empty field" in result["comment"]
     assert result["usage"]["calls"] == 1 and result["usage"]["prompt_tokens"] > 0
     [call] = fake_model.calls

@@ -322,7 +322,8 @@ async def test_writers_corrections_feed_precision_and_the_next_training(
     for n in (swapped, removed, overruled, kept, restored, untriaged):
         assert s.issue(n).comments == [] and s.issue(n).reactions == []
     kept_n, corrected_n = await s.store.live_precision(REPO)
-    assert (kept_n, corrected_n) == (1, 4)
+    # The restored label (put back after a correction) confirms the decision again.
+    assert (kept_n, corrected_n) == (2, 3)
 
     assert (await s.deliver("issue_comment", command("/loopwright train", "boss", kept)))[0] == 202
     await s.settle()
@@ -338,8 +339,8 @@ async def test_writers_corrections_feed_precision_and_the_next_training(
     assert model.card.n_per_class == {"bug": 16, "feature": 21, "question": 21}
     [tracking] = tracking_issues(s)
     [card] = ours(tracking)
-    assert "live precision: **20%** of the 5 type labels loopwright applied" in card.body
-    assert "(1 kept, 4 corrected by a writer)" in card.body
+    assert "live precision: **40%** of the 5 type labels loopwright applied" in card.body
+    assert "(2 kept, 3 corrected by a writer)" in card.body
     assert "writers' corrections of 4 issues applied (1 relabelled, 0 dropped)" in card.body
     s.gh.assert_no_violations()
 
