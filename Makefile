@@ -22,23 +22,33 @@ system-deps:
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	@echo "installing loopwright[dev,local] (building llama-cpp-python takes ~6 min the first time)"
-	$(PY) -m pip install -q -e '.[dev,local]'
+	@echo "installing loopwright[dev,local,learn] (building llama-cpp-python takes ~6 min the first time)"
+	$(PY) -m pip install -q -e '.[dev,local,learn]'
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
 venv: $(STAMP)
 
+DEMO_LABELS := bug,enhancement,question,documentation,needs-info,priority: high,priority: critical,parser,docs
+
 demo: system-deps venv
+	@rm -rf $(DEMO_DIR)/data
 	@echo "== triage of examples/issues/crash.md on examples/sample-repo (embedded model) =="
-	$(VENV)/bin/loopwright run triage --repo examples/sample-repo \
-	  --issue-file examples/issues/crash.md \
-	  --labels "bug,enhancement,question,documentation,needs-info,priority: high,priority: critical,parser,docs"
+	LOOPWRIGHT_DATA_DIR=$(DEMO_DIR)/data $(VENV)/bin/loopwright run triage \
+	  --repo examples/sample-repo --issue-file examples/issues/crash.md --labels "$(DEMO_LABELS)"
 	@echo
-	@echo "== the same loop on examples/issues/feature.md, as JSON =="
-	$(VENV)/bin/loopwright run triage --repo examples/sample-repo \
-	  --issue-file examples/issues/feature.md --json \
-	  --labels "bug,enhancement,question,documentation,needs-info,priority: high,priority: critical,parser,docs"
+	@echo "== train the sample repository's issue-type classifier =="
+	@echo "   (examples/triage-history.csv is a demo fixture: 120 made-up labelled issues)"
+	LOOPWRIGHT_DATA_DIR=$(DEMO_DIR)/data $(VENV)/bin/loopwright train triage \
+	  --from-csv examples/triage-history.csv --repo examples/sample-repo
+	@echo
+	@echo "== the same two issues again: the classifier decides the type, no model call =="
+	LOOPWRIGHT_DATA_DIR=$(DEMO_DIR)/data $(VENV)/bin/loopwright run triage \
+	  --repo examples/sample-repo --issue-file examples/issues/crash.md --labels "$(DEMO_LABELS)"
+	@echo
+	LOOPWRIGHT_DATA_DIR=$(DEMO_DIR)/data $(VENV)/bin/loopwright run triage \
+	  --repo examples/sample-repo --issue-file examples/issues/feature.md --json \
+	  --labels "$(DEMO_LABELS)"
 	@echo
 	@echo "== fix loop (reproduce -> patch -> re-test) on a buggy fixture project, embedded model =="
 	@echo "   (one attempt each: Gemma 3 270M rarely manages it; the loop must say so, quickly)"
