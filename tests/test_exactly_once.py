@@ -366,7 +366,7 @@ async def test_triage_with_a_lost_comment_response_leaves_one_sticky(
 
         [comment] = s.issue().comments
         assert comment.user_login == BOT and "Parser crashes on start" in comment.body
-        assert s.issue().labels == ["bug"]
+        assert s.issue().labels == ["bug", "needs-info"]  # nothing to act on in the report
         assert [r.lost for r in gh.requests_for("issues/create-comment")] == [mode]
         assert len(gh.requests_for("issues/update-comment")) == 1
         # Recovered inside the job: no error, no retry of the job.
