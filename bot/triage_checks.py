@@ -361,6 +361,9 @@ _COMMAND = re.compile(
     re.M,
 )
 _CODEISH = re.compile(r"[=(){};]")
+#: The input lines of an interactive session (Python's REPL, IPython): what was typed is the
+#: reproduction, even when the block also shows the traceback it printed.
+_REPL_INPUT = re.compile(r"^[ \t]*(?:>>>|In \[\d+\]:)[ \t]+\S.*$", re.M)
 
 
 @dataclass(frozen=True)
@@ -521,6 +524,8 @@ def bug_evidence(title: str, body: str) -> BugEvidence:
             error = error or _first_line(code)
             if not steps and _COMMAND.match(_first_line(code)):
                 steps = _first_line(code)  # the commands that printed it
+            if not steps and (typed := _REPL_INPUT.search(code)):
+                steps = typed.group(0).strip()  # the session that printed it
         elif _is_patch(info, code):
             continue  # a proposed fix says nothing about how to reproduce
         elif not steps and (_CODEISH.search(code) or _COMMAND.search(code)):

@@ -769,3 +769,17 @@ def test_a_classifier_decision_needs_no_model_result() -> None:
     # A classifier trained on the repository's own label names answers with those.
     assert map_labels(None, LABELS, CFG, issue_type="kind/crash") == (["kind/crash"], [])
     assert map_labels(None, LABELS, CFG, issue_type="kind/other") == ([], ["kind/other"])
+
+
+def test_an_interactive_session_with_its_traceback_is_a_reproduction() -> None:
+    body = (
+        "When a line ends with a separator I get an IndexError:\n\n```\n"
+        '>>> from tinycsv import parse_line\n>>> parse_line("a,b,")[2]\n'
+        "Traceback (most recent call last):\n"
+        '  File "<stdin>", line 1, in <module>\nIndexError: list index out of range\n```\n'
+    )
+    asks = missing_information("parse_line drops the last empty field", body, "bug")
+    assert "steps to reproduce" not in asks and "the error output or traceback" not in asks
+    assert asks == ["the version you use"]
+    ipython = "```\nIn [1]: read('x.csv')\n---------\nValueError: bad quote\n```"
+    assert "steps to reproduce" not in missing_information("read fails", ipython, "bug")
