@@ -90,3 +90,11 @@ clean:
 .PHONY: bench-soak
 bench-soak: venv
 	$(PY) bench/soak.py $(SOAK_ARGS)
+
+# The issue-type classifier (issue 13) on the NLBSE'24 training split: the TF-IDF + LR baseline,
+# the shipped model and the alternatives, by repeated stratified 5-fold CV and
+# leave-one-repository-out, with ms/issue and training time (about 20 min on 2 cores;
+# TRIAGE_ARGS="--seeds 10 --skip-loro --candidates default" for a quick look).
+.PHONY: bench-triage
+bench-triage: venv
+	$(PY) bench/triage_eval.py --classifier $(TRIAGE_ARGS)
