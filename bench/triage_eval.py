@@ -434,11 +434,7 @@ def _candidates() -> dict[str, Any]:
         body_chars=10**9,
         clean=False,
     )
-    no_struct = tm.FeatureSpec(
-        tuple(x for x in blocks if x.source != "struct"),
-        body_chars=default.features.body_chars,
-        clean=default.features.clean,
-    )
+    no_struct = replace(default.features, blocks=tuple(x for x in blocks if x.source != "struct"))
     return {
         "baseline": tm.BASELINE,
         "wordchar-lr": tm.ModelSpec(
@@ -447,8 +443,19 @@ def _candidates() -> dict[str, Any]:
         "default": default,
         "default-lr": replace(default, classifier="lr", C=10.0, about="default features, LR"),
         "default-svm": replace(default, classifier="svm", C=0.1, about="default features, SVM"),
-        "default-nbsvm": replace(
-            default, classifier="nbsvm", C=0.3, about="default features, NB-SVM"
+        "default-svm+nbsvm": replace(
+            default,
+            classifier="svm+nbsvm",
+            C=0.2,
+            about="default features, mean of SVM and NB-SVM decisions",
+        ),
+        "no-lead": replace(
+            default,
+            features=replace(
+                default.features,
+                blocks=tuple(x for x in blocks if x.source != "lead"),
+            ),
+            about="default without the lead block",
         ),
         "no-structure": replace(
             default, features=no_struct, about="default without the structure block"
@@ -598,7 +605,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument(
         "--candidates",
-        default="baseline,wordchar-lr,default,default-lr,default-nbsvm,no-structure",
+        default="baseline,wordchar-lr,default,default-lr,default-svm+nbsvm,no-structure",
         help="--classifier: comma-separated candidates (the baseline always runs)",
     )
     ap.add_argument(

@@ -6,18 +6,26 @@ intercepts (`.npz`, loaded with ``allow_pickle=False``) — and `TypeClassifier`
 TF-IDF transform and the linear decision itself. Nothing is pickled, so loading a model file can
 never execute code.
 
-Features (`FeatureSpec`): separate TF-IDF blocks for the title (word 1–2-grams and char_wb
-2–5-grams, weighted up: the title is what the author chose to say) and the body (truncated), plus
-a small "structure" block of pseudo-tokens for the shape of the issue — the markdown headings of
-the repository's issue templates, template markers in HTML comments, checkbox lines, code blocks,
-stack traces, a question mark in the title, a bracketed title prefix. Each block is L2-normalised,
-multiplied by its weight, and the blocks are concatenated.
+Features (`FeatureSpec`, the shipped `DEFAULT`): separate TF-IDF blocks (sublinear tf, min_df 2)
+of word 1–2-grams and char_wb 2–5-grams for the title, for the body (its first 8,000 characters,
+URLs reduced to their host, hashes and base64 to one token; weighted ×2 — on the NLBSE'24 data
+weighting the body up helped and weighting the title up hurt) and for the body's lead (its first
+300 characters outside HTML comments: what the author wrote before any template text); plus a
+"structure" block of pseudo-tokens for the shape of the issue, computed from the whole body: the
+markdown headings of the repository's issue templates and the issue-form answer under each
+("### Issue type" → "Bug"), bold-line headings, template markers in HTML comments
+("feature_request_template"), checked/unchecked checkbox lines, code blocks, stack traces and
+exception names, images, links, the body's length, question marks, the title's first word, a
+bracketed or "area:" title prefix. Each block is L2-normalised, multiplied by its weight, and the
+blocks are concatenated. The classifier is an NB-SVM (`ModelSpec.classifier`; logistic
+regression and a linear SVM are there too); every option is a linear map W·x + b, which is all
+that is exported.
 
 Confidence: ``softmax(T · (W·x + b))``, with one temperature T fitted by minimising the negative
-log-likelihood of the out-of-fold cross-validation decisions (temperature scaling). For logistic
-regression T = 1 would be scikit-learn's own `predict_proba`; the fitted T corrects its
-regularisation-induced under-confidence. The eval card's threshold is calibrated on the same
-out-of-fold probabilities.
+log-likelihood of the out-of-fold cross-validation decisions (temperature scaling); SVM margins
+are no probabilities until scaled so. For logistic regression with T = 1 this is exactly
+scikit-learn's `predict_proba`. The eval card's threshold is calibrated on the same out-of-fold
+probabilities.
 """
 
 from __future__ import annotations
@@ -684,13 +692,17 @@ class TypeClassifier:
         """Read a model written by `save`; ModelFileError (one line) if it cannot be trusted."""
         np_ = _numpy()
         meta_path, npz_path = directory / MODEL_JSON, directory / ARRAYS_NPZ
-        try:
-            meta_bytes = _read_capped(meta_path)
-            npz_bytes = _read_capped(npz_path)
-        except FileNotFoundError as exc:
-            raise ModelFileError(f"{directory}: missing {Path(exc.filename).name}") from None
-        except OSError as exc:
-            raise ModelFileError(f"{directory}: cannot read the model ({exc})") from None
+        for attempt in range(2):
+            try:
+                meta_bytes = _read_capped(meta_path)
+                npz_bytes = _read_capped(npz_path)
+                # A `save` replacing the model between the two reads: read the pair once more.
+                if attempt or meta_bytes == _read_capped(meta_path):
+                    break
+            except FileNotFoundError as exc:
+                raise ModelFileError(f"{directory}: missing {Path(exc.filename).name}") from None
+            except OSError as exc:
+                raise ModelFileError(f"{directory}: cannot read the model ({exc})") from None
         try:
             meta = json.loads(meta_bytes.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
