@@ -430,11 +430,13 @@ BASELINE = ModelSpec(
 )
 
 #: The shipped model, chosen by repeated stratified 5-fold CV on the NLBSE'24 training split
-#: (seeds 0-2; `bench/triage_eval.py --classifier` reports it on other seeds). What mattered:
-#: the structure block (+2 points macro-F1), the body weighted above the title (the opposite
-#: hurt), a longer body (8,000 characters rather than 1,000-4,000), the lead block, and NB-SVM
-#: over plain LR/SVM (each about +0.5-1). min_df=2 costs nothing measurable and keeps the model
-#: small.
+#: (seeds 0-2), reported on seeds 10-14 by `bench/triage_eval.py --classifier`: macro-F1
+#: 0.798 ± 0.024 against 0.769 for one word+char TF-IDF LR over title + body and 0.713 for the
+#: textbook TF-IDF LR. Ablations on the reporting seeds: without the structure block 0.789,
+#: without the lead block 0.792, LR instead of NB-SVM 0.788. Weighting the title up hurt, a longer
+#: body (8,000 characters rather than 1,000-4,000) helped; min_df=2 costs nothing measurable and
+#: keeps the model small. Leave-one-repository-out it is no better than the plain word+char LR
+#: (0.60): the template cues it learns belong to the repositories it saw.
 DEFAULT = ModelSpec(
     FeatureSpec(
         (
