@@ -1,0 +1,152 @@
+"""The interface of a per-tool CI log parser (one module per tool in `bot/logparsers/`).
+
+A parser is an object with
+
+- ``name``: the tool, e.g. ``"go-test"``, ``"maven-surefire"``; it is `Failure.tool`;
+- ``ecosystem``: ``"python"``, ``"go"``, ``"jvm"``, ``"js"``, ``"rust"``, ``"infra"``, …;
+- ``needles``: literal substrings. Only the lines holding one of them are handed to the parser
+  (`hits`), so a 50 MB log is never walked line by line in Python: the caller joins the lines
+  once and finds every needle with the regex engine's literal scan. Pick needles that are
+  specific ("--- FAIL: ", "[ERROR] ", "error[E") rather than common words;
+- ``parse(lines, hits)``: the failures the tool printed, each with ``log_line`` set to the index
+  of the line that shows it (that line becomes a key line). It may read any line around a hit
+  (the lines after "--- FAIL: TestX" up to the next "--- " line, a Surefire report block, …),
+  but should stay bounded (`MAX_CONTEXT` lines per hit).
+
+`lines` are cleaned log lines (no timestamps, ANSI colour or `gh run view --log` prefix). Lines
+of the runner's own markers start with ``##[`` (``##[group]Run …``, ``##[endgroup]``,
+``##[error]…``); the echoed script of a ``##[group]Run`` block is never in `hits`.
+
+The module exports ``PARSER`` (one parser) or ``PARSERS`` (several); `bot.logparsers.parsers()`
+discovers every module of the package, so adding a tool is adding a file. `scan` runs one parser
+on a log the way the diagnosis does (for tests and benchmarks).
+
+Everything here is a pure function of the text: no I/O, no model, no GitHub.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+#: What the CI loop acts on (see loops/ci_repair.py).
+Category = Literal[
+    "test",
+    "lint",
+    "format",
+    "types",
+    "compile",
+    "dependency",
+    "infrastructure",
+    "timeout",
+    "unknown",
+]
+CATEGORIES: tuple[Category, ...] = (
+    "test",
+    "lint",
+    "format",
+    "types",
+    "compile",
+    "dependency",
+    "infrastructure",
+    "timeout",
+    "unknown",
+)
+
+MAX_MESSAGE_CHARS = 300
+#: Lines a parser may read after (or before) one hit.
+MAX_CONTEXT = 200
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One failure a tool printed: a failing test, a compiler/lint/type error, a resolution
+    failure, a runner problem. `path` is repository-relative where the tool printed a path."""
+
+    kind: Category
+    tool: str
+    message: str
+    test_id: str | None = None
+    path: str | None = None
+    line: int | None = None
+    code: str | None = None
+    log_line: int = 0
+
+
+class LogParser(Protocol):
+    name: str
+    ecosystem: str
+    needles: tuple[str, ...]
+
+    def parse(self, lines: Sequence[str], hits: Sequence[int]) -> Iterable[Failure]: ...
+
+
+def clip(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """`text` stripped and shortened to `limit` characters (with an ellipsis)."""
+    text = text.strip()
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+_WORKSPACE = re.compile(
+    r"^(?:/home/runner/work/[^/]+/[^/]+/|/Users/runner/work/[^/]+/[^/]+/|/__w/[^/]+/[^/]+/"
+    r"|/github/workspace/|[A-Za-z]:[\\/]a[\\/][^\\/]+[\\/][^\\/]+[\\/])"
+)
+
+
+def rel_path(path: str, root: str | None = None) -> str:
+    """A path as printed by a tool on a runner, made repository-relative when it can be."""
+    path = path.strip()
+    if root and path.startswith(root.rstrip("/") + "/"):
+        path = path[len(root.rstrip("/")) + 1 :]
+    path = _WORKSPACE.sub("", path, count=1)
+    while path.startswith("./"):
+        path = path[2:]
+    return path
+
+
+def line_index(text: str, offsets: Sequence[int]) -> list[int]:
+    """Sorted, de-duplicated line numbers of character `offsets` into "\\n".join(lines)."""
+    if not offsets:
+        return []
+    starts = [0]
+    pos = text.find("\n")
+    while pos != -1:
+        starts.append(pos + 1)
+        pos = text.find("\n", pos + 1)
+    out = sorted({bisect.bisect_right(starts, o) - 1 for o in offsets})
+    return out
+
+
+def echo_lines(lines: Sequence[str]) -> set[int]:
+    """Indices of the echoed script of each ``##[group]Run …`` block (up to its endgroup)."""
+    out: set[int] = set()
+    i = 0
+    n = len(lines)
+    while i < n:
+        if lines[i].startswith("##[group]Run "):
+            j = i + 1
+            while j < n and j <= i + 1000 and not lines[j].startswith("##[endgroup]"):
+                out.add(j)
+                j += 1
+            i = j
+        i += 1
+    return out
+
+
+def hits_for(parser: LogParser, lines: Sequence[str]) -> list[int]:
+    """The candidate lines of `parser` in `lines` (needle hits, echoed scripts excluded)."""
+    text = "\n".join(lines)
+    offsets: list[int] = []
+    for needle in parser.needles:
+        offsets.extend(m.start() for m in re.finditer(re.escape(needle), text))
+    echo = echo_lines(lines) if "##[group]Run " in text else set()
+    return [i for i in line_index(text, offsets) if i not in echo]
+
+
+def scan(parser: LogParser, lines: Sequence[str]) -> list[Failure]:
+    """Run one parser over cleaned log lines, as the diagnosis does; failures in log order."""
+    found = list(parser.parse(lines, hits_for(parser, lines)))
+    return sorted(found, key=lambda f: f.log_line)
