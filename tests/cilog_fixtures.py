@@ -1,36 +1,31 @@
 """Real CI tool output, wrapped as GitHub Actions job logs (for tests/test_cilogs.py and the bench).
 
-The tool output is real: small fixture projects are written to a temporary directory and pytest,
-ruff, mypy, pip and python from this virtualenv run on them in subprocesses. What cannot be
-produced locally is hand-written in the exact wording of the real thing and marked HAND-WRITTEN:
-the runner's own messages (job timeout, cancellation, shutdown, checkout failures), the setup
-steps' chatter (checkout, setup-python), pytest-timeout (not installed here) and flake8 (not
-installed here).
+The tool output is real and committed: tests/fixtures/cilogs/python/generate.py runs pytest,
+ruff, mypy, pip and python on the small projects under tests/fixtures/cilogs/python/src/ and
+writes what they printed to tests/fixtures/cilogs/python/golden/ (with the exit codes and tool
+versions in golden/index.json). Nothing runs a tool at test time, so upgrading one never
+silently changes a parser's input: regenerate and review the diff. What cannot be produced
+locally is hand-written in the exact wording of the real thing and marked HAND-WRITTEN: the
+runner's own messages (job timeout, cancellation, shutdown, checkout failures), the setup
+steps' chatter (checkout, setup-python), pytest-timeout (not installed here) and one flake8
+output.
 
 `actions_log` wraps (command, output, exit code) steps the way the Actions log download shows
 them: a timestamp on every line, `##[group]Run <cmd>` … `##[endgroup]`, then the output, then
-`##[error]Process completed with exit code N.` for a failing step. Everything expensive is cached
-per process (functools.cache); the temporary directory is removed at exit.
+`##[error]Process completed with exit code N.` for a failing step.
 """
 
 from __future__ import annotations
 
-import atexit
-import base64
 import functools
 import hashlib
-import os
-import shutil
-import subprocess
-import sys
-import tempfile
-import zipfile
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 DEFAULT_START = datetime(2026, 11, 24, 4, 19, 48, 123456, tzinfo=UTC)
-PYTEST_FLAGS = ("-p", "no:cacheprovider", "-p", "no:asyncio")
 
 Step = tuple[str, str, int]
 
@@ -160,68 +155,33 @@ def setup_steps(run: int = 1) -> list[Step]:
     ]
 
 
-# --- running real tools -------------------------------------------------------------------------
+# --- the committed tool output -----------------------------------------------------------------
 
-_ENV_DROP = (
-    # pytest prints the short summary untruncated when it sees a CI (CI, BUILD_NUMBER): the
-    # captured output must not depend on where the tests run.
-    "CI",
-    "BUILD_NUMBER",
-    "FORCE_COLOR",
-    "NO_COLOR",
-    "PY_COLORS",
-    "MYPY_FORCE_COLOR",
-    "PYTEST_ADDOPTS",
-    "PYTEST_PLUGINS",
-    "RUFF_OUTPUT_FORMAT",
-    "PIP_FIND_LINKS",
-    "PYTHONPATH",
-)
-
-
-def run_tool(
-    args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 120
-) -> tuple[str, int]:
-    """Run a tool, stdout and stderr interleaved as in a CI log; return (output, exit code).
-
-    The environment is this one minus colour/config overrides, with COLUMNS=80 (the width a
-    tool sees on a runner, where output is not a terminal) plus `env`.
-    """
-    full = {k: v for k, v in os.environ.items() if k not in _ENV_DROP}
-    full.update(
-        {
-            "COLUMNS": "80",
-            "PYTHONDONTWRITEBYTECODE": "1",
-            "PIP_CONFIG_FILE": os.devnull,
-            "PIP_DISABLE_PIP_VERSION_CHECK": "1",
-        }
-    )
-    full.update(env or {})
-    proc = subprocess.run(
-        args,
-        cwd=cwd,
-        env=full,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        timeout=timeout,
-        check=False,
-    )
-    return proc.stdout.decode("utf-8", "replace"), proc.returncode
+PYTHON_CORPUS = Path(__file__).parent / "fixtures" / "cilogs" / "python"
+SRC = PYTHON_CORPUS / "src"
+GENERATE = "tests/fixtures/cilogs/python/generate.py"
 
 
 @functools.cache
-def workdir() -> Path:
-    path = Path(tempfile.mkdtemp(prefix="cilog-fixtures-"))
-    atexit.register(shutil.rmtree, path, ignore_errors=True)
-    return path
+def golden_index() -> dict[str, Any]:
+    """tests/fixtures/cilogs/python/golden/index.json: run key -> {"out", "exit", "argv"}."""
+    data: dict[str, Any] = json.loads((PYTHON_CORPUS / "golden" / "index.json").read_text())
+    return data
 
 
-def _write(root: Path, files: dict[str, str]) -> Path:
-    for name, text in files.items():
-        target = root / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text)
-    return root
+@functools.cache
+def golden(project: str, tool: str, *args: str, color: bool = False) -> tuple[str, int]:
+    """The committed output of `tool args…` run on `project` by generate.py: (output, exit code).
+
+    The key is "<project> <tool> <args…>" (+ " [color]" for FORCE_COLOR / MYPY_FORCE_COLOR).
+    A run that is not in the index was never captured: add it to generate.py's GOLDEN_RUNS.
+    """
+    key = " ".join((project, tool, *args)) + (" [color]" if color else "")
+    entry = golden_index().get(key)
+    if entry is None:
+        raise KeyError(f"no captured output for {key!r}: add it to {GENERATE} and run it")
+    text = (PYTHON_CORPUS / entry["out"]).read_text(encoding="utf-8")
+    return text, int(entry["exit"])
 
 
 def line_of(path: Path, needle: str) -> int:
@@ -232,134 +192,24 @@ def line_of(path: Path, needle: str) -> int:
     raise ValueError(f"{needle!r} not in {path}")
 
 
-# --- the pytest project -------------------------------------------------------------------------
-
-CORE_BUGGY = '''"""A tiny calculator with three planted bugs."""
+# --- the pytest project (src/calc: three planted bugs; src/calc-fixed: the fixed core.py) ------
 
 
-def add(a: int, b: int) -> int:
-    if a == 2:
-        return a + b + 1  # planted bug
-    return a + b
-
-
-def div(a: float, b: float) -> float:
-    return a / b
-
-
-def half(x: int) -> float:
-    return x // 2  # planted bug
-'''
-
-CORE_FIXED = '''"""A tiny calculator."""
-
-
-def add(a: int, b: int) -> int:
-    return a + b
-
-
-def div(a: float, b: float) -> float:
-    if b == 0:
-        return 0.0
-    return a / b
-
-
-def half(x: int) -> float:
-    return x / 2
-'''
-
-TEST_CALC = """import pytest
-
-from calc.core import add, div, half
-
-
-@pytest.mark.parametrize("a,b", [(1, 1), (2, 3), (5, 8)])
-def test_add(a, b):
-    assert add(a, b) == a + b
-
-
-def test_div_by_zero_is_zero():
-    assert div(1, 0) == 0
-
-
-def test_div():
-    assert div(6, 3) == 2
-
-
-class TestHalf:
-    def test_even(self):
-        assert half(4) == 2
-
-    def test_odd(self):
-        assert half(3) == 1.5
-"""
-
-TEST_MANY = """import pytest
-
-
-@pytest.mark.parametrize("n", range(60))
-def test_square_is_positive(n):
-    assert n * n >= 0
-"""
-
-TEST_IMPORTS = """import yaml_but_not_installed
-
-
-def test_config():
-    assert yaml_but_not_installed
-"""
-
-
-def _pytest_project(name: str, core: str, extra: dict[str, str] | None = None) -> Path:
-    root = workdir() / name
-    if not root.exists():
-        _write(
-            root,
-            {
-                "calc/__init__.py": "",
-                "calc/core.py": core,
-                "tests/__init__.py": "",
-                "tests/test_calc.py": TEST_CALC,
-                "tests/test_many.py": TEST_MANY,
-                **(extra or {}),
-            },
-        )
-    return root
-
-
-@functools.cache
 def pytest_project(fixed: bool = False) -> Path:
-    return _pytest_project("calc_fixed" if fixed else "calc", CORE_FIXED if fixed else CORE_BUGGY)
+    """The calc project's sources (`fixed`: the layer generate.py copies over them)."""
+    return SRC / ("calc-fixed" if fixed else "calc")
 
 
-@functools.cache
 def pytest_output(*args: str, fixed: bool = False, collect: bool = False) -> tuple[str, int]:
-    """Real pytest output on the calc project: (output, exit code)."""
-    if collect:
-        root = _pytest_project("calc_collect", CORE_BUGGY, {"tests/test_imports.py": TEST_IMPORTS})
-    else:
-        root = pytest_project(fixed)
-    return run_tool([sys.executable, "-m", "pytest", *PYTEST_FLAGS, *args], root)
+    """Real pytest output on the calc project (`collect`: plus a test module whose import
+    fails): (output, exit code)."""
+    project = "calc-collect" if collect else "calc-fixed" if fixed else "calc"
+    return golden(project, "pytest", *args)
 
 
-TEST_LONG = """import pytest
-
-LONG = "a parameter value long enough to push the node id past the terminal width"
-
-
-@pytest.mark.parametrize("text", ["a - b", LONG])
-def test_parameters_with_dashes_and_long_values(text):
-    assert text == "expected"
-"""
-
-
-@functools.cache
 def pytest_long_ids_output(*args: str) -> tuple[str, int]:
     """Real pytest output for ids holding " - " and wider than the terminal."""
-    root = _write(
-        workdir() / "long_ids", {"tests/__init__.py": "", "tests/test_long.py": TEST_LONG}
-    )
-    return run_tool([sys.executable, "-m", "pytest", *PYTEST_FLAGS, *args], root)
+    return golden("long_ids", "pytest", *args)
 
 
 def pytest_expected() -> dict[str, tuple[str, int]]:
@@ -412,23 +262,11 @@ def pytest_collection_log() -> str:
     return _pytest_log((), run=1, collect=True)
 
 
-# --- ruff ---------------------------------------------------------------------------------------
-
-LINT_FILES = {
-    "ruff.toml": 'line-length = 88\n[lint]\nselect = ["E", "F", "I"]\n',
-    "calc/__init__.py": "",
-    "calc/core.py": "import os\n\n\ndef add(a: int, b: int) -> int:\n    return a + b\n",
-    "calc/more.py": (
-        "import sys\n\n\ndef check(x):\n    unused = 1\n    if x == None:\n"
-        "        return sys.maxsize\n    return x\n"
-    ),
-    "calc/ugly.py": "x = {  'a':1 }\ndef f( y ):\n    return y\n",
-}
+# --- ruff (src/lint) ----------------------------------------------------------------------------
 
 
-@functools.cache
 def lint_project() -> Path:
-    return _write(workdir() / "lint", LINT_FILES)
+    return SRC / "lint"
 
 
 def lint_expected() -> dict[str, str]:
@@ -442,10 +280,9 @@ def lint_expected() -> dict[str, str]:
     }
 
 
-@functools.cache
 def ruff_output(*args: str, color: bool = False) -> tuple[str, int]:
-    env = {"FORCE_COLOR": "1"} if color else None
-    return run_tool([sys.executable, "-m", "ruff", *args, "--no-cache"], lint_project(), env)
+    """Real `ruff <args> --no-cache` output on the lint project (`color`: FORCE_COLOR=1)."""
+    return golden("lint", "ruff", *args, color=color)
 
 
 def ruff_log(fmt: str = "full", *, color: bool = False) -> str:
@@ -460,7 +297,8 @@ def ruff_format_log() -> str:
     return actions_log([*setup_steps(3), ("ruff format --check calc", out, code)])
 
 
-# flake8 is not installed in this virtualenv: HAND-WRITTEN in flake8's default format.
+# HAND-WRITTEN in flake8's default format (its E501 is not a line of the lint project; the real
+# flake8 output on it is the python/flake8 corpus case).
 FLAKE8_OUTPUT = """calc/core.py:1:1: F401 'os' imported but unused
 calc/more.py:6:10: E711 comparison to None should be 'if cond is None:'
 calc/ugly.py:1:101: E501 line too long (104 > 100 characters)
@@ -471,23 +309,11 @@ def flake8_log() -> str:
     return actions_log([*setup_steps(3), ("flake8 calc", FLAKE8_OUTPUT, 1)])
 
 
-# --- mypy ---------------------------------------------------------------------------------------
-
-TYPED = """def f(x: int) -> int:
-    return x
+# --- mypy (src/types) ---------------------------------------------------------------------------
 
 
-def g() -> None:
-    f("s")
-    reveal_type(f)
-    y: str = f(1)
-    print(y)
-"""
-
-
-@functools.cache
 def types_project() -> Path:
-    return _write(workdir() / "types", {"calc/__init__.py": "", "calc/typed.py": TYPED})
+    return SRC / "types"
 
 
 def types_expected() -> dict[str, str]:
@@ -499,11 +325,9 @@ def types_expected() -> dict[str, str]:
     }
 
 
-@functools.cache
 def mypy_output(*args: str, color: bool = False) -> tuple[str, int]:
-    env = {"MYPY_FORCE_COLOR": "1"} if color else None
-    cmd = [sys.executable, "-m", "mypy", "--no-incremental", f"--cache-dir={os.devnull}", *args]
-    return run_tool(cmd, types_project(), env)
+    """Real `mypy --no-incremental <args>` output on the types project."""
+    return golden("types", "mypy", *args, color=color)
 
 
 def mypy_log(*, color: bool = False, pretty: bool = False) -> str:
@@ -515,42 +339,10 @@ def mypy_log(*, color: bool = False, pretty: bool = False) -> str:
 # --- pip and imports ----------------------------------------------------------------------------
 
 
-def _wheel(folder: Path, name: str, version: str, requires: tuple[str, ...] = ()) -> None:
-    """A minimal valid wheel (pip reads its METADATA while resolving; nothing is installed)."""
-    dist = f"{name}-{version}.dist-info"
-    files = {
-        f"{name}/__init__.py": "",
-        f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
-        + "".join(f"Requires-Dist: {r}\n" for r in requires),
-        f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: cilog-fixtures\nRoot-Is-Purelib: true\n"
-        "Tag: py3-none-any\n",
-    }
-    record = []
-    for path, text in files.items():
-        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=")
-        record.append(f"{path},sha256={digest.decode()},{len(text.encode())}")
-    files[f"{dist}/RECORD"] = "\n".join([*record, f"{dist}/RECORD,,"]) + "\n"
-    with zipfile.ZipFile(folder / f"{name}-{version}-py3-none-any.whl", "w") as zf:
-        for path, text in files.items():
-            zf.writestr(path, text)
-
-
-@functools.cache
-def wheelhouse() -> Path:
-    folder = workdir() / "wheels"
-    folder.mkdir(exist_ok=True)
-    _wheel(folder, "alpha", "1.0", ("beta==1.0",))
-    _wheel(folder, "gamma", "1.0", ("beta==2.0",))
-    _wheel(folder, "beta", "1.0")
-    _wheel(folder, "beta", "2.0")
-    return folder
-
-
-@functools.cache
 def pip_output(*requirements: str) -> tuple[str, int]:
-    """Real pip resolving against a local wheel folder only (--no-index: no network)."""
-    cmd = [sys.executable, "-m", "pip", "install", "--dry-run", "--no-index", "--find-links"]
-    return run_tool([*cmd, str(wheelhouse()), *requirements], workdir())
+    """Real `pip install --dry-run --no-index --find-links <local wheels>` (no network): alpha
+    needs beta==1.0, gamma beta==2.0; calc-plugins does not exist."""
+    return golden("smoke", "pip", *requirements)
 
 
 def pip_missing_log() -> str:
@@ -565,12 +357,9 @@ def pip_conflict_log() -> str:
     return actions_log([*setup_steps(5)[:2], ("python -m pip install alpha gamma", out, code)])
 
 
-@functools.cache
 def import_error_output() -> tuple[str, int]:
-    root = _write(
-        workdir() / "smoke", {"scripts/smoke.py": "import calc_plugins_missing\n\nprint('ok')\n"}
-    )
-    return run_tool([sys.executable, "scripts/smoke.py"], root)
+    """Real `python scripts/smoke.py` whose first line imports a module that is not installed."""
+    return golden("smoke", "python", "scripts/smoke.py")
 
 
 def import_error_log() -> str:
