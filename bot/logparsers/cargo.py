@@ -34,7 +34,7 @@ BLOCK_LINES = 60
 _CODE_HEADER = re.compile(r"^error\[(E\d{4})\]: (.+)$")
 _PLAIN_HEADER = re.compile(r"^error: (.+)$")
 _LOCATION = re.compile(r"^\s*--> (.+?):(\d+):(\d+)\s*$")
-_LINT_MARKERS = ("implied by `-D warnings`", "#[deny(", "#[forbid(", "the lint level is defined")
+_LINT_MARKERS = ("` implied by `-D ", "deny(", "forbid(", "the lint level is defined")
 _LINT_NAME = re.compile(
     r"#\[(?:deny|forbid|allow)\(((?:clippy::)?[a-z0-9_]+)\)\]|`-D ((?:clippy::)?[a-z0-9-]+)`"
 )

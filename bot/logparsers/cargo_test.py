@@ -4,14 +4,14 @@ Recognises:
 
 - the captured-output block of a failing test, ``---- tests::adds stdout ----``, and the panic
   inside it, ``thread 'tests::adds' (15802) panicked at src/lib.rs:10:9:`` (the thread id is
-  printed since Rust 1.9x; older ``panicked at 'msg', src/lib.rs:10:9`` too) followed by the
+  printed by recent Rust, 1.95 here; older ``panicked at 'msg', src/lib.rs:10:9`` too) followed by the
   message (``assertion `left == right` failed`` / ``  left: 4`` / `` right: 5``): kind "test",
   test_id = the test's path, path/line = the panic location, log_line = the panic line (the
   header when the block has no panic line);
 - a panic outside such a block (``cargo test -- --nocapture``): the thread's name is the test;
 - ``test tests::adds ... FAILED`` for a test with neither (e.g. a ``#[should_panic]`` test
-  that did not panic, or a run cut short);
-- ``test result: FAILED. 3 passed; 1 failed; …`` only when nothing above was found.
+  that did not panic, or a run cut short). The ``test result: FAILED. 3 passed; 1 failed``
+  summary is not a failure of its own: a ``... FAILED`` line always precedes it.
 """
 
 from __future__ import annotations
@@ -44,14 +44,13 @@ def _panic_message(lines: Sequence[str], i: int, inline: str | None) -> str:
 class CargoTestParser:
     name = "cargo-test"
     ecosystem = "rust"
-    needles = (" stdout ----", " panicked at ", " ... FAILED", "test result: FAILED")
+    needles = (" stdout ----", " panicked at ", " ... FAILED")
 
     def parse(self, lines: Sequence[str], hits: Sequence[int]) -> Iterable[Failure]:
         out: list[Failure] = []
         done: set[str] = set()
         claimed: set[int] = set()  # panic lines read as part of a stdout block
         failed_lines: list[tuple[int, str]] = []
-        summary: list[int] = []
         for i in hits:
             text = lines[i]
             header = _HEADER.match(text)
@@ -75,8 +74,6 @@ class CargoTestParser:
             failed = _FAILED.match(text)
             if failed:
                 failed_lines.append((i, failed.group(1)))
-            elif text.startswith("test result: FAILED"):
-                summary.append(i)
         for i, test_id in failed_lines:
             if test_id not in done:
                 done.add(test_id)
@@ -89,9 +86,6 @@ class CargoTestParser:
                         log_line=i,
                     )
                 )
-        if not out:
-            for i in summary:
-                out.append(Failure(kind="test", tool=self.name, message=clip(lines[i]), log_line=i))
         return out
 
     def _block(self, lines: Sequence[str], i: int, test_id: str, claimed: set[int]) -> Failure:

@@ -25,7 +25,7 @@ from bot.logparsers.cargo import BLOCK_LINES, diagnostic_at
 class ClippyParser:
     name = "clippy"
     ecosystem = "rust"
-    needles = ("implied by `-D warnings`", "#[deny(", "#[forbid(", "the lint level is defined")
+    needles = ("` implied by `-D ", "deny(", "forbid(")
 
     def parse(self, lines: Sequence[str], hits: Sequence[int]) -> Iterable[Failure]:
         out: list[Failure] = []

@@ -78,12 +78,12 @@ def _dockerfile_context(lines: Sequence[str], start: int) -> tuple[str | None, i
 class DockerParser:
     name = "docker"
     ecosystem = "infra"
+    # "ERROR" covers "#10 ERROR: …", " => ERROR [", "ERROR: failed to solve: …"; docker 20.10's
+    # own summary lines ("executor failed running […]", "failed to compute cache key: …") come
+    # after a "#N ERROR" line, so only "failed to solve" of them is a needle.
     needles = (
-        " ERROR: ",
-        "=> ERROR [",
+        "ERROR",
         "failed to solve",
-        "executor failed running [",
-        "failed to compute cache key: ",
         "returned a non-zero code: ",
         "COPY failed: ",
         "Error response from daemon: ",

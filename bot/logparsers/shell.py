@@ -70,14 +70,7 @@ def _target_kind(target: str) -> Category:
 class ShellParser:
     name = "shell"
     ecosystem = "infra"
-    needles = (
-        ": command not found",
-        ": not found",
-        ": No such file or directory",
-        ": Permission denied",
-        "make: *** [",
-        "]: *** [",
-    )
+    needles = ("not found", "No such file or directory", "Permission denied", "*** [")
 
     def parse(self, lines: Sequence[str], hits: Sequence[int]) -> Iterable[Failure]:
         out: list[Failure] = []
