@@ -57,9 +57,10 @@ def test_pytest_verbose_log() -> None:
     assert d.failed_step == "Run python -m pytest -v"
     assert d.command == "python -m pytest -v"
     assert not d.truncated and d.new_lines is None
-    # Each failure's line is the summary line; the step's ##[error] line is a key line too.
-    assert any(k.startswith("FAILED tests/test_calc.py::test_add[2-3]") for k in d.key_lines)
-    assert "##[error]Process completed with exit code 1." in d.key_lines
+    # Each failure's line is the summary line; the step's generic "exit code 1" line says
+    # nothing the failures do not, so it is not a key line.
+    assert d.key_lines[0].startswith("FAILED tests/test_calc.py::test_add[2-3]")
+    assert "##[error]Process completed with exit code 1." not in d.key_lines
     assert len(d.key_lines) <= cilogs.MAX_KEY_LINES
     cleaned = clean_log(log)
     for f in d.failures:
@@ -147,7 +148,7 @@ def test_underscore_banners_outside_pytest_failures_are_not_tests() -> None:
     assert d.failures == [] and d.category == "unknown"
 
 
-def test_pytest_timeout_in_summary_is_infrastructure() -> None:
+def test_pytest_timeout_in_summary_is_a_timeout() -> None:
     # HAND-WRITTEN: pytest-timeout (signal method) fails the test with "Failed: Timeout >1.0s".
     out = (
         "tests/test_slow.py::test_sleep FAILED\n"
@@ -157,17 +158,13 @@ def test_pytest_timeout_in_summary_is_infrastructure() -> None:
     )
     d = diagnose(fx.actions_log([("python -m pytest -v", out, 1)]))
     [f] = d.failures
-    assert (f.kind, f.tool, f.test_id) == (
-        "infrastructure",
-        "timeout",
-        "tests/test_slow.py::test_sleep",
-    )
-    assert d.category == "infrastructure" and d.confident
+    assert (f.kind, f.tool, f.test_id) == ("timeout", "timeout", "tests/test_slow.py::test_sleep")
+    assert d.category == "timeout" and d.confident
 
 
 def test_pytest_timeout_banner_finds_the_test_from_the_stack() -> None:
     d = diagnose(fx.pytest_timeout_log())
-    assert d.category == "infrastructure"
+    assert d.category == "timeout"  # the tool's own timeout, not the runner's
     [f] = d.failures
     assert (f.tool, f.code) == ("timeout", "pytest-timeout")
     assert f.test_id == "tests/test_net.py::test_fetch_all"
@@ -240,8 +237,8 @@ def test_ruff_check_force_color() -> None:
 def test_ruff_format_check() -> None:
     d = diagnose(fx.ruff_format_log())
     [f] = d.failures
-    assert (f.kind, f.tool, f.code, f.path) == ("lint", "ruff", "format", "calc/ugly.py")
-    assert d.category == "lint" and d.confident
+    assert (f.kind, f.tool, f.code, f.path) == ("format", "ruff", "format", "calc/ugly.py")
+    assert d.category == "format" and d.confident
 
 
 def test_older_formatter_outputs() -> None:
@@ -402,7 +399,7 @@ def test_infrastructure_lines(line: str, code: str) -> None:
     assert [f.code for f in d.failures] == [code]
 
 
-def test_network_trouble_explains_a_dependency_failure() -> None:
+def test_network_trouble_beside_a_dependency_failure_does_not_mask_it() -> None:
     # HAND-WRITTEN: pip's retry warnings, then it gives up.
     out = (
         "WARNING: Retrying (Retry(total=4, connect=None, read=None, redirect=None, status=None)) "
@@ -415,7 +412,10 @@ def test_network_trouble_explains_a_dependency_failure() -> None:
     )
     d = diagnose(fx.actions_log([("python -m pip install requests", out, 1)]))
     assert {f.kind for f in d.failures} == {"infrastructure", "dependency"}
-    assert d.category == "infrastructure" and d.confident
+    # The runner's trouble is one more finding: the category is the tool's, not confident.
+    assert d.category == "dependency" and not d.confident
+    assert "also 1 infrastructure failure" in d.summary()
+    assert d.key_lines[0].startswith("ERROR: ")
 
 
 # --- classification ---------------------------------------------------------------------------
@@ -455,13 +455,15 @@ def test_dependency_in_the_first_failed_step_wins() -> None:
     assert d.category == "dependency" and d.confident
 
 
-def test_infrastructure_wins_but_with_code_failures_is_not_confident() -> None:
+def test_infrastructure_beside_code_failures_is_reported_but_does_not_decide() -> None:
     test_out, _ = fx.pytest_output("-v")
     log = fx.actions_log([("python -m pytest -v", test_out, 1)])
     log = log.replace("Post job cleanup.", "##[error]The runner has received a shutdown signal.", 1)
     d = diagnose(log)
-    assert d.category == "infrastructure"
+    assert d.category == "test"
     assert not d.confident
+    check_pytest_failures([f for f in d.failures if f.kind == "test"])
+    assert "##[error]The runner has received a shutdown signal." in d.key_lines
 
 
 def test_failures_in_passing_steps_do_not_count() -> None:

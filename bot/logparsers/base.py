@@ -17,6 +17,16 @@ A parser is an object with
 of the runner's own markers start with ``##[`` (``##[group]Run …``, ``##[endgroup]``,
 ``##[error]…``); the echoed script of a ``##[group]Run`` block is never in `hits`.
 
+Optional attributes (read with ``getattr``; a parser without them works unchanged):
+
+- ``patterns``: compiled regexes searched like the needles, for a shape no literal captures
+  (``path:12:3: F401``); each is one more pass over the log, so keep them rare;
+- ``generic``: True for a parser whose findings are a fallback (GitHub annotations): at a line a
+  specific parser also claims, the specific finding is kept.
+
+`body(line)` is a line without the runner's ``##[error]``/``##[warning]`` prefix (a tool's own
+``::error`` output is shown that way), for parsers that match from the start of a line.
+
 The module exports ``PARSER`` (one parser) or ``PARSERS`` (several); `bot.logparsers.parsers()`
 discovers every module of the package, so adding a tool is adding a file. `scan` runs one parser
 on a log the way the diagnosis does (for tests and benchmarks).
@@ -84,6 +94,18 @@ class LogParser(Protocol):
     def parse(self, lines: Sequence[str], hits: Sequence[int]) -> Iterable[Failure]: ...
 
 
+_ANNOTATION_PREFIXES = ("##[error]", "##[warning]", "##[notice]")
+
+
+def body(line: str) -> str:
+    """`line` without a leading ``##[error]``/``##[warning]``/``##[notice]`` runner prefix."""
+    if line.startswith("##["):
+        for prefix in _ANNOTATION_PREFIXES:
+            if line.startswith(prefix):
+                return line[len(prefix) :]
+    return line
+
+
 def clip(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
     """`text` stripped and shortened to `limit` characters (with an ellipsis)."""
     text = text.strip()
@@ -142,6 +164,8 @@ def hits_for(parser: LogParser, lines: Sequence[str]) -> list[int]:
     offsets: list[int] = []
     for needle in parser.needles:
         offsets.extend(m.start() for m in re.finditer(re.escape(needle), text))
+    for pattern in getattr(parser, "patterns", ()):
+        offsets.extend(m.start() for m in pattern.finditer(text))
     echo = echo_lines(lines) if "##[group]Run " in text else set()
     return [i for i in line_index(text, offsets) if i not in echo]
 
