@@ -1,40 +1,63 @@
 """Benchmark: how fast and how well does bot.cilogs diagnose failing GitHub Actions job logs?
 
 (1) Throughput on a synthetic job log of --size-mb (default 50 MB) built from real captured tool
-    output (tests/cilog_fixtures.py runs pytest on a small project): setup-step chatter, then one
-    long `python -m pytest -v` step made of the passing run's real `PASSED` lines repeated, with
-    the failing run's real `FAILED` lines at 25/50/75 % and its failure sections, short summary
-    and `##[error]` at the end; every line carries an Actions timestamp. One block in ten repeats
-    the setup chatter with per-block shas, temp paths and durations (lines that differ between
-    runs). Variants: the same built from `pytest --color=yes` output (ANSI escapes on every test
-    line), and a passing log of the same shape (fixed project, other run) for new_lines.
-    Baselines on the same bytes in the same run: `data.decode().splitlines()` and one
-    `re.findall(rb"FAILED[^\\n]*", data)` pass (a literal-prefixed regex, the regex engine's fast
-    path). Each measurement runs --reps times; median MB/s and p90 (the throughput of the
-    90th-percentile, i.e. slow, run) are reported.
+    output (tests/cilog_fixtures.py: committed pytest output of a small project): setup-step
+    chatter, then one long `python -m pytest -v` step made of the passing run's real `PASSED`
+    lines repeated, with the failing run's real `FAILED` lines at 25/50/75 % and its failure
+    sections, short summary and `##[error]` at the end; every line carries an Actions timestamp.
+    One block in ten repeats the setup chatter with per-block shas, temp paths and durations
+    (lines that differ between runs). Variants: the same built from `pytest --color=yes` output
+    (ANSI escapes on every test line), and a passing log of the same shape (fixed project, other
+    run) for new_lines. Baselines on the same bytes in the same run:
+    `data.decode().splitlines()` and one `re.findall(rb"FAILED[^\n]*", data)` pass (a
+    literal-prefixed regex, the regex engine's fast path). Each measurement runs --reps times;
+    median MB/s and p90 (the throughput of the 90th-percentile, i.e. slow, run) are reported.
 
-(2) Accuracy on the fixture logs the tests use (pytest, ruff, mypy, pip, imports, timeouts,
-    runner trouble; each a failing job): for each expected failure (test id, path:line or error
-    message), whether a diagnosed failure matches it; the category and confidence; the share.
+(2) Accuracy on the fixture logs tests/test_cilogs.py uses (pytest, ruff, mypy, pip, imports,
+    timeouts, runner trouble; each a failing job): for each expected failure (test id,
+    path:line or error message), whether a diagnosed failure matches it; the category.
+
+(3) Hit rate on the captured corpus (tests.cilog_corpus.cases(): every ecosystem's real tool
+    output with the error lines a maintainer would mark), per ecosystem and overall, for each
+    log style (the Actions download, `gh run view --log`'s prefixed lines), the failing log
+    alone and with the passing log (cases that have one):
+    - top 3 / top 10: share of builds with a marked line among the first 3 / 10 key lines;
+    - precision: marked key lines shown / key lines shown (all builds pooled);
+    - recall: marked texts with a line among the key lines shown / marked texts (pooled);
+    - category: share of builds whose category is the case's.
+    Three diagnoses side by side: the current `bot.cilogs.diagnose`, the one of commit 08ab0d1
+    (`git show 08ab0d1:bot/cilogs.py`, loaded as a module) and a naive
+    `grep -iE 'error|fail|exception' | tail -10` (its 10 lines are the key lines; it has no
+    category). A key line is marked when it is (stripped of timestamp / prefix, ANSI and
+    whitespace; or, clipped with "…", the start of) a line a marked text identifies: the lines
+    equal to it, else the lines holding it. Then every build the current diagnosis misses in
+    its top 3.
 
 Usage: .venv/bin/python bench/ci_logs.py [--size-mb 50] [--reps 5] [--skip-accuracy]
+       [--corpus-only] [--no-corpus]
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import re
 import statistics
+import subprocess
 import sys
 import time
-from collections.abc import Callable
+import types
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bot import cilogs  # noqa: E402
+from tests import cilog_corpus as corpus  # noqa: E402
 from tests import cilog_fixtures as fx  # noqa: E402
 
 GOAL_MB_S = 50.0
@@ -234,16 +257,238 @@ def accuracy_tables() -> None:
     print(f"\nFound deterministically: {hit}/{total} = {hit / total:.0%} of expected failures.")
 
 
+# --- the corpus hit rate ---------------------------------------------------------------------
+
+BASELINE_COMMIT = "08ab0d1"
+GOAL_TOP3 = 0.95
+GOAL_PRECISION = 0.75
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+_STAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z ?")
+_NAIVE = re.compile(r"error|fail|exception", re.IGNORECASE)
+
+
+def _plain_texts(line: str) -> set[str]:
+    """A key line as shown, and without what precedes its timestamp (a raw or `gh run view`
+    line: "<job>\t<step>\t<timestamp> text", tabs maybe shown as spaces), ANSI removed."""
+    text = _ANSI.sub("", line)
+    out = {text.strip()}
+    stamp = _STAMP.search(text, 0, 250)
+    if stamp:
+        out.add(text[stamp.end() :].strip())
+    return out
+
+
+def marked_texts(case: corpus.Case) -> list[set[str]]:
+    """For each marked text of `case`, the (stripped) failing-output lines it identifies: the
+    lines equal to it if any, else the lines holding it."""
+    lines = [_ANSI.sub("", s).strip() for st in case.steps for s in st.output.splitlines()]
+    out = []
+    for m in case.marked:
+        m = m.strip()
+        exact = {s for s in lines if s == m}
+        out.append(exact or {s for s in lines if m in s})
+    return out
+
+
+def is_marked(key_line: str, targets: set[str]) -> bool:
+    for text in _plain_texts(key_line):
+        if text in targets:
+            return True
+        if text.endswith("…") and len(text) > 20:
+            if any(t.startswith(text[:-1].rstrip()) for t in targets):
+                return True
+    return False
+
+
+def naive_key_lines(log: str) -> list[str]:
+    """`grep -iE 'error|fail|exception' | tail -10` on the raw log."""
+    return [s for s in log.splitlines() if _NAIVE.search(s)][-10:]
+
+
+def load_baseline(commit: str = BASELINE_COMMIT) -> types.ModuleType | None:
+    """bot/cilogs.py as of `commit`, imported as a module of its own (it imports nothing of
+    bot/); None when git cannot show it."""
+    try:
+        source = subprocess.run(
+            ["git", "show", f"{commit}:bot/cilogs.py"],
+            cwd=ROOT,
+            capture_output=True,
+            check=True,
+            text=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    name = f"cilogs_{commit}"
+    spec = importlib.util.spec_from_loader(name, loader=None)
+    assert spec is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up
+    exec(compile(source, f"{commit}:bot/cilogs.py", "exec"), module.__dict__)
+    return module
+
+
+@dataclass
+class Score:
+    builds: int = 0
+    top3: int = 0
+    top10: int = 0
+    shown: int = 0
+    shown_marked: int = 0
+    marked: int = 0
+    marked_found: int = 0
+    categorised: int = 0
+    correct: int = 0
+    errors: int = 0
+    misses: list[str] = field(default_factory=list)
+
+    def add(
+        self, case: corpus.Case, key_lines: Sequence[str], category: str | None, error: bool
+    ) -> None:
+        targets = marked_texts(case)
+        every = set().union(*targets) if targets else set()
+        hits = [is_marked(k, every) for k in key_lines]
+        self.builds += 1
+        self.errors += error
+        self.top3 += any(hits[:3])
+        self.top10 += any(hits[:10])
+        if not any(hits[:3]):
+            self.misses.append(case.id)
+        self.shown += len(key_lines)
+        self.shown_marked += sum(hits)
+        self.marked += len(targets)
+        self.marked_found += sum(any(is_marked(k, t) for k in key_lines) for t in targets)
+        if category is not None:
+            self.categorised += 1
+            self.correct += category == case.category
+
+    def cells(self) -> tuple[float, float, float, float, float | None]:
+        n = max(self.builds, 1)
+        return (
+            self.top3 / n,
+            self.top10 / n,
+            self.shown_marked / self.shown if self.shown else 0.0,
+            self.marked_found / self.marked if self.marked else 0.0,
+            self.correct / self.categorised if self.categorised else None,
+        )
+
+
+Diagnose = Callable[[str, str | None], tuple[list[str], str | None]]
+
+
+def _diagnoser(module: Any) -> Diagnose:
+    def run(failing: str, passing: str | None) -> tuple[list[str], str | None]:
+        d = module.diagnose(failing, passing)
+        return list(d.key_lines), str(d.category)
+
+    return run
+
+
+def _naive(failing: str, passing: str | None) -> tuple[list[str], str | None]:
+    return naive_key_lines(failing), None
+
+
+def corpus_scores(
+    methods: dict[str, Diagnose],
+) -> dict[tuple[str, bool], dict[str, dict[str, Score]]]:
+    """(style, with passing) -> method -> ecosystem ("all" too) -> Score."""
+    out: dict[tuple[str, bool], dict[str, dict[str, Score]]] = {}
+    cases = corpus.cases()
+    for style in ("actions", "prefixed"):
+        for with_passing in (False, True):
+            table: dict[str, dict[str, Score]] = {m: {} for m in methods}
+            for case in cases:
+                if with_passing and case.passing is None:
+                    continue
+                failing = corpus.job_log(case, style)
+                passing = corpus.job_log(case, style, passing=True) if with_passing else None
+                for method, fn in methods.items():
+                    error = False
+                    try:
+                        key_lines, category = fn(failing, passing)
+                    except Exception:  # a diagnosis mid-change must not stop the bench
+                        key_lines, category, error = [], "unknown", True
+                    for eco in (case.ecosystem, "all"):
+                        table[method].setdefault(eco, Score()).add(case, key_lines, category, error)
+            out[(style, with_passing)] = table
+    return out
+
+
+def _fmt(values: Sequence[float | None]) -> str:
+    return " / ".join("—" if v is None else f"{v:.2f}" for v in values)
+
+
+def corpus_tables() -> None:
+    methods: dict[str, Diagnose] = {"current": _diagnoser(cilogs)}
+    baseline = load_baseline()
+    if baseline is not None:
+        methods[BASELINE_COMMIT] = _diagnoser(baseline)
+    methods["grep|tail"] = _naive
+    t0 = time.perf_counter()
+    scores = corpus_scores(methods)
+    took = time.perf_counter() - t0
+    cases = corpus.cases()
+    names = " / ".join(methods)
+    ecos = sorted({c.ecosystem for c in cases})
+    print(
+        f"## (3) Hit rate on the captured corpus: {len(cases)} cases "
+        f"({sum(c.passing is not None for c in cases)} with a passing run), "
+        f"{len(ecos)} ecosystems ({took:.1f}s)\n"
+    )
+    print(f"Cells: {names}.\n")
+    print("### Overall\n")
+    print("| style | log | builds | top 3 | top 10 | precision | recall | category |")
+    print("|---|---|---:|---|---|---|---|---|")
+    for (style, with_passing), table in scores.items():
+        cells = [table[m]["all"].cells() for m in methods]
+        n = table[next(iter(methods))]["all"].builds
+        log = "with passing" if with_passing else "failing alone"
+        cols = [_fmt([c[i] for c in cells]) for i in range(5)]
+        print(f"| {style} | {log} | {n} | " + " | ".join(cols) + " |")
+    for (style, with_passing), table in scores.items():
+        log = "with the passing log" if with_passing else "failing log alone"
+        print(f"\n### Per ecosystem: {style}, {log}\n")
+        print("| ecosystem | builds | top 3 | top 10 | precision | recall | category |")
+        print("|---|---:|---|---|---|---|---|")
+        for eco in [*ecos, "all"]:
+            if eco not in table["current"]:
+                continue
+            cells = [table[m][eco].cells() for m in methods]
+            cols = [_fmt([c[i] for c in cells]) for i in range(5)]
+            label = "**all**" if eco == "all" else eco
+            print(f"| {label} | {table['current'][eco].builds} | " + " | ".join(cols) + " |")
+    current = {k: v["current"]["all"] for k, v in scores.items()}
+    errors = sum(s.errors for s in current.values())
+    worst_top3 = min(s.cells()[0] for s in current.values())
+    worst_precision = min(s.cells()[2] for s in current.values())
+    print(
+        f"\nGoal: top 3 ≥ {GOAL_TOP3} (worst of the four: {worst_top3:.2f}) and precision ≥ "
+        f"{GOAL_PRECISION} (worst: {worst_precision:.2f}): "
+        f"{'met' if worst_top3 >= GOAL_TOP3 and worst_precision >= GOAL_PRECISION else 'NOT met'}"
+        f".{f' The current diagnosis raised on {errors} builds.' if errors else ''}"
+    )
+    misses = current[("actions", False)].misses
+    print(
+        f"\nCurrent diagnosis, no marked line in the top 3 (actions, failing alone): "
+        f"{len(misses)}: {', '.join(misses) or '—'}"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size-mb", type=float, default=50.0)
     parser.add_argument("--reps", type=int, default=5)
-    parser.add_argument("--skip-accuracy", action="store_true")
+    parser.add_argument("--skip-accuracy", action="store_true", help="skip (2)")
+    parser.add_argument("--corpus-only", action="store_true", help="only (3): no throughput")
+    parser.add_argument("--no-corpus", action="store_true", help="skip (3)")
     args = parser.parse_args()
     start = time.perf_counter()
-    throughput_table(args.size_mb, args.reps)
-    if not args.skip_accuracy:
-        accuracy_tables()
+    if not args.corpus_only:
+        throughput_table(args.size_mb, args.reps)
+        if not args.skip_accuracy:
+            accuracy_tables()
+    if not args.no_corpus:
+        print()
+        corpus_tables()
     print(f"\n(bench ran {time.perf_counter() - start:.0f}s)")
     return 0
 
