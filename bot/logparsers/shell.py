@@ -13,7 +13,8 @@ Recognises:
 - make's ``make: *** [Makefile:3: test] Error 1`` and ``make[1]: *** [Makefile:2: check] Error 1``
   (path = the Makefile, below the directory of the ``make[N]: Entering directory`` line); an
   outer make's line right after an inner one is left out, it only repeats the failure. The
-  message adds the output line above the innermost make error.
+  message adds the output line above the innermost make error;
+- ``make: *** No rule to make target 'tset'.  Stop.``: code ``make-no-rule``, kind "unknown".
 
 Kinds: ``command not found`` is "dependency" (a tool the job needs is not installed, code
 ``command-not-found``); a missing file or a permission error is "unknown" (``no-such-file``,
@@ -38,6 +39,7 @@ _SHELL = re.compile(_SHELL_TEXT + r"\s*$")
 # follow the error on the same line (``cc: not foundbundling src/main.sh``).
 _SHELL_BUILDKIT = re.compile(_SHELL_TEXT)
 _MAKE = re.compile(r"^(g?make)(?:\[(\d+)\])?: \*\*\* \[(.+?):(\d+): ([^\]]+)\] Error (\d+)")
+_NO_RULE = re.compile(r"^g?make(?:\[\d+\])?: \*\*\* No rule to make target '(.+?)'")
 _ENTERING = re.compile(r"^g?make\[(\d+)\]: Entering directory '(.+)'$")
 _ERRORISH = re.compile(
     r"error|fail|fatal|not ok|panic|denied|not found|no such|cannot|can't|undefined|exception",
@@ -70,7 +72,7 @@ def _target_kind(target: str) -> Category:
 class ShellParser:
     name = "shell"
     ecosystem = "infra"
-    needles = ("not found", "No such file or directory", "Permission denied", "*** [")
+    needles = ("not found", "No such file or directory", "Permission denied", "*** ")
 
     def parse(self, lines: Sequence[str], hits: Sequence[int]) -> Iterable[Failure]:
         out: list[Failure] = []
@@ -89,6 +91,17 @@ class ShellParser:
                 if inner is not None and inner[1] > level and i - inner[0] <= 20:
                     continue  # the outer make repeating an inner failure
                 out.append(self._make(lines, i, m, level))
+                continue
+            if "No rule to make target" in text and _NO_RULE.match(text):
+                out.append(
+                    Failure(
+                        kind="unknown",
+                        tool=self.name,
+                        message=clip(text),
+                        code="make-no-rule",
+                        log_line=i,
+                    )
+                )
                 continue
             failure = self._shell(text, i, buildkit=buildkit)
             if failure is not None:
