@@ -83,6 +83,10 @@ COUNT_WINDOW = 80
 #: Generic error-word lines examined per step (the last ones).
 MAX_WORD_LINES_PER_STEP = 200
 
+#: Runner findings that make a dependency failure in the same step its consequence.
+_NETWORK_CODES = frozenset({"network", "http-503", "http-502"})
+#: Kinds that, printed by a step that passed, still explain a later failed step.
+_SWALLOWED_KINDS = frozenset({"compile", "dependency", "test"})
 CODE_KINDS: frozenset[str] = frozenset(
     {"test", "lint", "format", "types", "compile", "dependency", "timeout"}
 )
@@ -633,14 +637,39 @@ def _classify(
     infra = [f for f in relevant if f.kind == "infrastructure"]
     confident = True
     category: Category
-    if outside or not (code or infra):
+    net_steps: dict[int, int] = {}  # step → its first network trouble line
+    for f in infra:
+        if f.code in _NETWORK_CODES:
+            net_steps.setdefault(steps.of(f.log_line), f.log_line)
+    swallowed = [
+        f for f in ordered if f.kind in _SWALLOWED_KINDS and not steps.in_failed(f.log_line)
+    ]
+    if outside and swallowed:
+        # Only steps that passed printed failures: a build or install whose failure was
+        # swallowed (`| tee`, `|| true`) explains the later failed step; lint warnings do not.
+        category = swallowed[0].kind
+        confident = False
+        code = []
+    elif outside or not (code or infra):
         category = "unknown"
         confident = False
+    elif code and all(
+        f.kind == "dependency" and net_steps.get(steps.of(f.log_line), 1 << 62) < f.log_line
+        for f in code
+    ):
+        # The tool retried over a failing network, then gave up resolving: the network is the
+        # cause. (A resolution error that names the network trouble itself — Maven's "503",
+        # cargo's "Caused by: Could not resolve host" after it — stays a dependency failure.)
+        category = "infrastructure"
     elif code:
         first = steps.of(code[0].log_line)
         in_step = [f for f in code if steps.of(f.log_line) == first]
+        earlier = [f for f in swallowed if f.kind == "dependency" and f.log_line < code[0].log_line]
         if any(f.kind == "dependency" for f in in_step):
             category = "dependency"
+        elif earlier:
+            category = "dependency"  # an install that failed earlier explains what follows
+            confident = False
         else:
             category = in_step[0].kind
         if infra:
@@ -792,22 +821,22 @@ def rank_lines(
     def passing_noise(i: int) -> bool:
         return newset is not None and i not in newset
 
-    tool_lines = 0
+    explained = False
     for f in failures:
         i = f.log_line
         failed = steps.in_failed(i)
+        own = 15 if f.kind == category else 0
         if f.kind in CODE_KINDS:
-            value = 100.0 + (20 if failed else 0) + (10 if f.kind == category else 0)
-            if failed and not passing_noise(i):
-                tool_lines += 1
+            value = 100.0 + (20 if failed else 0) + own
         elif f.kind == "infrastructure":
-            value = 90.0 + (20 if failed else 0)
+            value = 90.0 + (20 if failed else 0) + own
         else:
-            value = 70.0 + (20 if failed else 0)
+            value = 60.0 + (20 if failed else 0)
         if passing_noise(i):
             value -= 40
+        elif f.kind != "unknown" and (failed or f.kind == category):
+            explained = True
         put(i, value)
-    explained = tool_lines > 0 and category in CODE_KINDS
     if not explained:
         _guesses(log, steps, newset, words, put)
     ranked = sorted(score, key=lambda i: (-score[i], i))
@@ -815,19 +844,16 @@ def rank_lines(
     chosen: list[int] = []
     texts: set[str] = set()
     for i in ranked:
-        if explained and score[i] < 90 and len(chosen) >= 2:
-            break  # the tools explain it: no guesses below their lines
+        if explained and score[i] < 90:
+            break  # the findings explain it: no guesses below their lines
         if lines[i] in texts:
             continue
         texts.add(lines[i])
         chosen.append(i)
         if len(chosen) >= limit:
             break
-    if len(chosen) < 2:
-        for i in _generic_tail(log, steps, newset):
-            if lines[i] not in texts and len(chosen) < limit:
-                texts.add(lines[i])
-                chosen.append(i)
+    if not chosen:
+        chosen = _generic_tail(log, steps, newset)
     return chosen
 
 

@@ -399,7 +399,7 @@ def test_infrastructure_lines(line: str, code: str) -> None:
     assert [f.code for f in d.failures] == [code]
 
 
-def test_network_trouble_beside_a_dependency_failure_does_not_mask_it() -> None:
+def test_network_trouble_explains_a_dependency_failure_after_it() -> None:
     # HAND-WRITTEN: pip's retry warnings, then it gives up.
     out = (
         "WARNING: Retrying (Retry(total=4, connect=None, read=None, redirect=None, status=None)) "
@@ -412,10 +412,18 @@ def test_network_trouble_beside_a_dependency_failure_does_not_mask_it() -> None:
     )
     d = diagnose(fx.actions_log([("python -m pip install requests", out, 1)]))
     assert {f.kind for f in d.failures} == {"infrastructure", "dependency"}
-    # The runner's trouble is one more finding: the category is the tool's, not confident.
+    # pip retried over a failing network, then gave up: the network is the cause; the
+    # dependency failure is still reported beside it.
+    assert d.category == "infrastructure" and d.confident
+    assert "also 1 dependency failure" in d.summary()
+    assert d.key_lines[0].startswith("WARNING: Retrying")
+    # A resolution error whose own cause chain names the network (after it) is the tool's.
+    out = (
+        "ERROR: No matching distribution found for requests\n"
+        "Caused by: Temporary failure in name resolution\n"
+    )
+    d = diagnose(fx.actions_log([("python -m pip install requests", out, 1)]))
     assert d.category == "dependency" and not d.confident
-    assert "also 1 infrastructure failure" in d.summary()
-    assert d.key_lines[0].startswith("ERROR: ")
 
 
 # --- classification ---------------------------------------------------------------------------

@@ -45,6 +45,10 @@ class Pip:
             if key not in seen:
                 seen.add(key)
                 out.append(Failure("dependency", "pip", py.clip_line(s[7:]), code=code, log_line=i))
+            elif s.startswith("ERROR: No matching distribution"):
+                # pip's conclusion about a requirement: the line to show for it.
+                k = next(n for n, f in enumerate(out) if f.code == code and key[1] in f.message)
+                out[k] = Failure("dependency", "pip", out[k].message, code=code, log_line=i)
 
         for i in hits:
             s = body(lines[i])

@@ -69,6 +69,15 @@ RULES: tuple[tuple[str, re.Pattern[str], str, str], ...] = (
     ("Out of memory", re.compile(r"Out of memory"), "runner", "oom"),
     ("Cannot allocate memory", re.compile(r"Cannot allocate memory"), "runner", "oom"),
     ("Could not resolve host", re.compile(r"Could not resolve host"), "runner", "network"),
+    ("Name or service not known", re.compile(r"Name or service not known"), "runner", "network"),
+    ("NameResolutionError", re.compile(r"NameResolutionError"), "runner", "network"),
+    ("Network is unreachable", re.compile(r"Network is unreachable"), "runner", "network"),
+    (
+        "Failed to establish a new connection",
+        re.compile(r"Failed to establish a new connection"),
+        "runner",
+        "network",
+    ),
     (
         "Temporary failure in name resolution",
         re.compile(r"Temporary failure in name resolution"),
@@ -105,8 +114,7 @@ class Runner:
     needles = (*dict.fromkeys(n for n, _, _, _ in RULES), _STEP)
 
     def parse(self, lines: Sequence[str], hits: Sequence[int]) -> list[Failure]:
-        out: list[Failure] = []
-        seen: set[tuple[str, int]] = set()
+        last: dict[tuple[int, int], Failure] = {}
         step = -1
         for i in hits:
             s = lines[i]
@@ -114,12 +122,18 @@ class Runner:
                 step += 1
                 continue
             s = body(s)
-            for needle, pattern, tool, code in RULES:
+            for rule, (needle, pattern, tool, code) in enumerate(RULES):
                 if needle in s and pattern.search(s):
-                    if (code, step) not in seen:
-                        seen.add((code, step))
-                        out.append(Failure("infrastructure", tool, clip(s), code=code, log_line=i))
+                    # Repeated (retries): the last one is where the tool gave up.
+                    last[(rule, step)] = Failure(
+                        "infrastructure", tool, clip(s), code=code, log_line=i
+                    )
                     break
+        out = sorted(last.values(), key=lambda f: f.log_line)
+        # One finding per kind of trouble and step: a bare "exit code 137" only when nothing
+        # said more (a "Killed" line).
+        said = {f.code for f in out if "exit code 137" not in f.message}
+        out = [f for f in out if "exit code 137" not in f.message or f.code not in said]
         # A cancellation following a timeout, a shutdown or a lost runner is its consequence.
         if any(f.code != "canceled" for f in out):
             out = [f for f in out if f.code != "canceled"]
