@@ -10,7 +10,8 @@ Recognises, one failure per failed build step:
   ``failed to solve with frontend dockerfile.v0: …`` / ``executor failed running […]: exit
   code: N`` / ``failed to compute cache key: …`` (docker 20.10);
 - the classic builder's ``The command '/bin/sh -c make' returned a non-zero code: 2``,
-  ``COPY failed: …`` and ``Error response from daemon: …`` on a pull.
+  ``COPY failed: …``, ``Error response from daemon: …`` on a pull, and a pull's network error
+  right under its ``Step 1/10 : FROM alpine:3.20`` line (``Get "https://…": dial tcp: …``).
 
 The message names the step (`` > [build 4/5] RUN make:`` / ``Step 7/10 : RUN …``) and the last
 output line the step printed before failing (the tool's own error). path/line are
@@ -39,6 +40,7 @@ _SUMMARY = (
 )
 _CLASSIC = re.compile(r"^The command '(.+)' returned a non-zero code: (\d+)")
 _CLASSIC_OTHER = ("COPY failed: ", "Error response from daemon: ")
+_CLASSIC_FROM = re.compile(r"^Step \d+/\d+ : FROM ")
 _CONTEXT = re.compile(r"^(\S*Dockerfile\S*):(\d+)$")
 _VERTEX = re.compile(r"^#(\d+) (\[.+)$")
 _OUTPUT = re.compile(r"^#(\d+) \d+\.\d+ (.*)$")
@@ -87,6 +89,7 @@ class DockerParser:
         "returned a non-zero code: ",
         "COPY failed: ",
         "Error response from daemon: ",
+        "dial tcp",
     )
 
     def parse(self, lines: Sequence[str], hits: Sequence[int]) -> Iterable[Failure]:
@@ -108,6 +111,9 @@ class DockerParser:
                 continue
             if text.startswith(_SUMMARY) or text.startswith(_CLASSIC_OTHER):
                 summaries.append(self._failure(lines, i, None, text))
+            elif i > 0 and _CLASSIC_FROM.match(lines[i - 1]):
+                # the classic builder's pull error, right under "Step 1/10 : FROM alpine:3.20"
+                steps.append(self._failure(lines, i, lines[i - 1].split(" : ", 1)[1], text))
         if steps:
             if summaries and steps[0].path is None and summaries[0].path is not None:
                 first = steps[0]
