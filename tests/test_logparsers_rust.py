@@ -11,9 +11,9 @@ from collections.abc import Sequence
 
 import pytest
 
-from bot.cilogs import clean_log
+from bot.cilogs import clean_log, diagnose
 from bot.logparsers.base import Failure, LogParser, scan
-from tests.cilog_corpus import Case, cases, job_log, matches
+from tests.cilog_corpus import Case, Style, cases, job_log, matches
 
 MODULES = ("cargo", "cargo_test", "clippy", "rustfmt", "shell", "docker", "terraform")
 PARSERS: dict[str, LogParser] = {
@@ -22,13 +22,13 @@ PARSERS: dict[str, LogParser] = {
 ECOSYSTEMS = ("rust", "shell", "docker", "terraform")
 CASES: tuple[Case, ...] = tuple(c for e in ECOSYSTEMS for c in cases(e))
 PASSING = tuple(c for c in CASES if c.passing is not None)
-STYLES = ("plain", "actions")
+STYLES: tuple[Style, ...] = ("plain", "actions", "prefixed")
 
 
-def log_lines(case: Case, style: str, *, passing: bool = False) -> list[str]:
+def log_lines(case: Case, style: Style, *, passing: bool = False) -> list[str]:
     if style == "plain":
         return job_log(case, "plain", passing=passing).splitlines()
-    return clean_log(job_log(case, "actions", passing=passing)).lines
+    return clean_log(job_log(case, style, passing=passing)).lines
 
 
 def marked_lines(case: Case, lines: Sequence[str]) -> set[int]:
@@ -44,7 +44,7 @@ def test_the_corpus_covers_every_parser() -> None:
 
 @pytest.mark.parametrize("style", STYLES)
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
-def test_the_case_failures_are_found_at_marked_lines(case: Case, style: str) -> None:
+def test_the_case_failures_are_found_at_marked_lines(case: Case, style: Style) -> None:
     lines = log_lines(case, style)
     found = scan(PARSERS[case.tool], lines)
     assert found, f"{case.tool} found nothing in {case.id}"
@@ -60,10 +60,24 @@ def test_the_case_failures_are_found_at_marked_lines(case: Case, style: str) -> 
 
 @pytest.mark.parametrize("style", STYLES)
 @pytest.mark.parametrize("case", PASSING, ids=lambda c: c.id)
-def test_the_passing_runs_yield_nothing(case: Case, style: str) -> None:
+def test_the_passing_runs_yield_nothing(case: Case, style: Style) -> None:
     lines = log_lines(case, style, passing=True)
     for parser in PARSERS.values():
         assert scan(parser, lines) == [], (parser.name, case.id)
+
+
+@pytest.mark.parametrize("with_passing", [False, True])
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_the_diagnosis_shows_a_marked_line_among_the_first_three(
+    case: Case, with_passing: bool
+) -> None:
+    if with_passing and case.passing is None:
+        pytest.skip("no passing run")
+    passing = job_log(case, "actions", passing=True) if with_passing else None
+    diagnosis = diagnose(job_log(case, "actions"), passing)
+    top = diagnosis.key_lines[:3]
+    assert any(m in line for line in top for m in case.marked), top
+    assert diagnosis.category == case.category
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
@@ -84,7 +98,7 @@ def test_the_other_ecosystems_passing_runs_are_quiet() -> None:
             assert scan(PARSERS[name], lines) == [], (name, case.id)
 
 
-def one(case_id: str, tool: str | None = None, style: str = "plain") -> list[Failure]:
+def one(case_id: str, tool: str | None = None, style: Style = "plain") -> list[Failure]:
     case = next(c for c in CASES if c.id == case_id)
     return scan(PARSERS[tool or case.tool], log_lines(case, style))
 

@@ -17,7 +17,8 @@ The message names the step (`` > [build 4/5] RUN make:`` / ``Step 7/10 : RUN …
 output line the step printed before failing (the tool's own error). path/line are
 ``Dockerfile``/7 where buildx prints the ``Dockerfile:7`` context. Kind: "infrastructure" when
 the registry could not be reached (``dial tcp``, ``i/o timeout``, ``TLS handshake timeout``,
-``no such host``), "dependency" when a base image or its tag does not exist, else "compile"
+``no such host``), "dependency" when a base image or its tag does not exist or a RUN command
+is not in the image (exit code 127, the shell's "command not found"), else "compile"
 (the image does not build); code ``run-failed``, ``copy-failed`` or ``pull-failed``.
 """
 
@@ -63,6 +64,8 @@ def _classify(text: str) -> tuple[Category, str]:
         return "compile", "copy-failed"
     if text.startswith("COPY failed") or "failed to compute cache key" in text:
         return "compile", "copy-failed"
+    if text.endswith(("exit code: 127", "non-zero code: 127")):
+        return "dependency", "run-failed"  # the shell's "command not found"
     return "compile", "run-failed"
 
 
