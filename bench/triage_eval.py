@@ -37,7 +37,6 @@ import asyncio
 import csv
 import logging
 import random
-import re
 import statistics
 import sys
 import tempfile
@@ -51,10 +50,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bot import triage_eval  # noqa: E402
 from bot.app import Runtime, run_local  # noqa: E402
 from bot.forge import DryRunForge, Issue  # noqa: E402
 from bot.model import ModelError  # noqa: E402
 from bot.settings import load_settings  # noqa: E402
+from bot.triage_eval import Scores, keyword_type  # noqa: E402
 from loops import triage  # noqa: E402
 from loops.engine import ExitReason  # noqa: E402
 
@@ -129,18 +130,10 @@ def stratified_sample(rows: list[Row], n: int, seed: int) -> list[Row]:
 
 # --- the baseline ---------------------------------------------------------------------------------
 
-_QUESTION = re.compile(r"\?|\bhow\b", re.IGNORECASE)
-_BUG = re.compile(r"error|crash|exception|fail|bug", re.IGNORECASE)
-
 
 def keyword_classify(row: Row) -> str:
-    """Title first (it is what the author chose to say), then the body."""
-    for text in (row.title, row.body):
-        if _BUG.search(text):
-            return "bug"
-        if _QUESTION.search(text):
-            return "question"
-    return "feature"
+    """The keyword rules `loopwright eval triage` uses too (`bot.triage_eval.keyword_type`)."""
+    return keyword_type(row.title, row.body)
 
 
 # --- prompt variants (this process only; loops/triage.py is not changed) --------------------------
@@ -269,32 +262,8 @@ async def run_model(
 # --- metrics and tables ---------------------------------------------------------------------------
 
 
-@dataclass
-class Scores:
-    n: int
-    accuracy: float
-    macro_f1: float
-    per_class: dict[str, tuple[float, float, float]]
-    confusion: dict[str, Counter[str]]
-
-
 def score(pairs: Iterable[tuple[str, str]]) -> Scores:
-    confusion: dict[str, Counter[str]] = {c: Counter() for c in CLASSES}
-    for truth, pred in pairs:
-        confusion[truth][pred] += 1
-    n = sum(sum(c.values()) for c in confusion.values())
-    correct = sum(confusion[c][c] for c in CLASSES)
-    per_class: dict[str, tuple[float, float, float]] = {}
-    for c in CLASSES:
-        tp = confusion[c][c]
-        predicted = sum(confusion[t][c] for t in CLASSES)
-        actual = sum(confusion[c].values())
-        p = tp / predicted if predicted else 0.0
-        r = tp / actual if actual else 0.0
-        f = 2 * p * r / (p + r) if p + r else 0.0
-        per_class[c] = (p, r, f)
-    macro = statistics.fmean(f for _, _, f in per_class.values())
-    return Scores(n, correct / n if n else 0.0, macro, per_class, confusion)
+    return triage_eval.score(pairs, CLASSES)
 
 
 def table(header: list[str], rows: list[list[str]]) -> str:

@@ -167,6 +167,50 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--folds", type=int, default=5, help="cross-validation folds for the card")
     t.add_argument("--json", action="store_true")
 
+    ev = sub.add_parser("eval", help="score every issue-type decider on the same labelled issues")
+    ev.add_argument("what", choices=["triage"])
+    ev.add_argument(
+        "--dataset", type=Path, required=True, help="labelled issues (title, body, label)"
+    )
+    ev.add_argument(
+        "--candidates",
+        default="keywords,classifier,embedded",
+        help="comma-separated: keywords, classifier, embedded, model:NAME "
+        "(default keywords,classifier,embedded)",
+    )
+    ev.add_argument(
+        "--train",
+        type=Path,
+        help="train the classifier on this CSV instead of cross-validating on the dataset",
+    )
+    ev.add_argument(
+        "--model-limit",
+        type=int,
+        default=60,
+        help="issues the model candidates triage (a stratified sample; default 60)",
+    )
+    ev.add_argument("--title-column", default="title")
+    ev.add_argument("--body-column", default="body")
+    ev.add_argument("--label-column", default="label")
+    ev.add_argument("--folds", type=int, default=5)
+    ev.add_argument("--seed", type=int, default=0)
+    ev.add_argument("--json", action="store_true")
+
+    tr = sub.add_parser(
+        "traces", help="export recorded model steps as fine-tuning JSONL, with their outcome"
+    )
+    tr.add_argument("what", choices=["export"])
+    tr.add_argument("--out", type=Path, help="write to this file (default: stdout)")
+    tr.add_argument("--step", help="only this model step (triage, write_test, patch, …)")
+    tr.add_argument(
+        "--outcome",
+        action="append",
+        default=[],
+        help="only these outcomes (repeatable): corrected, kept, accepted, refused, reverted, …",
+    )
+    tr.add_argument("--repo", help="only this repository (owner/name)")
+    tr.add_argument("--since", help="only steps recorded in the last 90m, 2h, 7d, …")
+
     run = sub.add_parser("run", help="run a loop locally, without GitHub (dry run)")
     run.add_argument("loop", choices=["triage", "fix", "reproduce"])
     run.add_argument("--repo", type=Path, required=True, help="local checkout of the repository")
@@ -230,6 +274,10 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return asyncio.run(_redeliver(settings, args))
     if args.command == "train":
         return _train(settings, args)
+    if args.command == "eval":
+        return _eval(settings, args)
+    if args.command == "traces":
+        return asyncio.run(_traces(settings, args))
     if args.command == "run":
         return asyncio.run(_run_local(settings, args))
     if args.command == "replay":
@@ -331,9 +379,25 @@ async def _runs(settings: Settings, args: argparse.Namespace) -> int:
             return 0
         runs = await store.list_runs(limit=args.limit)
         dead = await store.list_jobs("dead", limit=args.limit)
+        precision = []
+        for repo in await store.triaged_repos():
+            kept, corrected = await store.live_precision(repo)
+            total = kept + corrected
+            precision.append(
+                {
+                    "repo": repo,
+                    "kept": kept,
+                    "corrected": corrected,
+                    "precision": round(kept / total, 4) if total else None,
+                }
+            )
     finally:
         await database.close()
-    report = _emit(settings, {"runs": runs, "dead_jobs": dead}, as_json=args.json)
+    report = _emit(
+        settings,
+        {"runs": runs, "dead_jobs": dead, "triage_precision": precision},
+        as_json=args.json,
+    )
     if args.json:
         return 0
     runs, dead = report["runs"], report["dead_jobs"]
@@ -375,6 +439,11 @@ async def _runs(settings: Settings, args: argparse.Namespace) -> int:
     print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
     for row in rows:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+    if precision:
+        print("\ntype labels loopwright applied (live precision: kept vs corrected by a writer):")
+        for p in report["triage_precision"]:
+            share = "-" if p["precision"] is None else f"{p['precision']:.1%}"
+            print(f"  {p['repo']}: {p['kept']} kept, {p['corrected']} corrected ({share})")
     if dead:
         print(f"\n{len(dead)} dead job(s):")
         for j in dead:
@@ -404,6 +473,114 @@ async def _redeliver(settings: Settings, args: argparse.Namespace) -> int:
     else:
         print(_emit(settings, redeliver.format_report(report), as_json=False))
     return 1 if report.errors else 0
+
+
+def _eval(settings: Settings, args: argparse.Namespace) -> int:
+    from bot import triage_eval, triage_model
+
+    names = [c.strip() for c in args.candidates.split(",") if c.strip()]
+    for name in names:
+        if name not in ("keywords", "classifier", "embedded") and not name.startswith("model:"):
+            raise SettingsError(
+                f"--candidates: unknown {name!r} (use keywords, classifier, embedded, model:NAME)"
+            )
+    if any(n.startswith("model:") for n in names) and not settings.model_base_url:
+        raise SettingsError(
+            "--candidates model:NAME needs an endpoint: set LOOPWRIGHT_MODEL_BASE_URL"
+        )
+    for flag, path in (("--dataset", args.dataset), ("--train", args.train)):
+        if path is not None and not path.is_file():
+            raise SettingsError(f"{flag} {path} is not a file")
+    if args.model_limit < 1:
+        raise SettingsError("--model-limit must be at least 1")
+    columns = {"title": args.title_column, "body": args.body_column, "label": args.label_column}
+    try:
+        examples = triage_model.read_csv(args.dataset, **columns)
+        train_examples = triage_model.read_csv(args.train, **columns) if args.train else None
+        if not examples:
+            raise SettingsError(f"--dataset {args.dataset} has no labelled rows")
+        bar = _ProgressBar()
+        report = triage_eval.evaluate(
+            args.dataset,
+            examples,
+            names,
+            train_examples=train_examples,
+            folds=args.folds,
+            seed=args.seed,
+            model_limit=args.model_limit,
+            progress=bar,
+        )
+        bar.done()
+    except (triage_model.TrainingError, ValueError) as exc:
+        raise SettingsError(str(exc)) from None
+    if args.json:
+        _emit(settings, report.to_dict())
+    else:
+        print(_emit(settings, report.to_markdown(), as_json=False), end="")
+    return 0
+
+
+class _ProgressBar:
+    """`what [#####.....] done/total` on stderr: redrawn in place on a terminal, one line per
+    tenth otherwise (CI logs, pipes)."""
+
+    def __init__(self) -> None:
+        self.tty = sys.stderr.isatty()
+        self.last: tuple[str, int] = ("", -1)
+
+    def __call__(self, what: str, done: int, total: int) -> None:
+        tenth = (10 * done // total) if total else 10
+        if not self.tty and (what, tenth) == self.last:
+            return
+        self.last = (what, tenth)
+        filled = (24 * done // total) if total else 24
+        line = f"{what} [{'#' * filled}{'.' * (24 - filled)}] {done}/{total}"
+        if self.tty:
+            print(f"\r\x1b[K{line}", end="", file=sys.stderr, flush=True)
+        else:
+            print(line, file=sys.stderr, flush=True)
+
+    def done(self) -> None:
+        if self.tty:
+            print(file=sys.stderr)
+
+
+async def _traces(settings: Settings, args: argparse.Namespace) -> int:
+    from bot import db as dbmod
+    from bot import traces
+    from bot.redeliver import parse_since
+    from bot.store import Store
+
+    since = None
+    if args.since:
+        try:
+            since = time.time() - parse_since(args.since)
+        except ValueError as exc:
+            raise SettingsError(f"--since: {exc}") from None
+    for o in args.outcome:
+        if o not in traces.OUTCOMES:
+            raise SettingsError(f"--outcome {o!r}: use one of {', '.join(traces.OUTCOMES)}")
+    database = await dbmod.connect(settings.resolved_database_url())
+    try:
+        store = Store(database, secrets=settings.secret_values())
+        await store.init()
+        records = await traces.export(
+            store,
+            redactor(settings.secret_values()),
+            since=since,
+            repo=args.repo,
+            step=args.step,
+            outcomes=args.outcome,
+        )
+    finally:
+        await database.close()
+    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    if args.out is not None:
+        args.out.write_text(text, encoding="utf-8")
+        print(f"wrote {len(records)} traces to {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
 
 
 def local_repo_name(path: Path) -> str:

@@ -10,9 +10,10 @@ from __future__ import annotations
 import base64
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from gidgethub import BadRequest
 
@@ -20,6 +21,9 @@ from bot.github import AmbiguousWrite, RepoClient, download_redirected
 from bot.text import redact
 
 log = logging.getLogger("loopwright.forge")
+
+T = TypeVar("T")
+F = TypeVar("F")
 
 #: Marks the one comment per issue/PR that loopwright owns and edits.
 STICKY_MARKER = "<!-- loopwright:sticky -->"
@@ -145,6 +149,27 @@ def _lost(exc: AmbiguousWrite, what: str) -> None:
     )
 
 
+async def create_once(
+    what: str,
+    create: Callable[[], Awaitable[T]],
+    find: Callable[[], Awaitable[F | None]],
+    found: Callable[[F], Awaitable[T]],
+) -> T:
+    """`create()`, unless its answer is lost (`AmbiguousWrite`): then `find()` what the lost
+    create (or another job meanwhile) may have made and hand it to `found`, else create once
+    more. A second lost answer propagates: the job's retry upserts again."""
+    try:
+        return await create()
+    except AmbiguousWrite as exc:
+        _lost(exc, what)
+    existing = await find()
+    if existing is not None:
+        log.info("%s exists (%s); using it", what, existing)
+        return await found(existing)
+    log.info("no %s; creating it once more", what)
+    return await create()
+
+
 class BaseForge:
     repo: str
 
@@ -159,19 +184,19 @@ class BaseForge:
         body = self.clean(compose_sticky(existing[1] if existing else None, section, content))
         if existing:
             return await self._update_comment(existing[0], body)
-        try:
-            return await self._create_comment(number, body)
-        except AmbiguousWrite as exc:
-            _lost(exc, f"the sticky comment on #{number}")
-        # The lost create may have made it, or another job may have meanwhile: edit that one,
-        # keeping its other sections (the comment found may be older than ours).
-        existing = await self._find_sticky(number)
-        if existing:
-            log.info("the sticky comment on #%d exists (%d); editing it", number, existing[0])
-            body = self.clean(compose_sticky(existing[1], section, content))
-            return await self._update_comment(existing[0], body)
-        log.info("no sticky comment on #%d; creating it once more", number)
-        return await self._create_comment(number, body)
+
+        async def edit(found: tuple[int, str]) -> str:
+            # Made by the lost create, or by another job meanwhile: edit it, keeping its other
+            # sections (the comment found may be older than ours).
+            merged = self.clean(compose_sticky(found[1], section, content))
+            return await self._update_comment(found[0], merged)
+
+        return await create_once(
+            f"the sticky comment on #{number}",
+            lambda: self._create_comment(number, body),
+            lambda: self._find_sticky(number),
+            edit,
+        )
 
     async def _find_sticky(self, number: int) -> tuple[int, str] | None:
         raise NotImplementedError
@@ -211,17 +236,17 @@ class GitHubForge(BaseForge):
             "draft": True,
             "maintainer_can_modify": True,
         }
-        try:
+
+        async def post() -> PullRef:
             data = await self.client.post("/repos/{owner}/{repo}/pulls", data=create)
-        except AmbiguousWrite as exc:
-            _lost(exc, f"a draft PR from {head}")
-            found = await self._find_open_pull(head)
-            if found is not None:
-                log.info("the draft PR from %s exists (#%d); editing it", head, found)
-                return await self._update_pull(found, title, body, created=True)
-            log.info("no open PR from %s; creating it once more", head)
-            data = await self.client.post("/repos/{owner}/{repo}/pulls", data=create)
-        return PullRef(int(data["number"]), str(data.get("html_url", "")), created=True)
+            return PullRef(int(data["number"]), str(data.get("html_url", "")), created=True)
+
+        async def edit(number: int) -> PullRef:
+            return await self._update_pull(number, title, body, created=True)
+
+        return await create_once(
+            f"a draft PR from {head}", post, lambda: self._find_open_pull(head), edit
+        )
 
     async def _find_open_pull(self, head: str) -> int | None:
         owner = self.repo.split("/", 1)[0]
@@ -355,18 +380,17 @@ class GitHubForge(BaseForge):
         if found is not None:
             return found
         create = {"title": self.clean(title)[:250], "body": self.clean(f"{marker}\n{body}")}
-        try:
+
+        async def post() -> int:
             data = await self.client.post("/repos/{owner}/{repo}/issues", data=create)
-        except AmbiguousWrite as exc:
-            _lost(exc, f"the tracking issue for {key}")
-            found = await self._find_tracking_issue(marker)
-            if found is not None:
-                # Its title and body are fixed at creation; the comment carries the news.
-                log.info("the tracking issue for %s exists (#%d); using it", key, found)
-                return found
-            log.info("no tracking issue for %s; creating it once more", key)
-            data = await self.client.post("/repos/{owner}/{repo}/issues", data=create)
-        return int(data["number"])
+            return int(data["number"])
+
+        async def use(number: int) -> int:
+            return number  # its title and body are fixed at creation; the comment has the news
+
+        return await create_once(
+            f"the tracking issue for {key}", post, lambda: self._find_tracking_issue(marker), use
+        )
 
     async def _find_tracking_issue(self, marker: str) -> int | None:
         async for issue in self.client.getiter(
@@ -391,17 +415,20 @@ class GitHubForge(BaseForge):
         if found is not None:
             return await self._update_check_run(found, update)
         create = {"name": name, "head_sha": head_sha, **update}
-        try:
+
+        async def post() -> int:
             made = await self.client.post("/repos/{owner}/{repo}/check-runs", data=create)
-        except AmbiguousWrite as exc:
-            _lost(exc, f"the check run {name!r} on {head_sha[:12]}")
-            found = await self._find_check_run(head_sha, name)
-            if found is not None:
-                log.info("the check run %r exists (%d); updating it", name, found)
-                return await self._update_check_run(found, update)
-            log.info("no check run %r on %s; creating it once more", name, head_sha[:12])
-            made = await self.client.post("/repos/{owner}/{repo}/check-runs", data=create)
-        return int(made["id"])
+            return int(made["id"])
+
+        async def edit(check_run_id: int) -> int:
+            return await self._update_check_run(check_run_id, update)
+
+        return await create_once(
+            f"the check run {name!r} on {head_sha[:12]}",
+            post,
+            lambda: self._find_check_run(head_sha, name),
+            edit,
+        )
 
     async def _find_check_run(self, head_sha: str, name: str) -> int | None:
         """Our app's check run of this name on the commit (another app's is not ours to edit)."""

@@ -160,7 +160,18 @@ V3_TRIAGE_LEARNING = Migration(
     ],
 )
 
-MIGRATIONS: tuple[Migration, ...] = (V1_INITIAL, V2_TARGETS_COSTS_REDELIVERY, V3_TRIAGE_LEARNING)
+V4_STEP_MESSAGES = Migration(
+    4,
+    "the chat messages of each model step, as JSON (for `loopwright traces export`)",
+    ["ALTER TABLE steps ADD COLUMN messages TEXT"],
+)
+
+MIGRATIONS: tuple[Migration, ...] = (
+    V1_INITIAL,
+    V2_TARGETS_COSTS_REDELIVERY,
+    V3_TRIAGE_LEARNING,
+    V4_STEP_MESSAGES,
+)
 
 #: The version this code needs.
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -282,6 +282,7 @@ class ModelClient:
                         verdict="unavailable",
                         model=model,
                         input=_render(convo),
+                        messages=list(convo),
                         output=f"{type(exc).__name__}: {exc}",
                         duration_ms=(time.perf_counter() - started) * 1000,
                     )
@@ -307,6 +308,7 @@ class ModelClient:
                     verdict="valid" if value is not None else f"invalid: {error}",
                     model=model,
                     input=_render(convo),
+                    messages=list(convo),
                     output=text,
                     prompt_tokens=pt,
                     completion_tokens=ct,

@@ -171,6 +171,8 @@ class StepRecord:
     completion_tokens: int = 0
     cost: float = 0.0
     duration_ms: float = 0.0
+    #: A model step's request messages (role/content dicts), kept as JSON for trace export.
+    messages: list[dict[str, str]] | None = None
 
 
 class Store:
@@ -419,8 +421,9 @@ class Store:
         async with self.db.transaction() as tx:
             await tx.execute(
                 "INSERT INTO steps (run_id, name, kind, model, input, output, prompt_tokens, "
-                "completion_tokens, cost, duration_ms, verdict, created_at) VALUES (:run, :name, "
-                ":kind, :model, :input, :output, :pt, :ct, :cost, :ms, :verdict, :now)",
+                "completion_tokens, cost, duration_ms, verdict, messages, created_at) VALUES "
+                "(:run, :name, :kind, :model, :input, :output, :pt, :ct, :cost, :ms, :verdict, "
+                ":msgs, :now)",
                 {
                     "run": run_id,
                     "name": step.name,
@@ -433,6 +436,9 @@ class Store:
                     "cost": step.cost,
                     "ms": step.duration_ms,
                     "verdict": self._redact.data(step.verdict),
+                    "msgs": None
+                    if step.messages is None
+                    else json.dumps(self._redact.data(step.messages)),
                     "now": self._clock(),
                 },
             )
@@ -474,6 +480,27 @@ class Store:
         return await self.db.fetchall(
             "SELECT * FROM steps WHERE run_id=:id ORDER BY id", {"id": run_id}
         )
+
+    async def model_steps(
+        self, *, since: float | None = None, repo: str | None = None, step: str | None = None
+    ) -> list[Row]:
+        """Model steps with their run's repo, number and loop, oldest first (for trace export)."""
+        where = ["s.kind = 'model'"]
+        params: dict[str, Any] = {}
+        if since is not None:
+            where.append("s.created_at >= :since")
+            params["since"] = since
+        if repo is not None:
+            where.append("r.repo = :repo")
+            params["repo"] = repo
+        if step is not None:
+            where.append("s.name = :step")
+            params["step"] = step
+        # Only the fixed clauses above are joined; every value is a bound parameter.
+        head = "SELECT s.*, r.repo AS repo, r.number AS number, r.loop AS loop FROM steps s "
+        sql = head + "JOIN runs r ON r.id = s.run_id WHERE " + " AND ".join(where)
+        sql += " ORDER BY s.id"
+        return await self.db.fetchall(sql, params)
 
     async def stop_requests(self, repo: str, number: int, since: float) -> list[str]:
         """Who asked (`/loopwright stop`) to stop loops on `repo#number` since `since`.
@@ -607,6 +634,11 @@ class Store:
         return await self.db.fetchall(
             "SELECT * FROM triage_corrections WHERE repo=:repo ORDER BY id", {"repo": repo}
         )
+
+    async def triaged_repos(self) -> list[str]:
+        """Repositories with at least one recorded type-label decision."""
+        rows = await self.db.fetchall("SELECT DISTINCT repo FROM triage_decisions ORDER BY repo")
+        return [str(r["repo"]) for r in rows]
 
     async def live_precision(self, repo: str) -> tuple[int, int]:
         """(type labels applied and kept, of them corrected by a writer) for `repo`: a decision

@@ -72,7 +72,10 @@ async def on_issues_label_changed(event: Event, gh: Any, *, deps: IntakeDeps) ->
                 "issue": int(issue["number"]),
                 "label": label,
                 "action": action,
-                "requires_write_from": event.data["sender"]["login"],
+                # Not `requires_write_from`: the loop checks the permission itself, and only
+                # for a type label on an issue loopwright triaged (one API call saved on every
+                # other label event).
+                "writer": event.data["sender"]["login"],
             },
         )
     )

@@ -45,6 +45,9 @@ class ExitReason(enum.StrEnum):
     #: Stopped before a model call: a spend cap (repository or installation, day or month)
     #: is reached (`bot.costs`).
     COST_CAP = "cost_cap"
+    #: A classifier was not trained: too little labelled history (or it cannot be learnt); the
+    #: triage model step keeps deciding (`loops.learn`).
+    NOT_ENOUGH_DATA = "not_enough_data"
 
     @property
     def succeeded(self) -> bool:

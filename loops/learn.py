@@ -18,8 +18,10 @@ correction, silently — no comment, no reaction, only the run's step. What coun
   latest correction as it is records nothing new;
 - the writer put our label back after a correction → a correction to our own label (the writer
   confirmed it: training keeps the issue with that type);
-- labels that are not type labels, issues loopwright never triaged, non-writers (the preamble's
-  `requires_write_from` check) and bots (dropped at intake) are ignored; a correction made
+- labels that are not type labels, issues loopwright never triaged, non-writers and bots
+  (dropped at intake) are ignored. The writer's permission is asked here, not by the preamble
+  (the payload carries `writer`, not `requires_write_from`), and only once the label is a type
+  label on an issue loopwright triaged: no API call for every other label event. A correction made
   before loopwright's latest decision on the issue is about an earlier decision and no longer
   counts.
 """
@@ -33,7 +35,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from bot.db import Row
-from bot.forge import GitHubForge
+from bot.forge import WRITE_PERMISSIONS, GitHubForge
 from bot.history import CorrectedHistory, apply_corrections, labelled_issues, type_of_label
 from bot.store import Job, StepRecord, Store
 from bot.triage_model import (
@@ -236,7 +238,7 @@ async def run_train(job: Job, ctx: LoopContext) -> Outcome:
             "closed) and comment `/loopwright train` again, or map only the types this "
             "repository uses in `triage.labels` of `.github/loopwright.yml`.",
         )
-        return Outcome(ExitReason.DONE, f"not trained: {why}")
+        return Outcome(ExitReason.NOT_ENOUGH_DATA, f"not trained: {why}")
     await _step(ctx, "enough_data", "ok", time.perf_counter(), output=str(dict(counts)))
 
     examples = list(history.examples.values())
@@ -247,7 +249,7 @@ async def run_train(job: Job, ctx: LoopContext) -> Outcome:
     except TrainingError as exc:
         await _step(ctx, "train", "error", started, input=source, output=str(exc))
         await _reply(ctx, job, f"Not trained: {exc}. {meanwhile}")
-        return Outcome(ExitReason.DONE, f"not trained: {exc}")
+        return Outcome(ExitReason.NOT_ENOUGH_DATA, f"not trained: {exc}")
     await _step(
         ctx,
         "train",
@@ -301,7 +303,7 @@ async def run_label_feedback(job: Job, ctx: LoopContext) -> Outcome:
     payload: dict[str, Any] = job.payload
     number = int(payload["issue"])
     label = str(payload.get("label") or "")
-    writer = str(payload.get("requires_write_from") or "")
+    writer = str(payload.get("writer") or payload.get("requires_write_from") or "")
     what = f"#{number}: {payload.get('action')} {label!r} by {writer}"
     started = time.perf_counter()
     type_labels = _type_labels(ctx)
@@ -316,6 +318,19 @@ async def run_label_feedback(job: Job, ctx: LoopContext) -> Outcome:
     decision = await ctx.store.triage_decision(repo, number)
     if decision is None:
         return await end("ignored", "loopwright never triaged this issue")
+    asked = time.perf_counter()
+    perm = await ctx.forge.permission(writer)
+    await _step(
+        ctx,
+        "authorize",
+        "allowed" if perm in WRITE_PERMISSIONS else "denied",
+        asked,
+        input=writer,
+        output=perm,
+    )
+    if perm not in WRITE_PERMISSIONS:
+        await _step(ctx, "feedback", "ignored", started, input=what, output="not a writer")
+        return Outcome(ExitReason.UNAUTHORIZED, f"{writer} has {perm} permission")
     applied = str(decision["label"])
     # Recorded by label name; a decision recorded by type (`feature`) is read as its label.
     if applied.casefold() not in types and applied in type_labels:

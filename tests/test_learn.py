@@ -204,7 +204,7 @@ async def test_too_little_history_trains_nothing_and_says_so(
     assert (await s.deliver("installation", payload("installation/created.1")))[0] == 202
     await s.settle()
     [run] = await runs_of(s, "train")
-    assert run["exit_reason"] == "done"
+    assert run["exit_reason"] == "not_enough_data"
     assert run["detail"] == (
         "not trained: too few labelled issues: bug (`bug`) 10, feature (`enhancement`) 10, "
         f"question (`question`) 10 of the {MIN_PER_CLASS} per type needed"
@@ -314,6 +314,11 @@ async def test_writers_corrections_feed_precision_and_the_next_training(
     ]
     feedback = await runs_of(s, "label_feedback")
     assert [r["exit_reason"] for r in feedback].count("unauthorized") == 2  # the helper's two
+    # The permission is asked only for a type label on an issue loopwright triaged.
+    for r in feedback:
+        asked = [st["name"] for st in await s.store.steps_for(r["id"]) if st["name"] == "authorize"]
+        ignored = "is not a type label" in r["detail"] or "never triaged" in r["detail"]
+        assert asked == ([] if ignored else ["authorize"]), r["detail"]
     details = " | ".join(r["detail"] for r in feedback)
     assert f"#{kept}: 'area: cli' is not a type label" in details
     assert f"#{untriaged}: loopwright never triaged this issue" in details
@@ -357,6 +362,7 @@ async def test_repositories_added_to_an_installation_are_trained(stack_factory: 
     assert runs[REPO]["detail"].startswith("trained on 60 issues")
     # Codertocat/Space has no history (and no config: GitHub's default type labels).
     assert runs[added["full_name"]]["detail"].startswith("not trained: too few labelled issues")
+    assert runs[added["full_name"]]["exit_reason"] == "not_enough_data"
     s.gh.assert_no_violations()
 
 
@@ -379,7 +385,7 @@ async def test_intake_makes_the_jobs_without_calling_github() -> None:
         "issue": 7,
         "label": "bug",
         "action": "unlabeled",
-        "requires_write_from": "maint",
+        "writer": "maint",
     }
     [cmd] = await decide("issue_comment", command("/loopwright train", "boss", 3))
     assert (cmd.kind, cmd.number, cmd.payload["requires_write_from"]) == ("train", 3, "boss")
