@@ -12,8 +12,10 @@ Recognises:
   of package …`` (the last ``Caused by:`` line is added to the message), ``error: failed to
   load source for dependency …``, ``error: failed to download …`` and ``error: the lock file …
   needs to be updated but --locked was passed``: kind "dependency";
-- ``error: linking with `cc` failed`` and ``error: failed to run custom build command for …``:
-  kind "compile";
+- ``error: linking with `cc` failed`` (the message adds the linker's own error from the notes,
+  ``rust-lld: error: unable to find library -lcalcfast``) and ``error: failed to run custom
+  build command for …`` (adds the build script's panic, path/line = its location, e.g.
+  ``build.rs``:7): kind "compile", code ``link`` / ``build-script``;
 - ``error: could not compile `demo` (bin "demo") due to 2 previous errors`` only when the log
   shows no diagnostic of its own (a fallback for errors printed in an unknown shape).
 
@@ -176,11 +178,25 @@ class CargoParser:
         if found is None:
             return None
         kind, code = found
-        message = text
-        cause = _last_cause(lines, i)
-        if cause:
-            message = f"{text} ({cause})"
-        return Failure(kind=kind, tool=self.name, message=clip(message), code=code, log_line=i)
+        path: str | None = None
+        line: int | None = None
+        if code == "link":
+            cause = _linker_error(lines, i)
+        elif code == "build-script":
+            cause, path, line = _build_script_panic(lines, i)
+        else:
+            cause = None
+        cause = cause or _last_cause(lines, i)
+        message = f"{text} ({cause})" if cause else text
+        return Failure(
+            kind=kind,
+            tool=self.name,
+            message=clip(message),
+            path=path,
+            line=line,
+            code=code,
+            log_line=i,
+        )
 
 
 def _cargo_kind(text: str) -> tuple[Category, str] | None:
@@ -194,6 +210,36 @@ def _cargo_kind(text: str) -> tuple[Category, str] | None:
     return None
 
 
+_PANIC = re.compile(r"^\s*thread '[^']*'(?: \(\d+\))? panicked at (.+?):(\d+):\d+:\s*$")
+
+
+def _linker_error(lines: Sequence[str], i: int) -> str | None:
+    """The linker's own error in the notes under ``error: linking with `cc` failed``."""
+    for j in range(i + 1, min(len(lines), i + 1 + BLOCK_LINES)):
+        text = lines[j].strip()
+        if text.startswith("error"):
+            break
+        body = text.removeprefix("= note: ").strip()
+        if body.startswith('"') or "omitted" in body:
+            continue  # the linker command line
+        if "error:" in body or "undefined reference" in body or "cannot find -l" in body:
+            return body
+    return None
+
+
+def _build_script_panic(lines: Sequence[str], i: int) -> tuple[str | None, str | None, int | None]:
+    """The panic of a failing build script (message, path, line) under its ``--- stderr``."""
+    for j in range(i + 1, min(len(lines), i + 1 + BLOCK_LINES)):
+        text = lines[j]
+        if text.startswith("error"):
+            break
+        m = _PANIC.match(text)
+        if m:
+            message = lines[j + 1].strip() if j + 1 < len(lines) else ""
+            return message or None, rel_path(m.group(1)), int(m.group(2))
+    return None, None, None
+
+
 def _last_cause(lines: Sequence[str], i: int) -> str | None:
     """The last indented line under the ``Caused by:`` sections after cargo's error line."""
     cause: str | None = None
@@ -205,7 +251,7 @@ def _last_cause(lines: Sequence[str], i: int) -> str | None:
             in_cause = True
         elif text.startswith("  ") and in_cause and text.strip():
             cause = text.strip()
-        elif text.strip() and not text.startswith(" "):
+        elif text.strip() and not text.startswith((" ", "note: ")):
             break
     return cause
 
