@@ -964,7 +964,7 @@ def reproduction(command: str | None, failures: Sequence[Failure]) -> str | None
     if "pytest" in words or "pytest" in cmd.split("&&")[-1]:
         prefix = "python -m pytest" if "-m pytest" in cmd else "pytest"
         return " ".join([prefix, *(_q(t) for t in ids)])
-    if "go test" in cmd:
+    if re.search(r"(?:^|[\s;&|(])go test\b", cmd):
         names = sorted({t.split("/")[0] for t in ids})
         dirs = sorted(
             {(f.path.rsplit("/", 1)[0] if f.path and "/" in f.path else ".") for f in tests}

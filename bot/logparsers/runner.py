@@ -53,6 +53,8 @@ RULES: tuple[tuple[str, re.Pattern[str], str, str], ...] = (
     ("ENOSPC", re.compile(r"\bENOSPC\b"), "runner", "disk-full"),
     ("running out of disk space", re.compile(r"running out of disk space"), "runner", "disk-full"),
     ("not enough free space", re.compile(r"not enough free space"), "runner", "disk-full"),
+    # A short write (tar, dd, cp): what a full disk looks like to the tool that hit it.
+    ("Wrote only", re.compile(r"Wrote only \d+ of \d+ bytes"), "runner", "disk-full"),
     (
         "Killed",
         re.compile(r"^Killed\b|\d+ Killed\s|\bOOMKilled\b|Killed process \d+"),
@@ -88,6 +90,7 @@ RULES: tuple[tuple[str, re.Pattern[str], str, str], ...] = (
     ("ECONNRESET", re.compile(r"\bECONNRESET\b"), "runner", "network"),
     ("ETIMEDOUT", re.compile(r"\bETIMEDOUT\b"), "runner", "network"),
     ("EAI_AGAIN", re.compile(r"\bEAI_AGAIN\b"), "runner", "network"),
+    ("ENOTFOUND", re.compile(r"getaddrinfo ENOTFOUND"), "runner", "network"),
     ("TLS handshake timeout", re.compile(r"TLS handshake timeout"), "runner", "network"),
     ("Connection timed out", re.compile(r"Connection timed out"), "runner", "network"),
     (
