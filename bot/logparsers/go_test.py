@@ -120,6 +120,23 @@ def _running_test(lines: Sequence[str], start: int) -> str | None:
     return None
 
 
+_PACKAGE_END = ("ok  \t", "FAIL\t", "?   \t", "--- ", "=== ", "PASS", "##[")
+_NOT_A_CAUSE = ("FAIL", "exit status ", "PASS", "testing: warning: no tests to run")
+
+
+def _package_cause(lines: Sequence[str], fail: int) -> int | None:
+    """The last line a failing package printed of its own before its ``FAIL\tpkg`` line
+    (a TestMain's log.Fatal, a crash message), if any: at most 20 lines back."""
+    for j in range(fail - 1, max(-1, fail - 21), -1):
+        text = lines[j].strip()
+        if not text or text.startswith(_NOT_A_CAUSE):
+            continue
+        if lines[j].startswith(_PACKAGE_END) or text.startswith("go: downloading "):
+            return None
+        return j
+    return None
+
+
 def _drop_parents(tests: list[_Test]) -> list[_Test]:
     names = [t.name for t in tests]
     return [
@@ -194,13 +211,15 @@ class GoTestParser:
                     continue
                 if since_package == 0:
                     package = text.split("\t")[1]
+                    cause = _package_cause(lines, i)
+                    said = lines[cause].strip() if cause is not None else "no test failed"
                     found.append(
                         Failure(
                             kind="test",
                             tool=self.name,
-                            message=clip(f"package {package} failed: {text.strip()}"),
+                            message=clip(f"package {package} failed: {said}"),
                             code="package-failed",
-                            log_line=i,
+                            log_line=i if cause is None else cause,
                         )
                     )
                 since_package = 0
