@@ -44,6 +44,7 @@ _CLASSIC_OTHER = ("COPY failed: ", "Error response from daemon: ")
 _CLASSIC_FROM = re.compile(r"^Step \d+/\d+ : FROM ")
 _CONTEXT = re.compile(r"^(\S*Dockerfile\S*):(\d+)$")
 _VERTEX = re.compile(r"^#(\d+) (\[.+)$")
+_STAMP = re.compile(r"^\d+\.\d+ ")
 _OUTPUT = re.compile(r"^#(\d+) \d+\.\d+ (.*)$")
 _NETWORK = (
     "dial tcp",
@@ -80,6 +81,23 @@ def _dockerfile_context(lines: Sequence[str], start: int) -> tuple[str | None, i
     return None, None
 
 
+def _summary_output(lines: Sequence[str], i: int, step: str) -> list[str]:
+    """The output lines under `` > [build 4/5] RUN make:`` after line `i` (the step's log as
+    BuildKit repeats it after a failure), without their timestamps."""
+    header = f" > {step}:"
+    end = min(len(lines), i + MAX_CONTEXT)
+    for j in range(i + 1, end):
+        if lines[j].rstrip() == header:
+            out: list[str] = []
+            for k in range(j + 1, end):
+                text = lines[k]
+                if text.startswith("-----"):
+                    break
+                out.append(_STAMP.sub("", text, count=1).strip())
+            return [t for t in out if t]
+    return []
+
+
 class DockerParser:
     name = "docker"
     ecosystem = "infra"
@@ -106,7 +124,12 @@ class DockerParser:
                 continue
             t = _TTY_ERROR.match(text)
             if t:
-                steps.append(self._failure(lines, i, t.group(1), text))
+                output = _summary_output(lines, i, t.group(1))
+                steps.append(
+                    self._failure(
+                        lines, i, t.group(1), text, cause=cause_line(output), error="failed"
+                    )
+                )
                 continue
             c = _CLASSIC.match(text)
             if c:
@@ -172,7 +195,7 @@ class DockerParser:
         cause: str | None = None,
         error: str | None = None,
     ) -> Failure:
-        kind, code = _classify(error or text)
+        kind, code = _classify((error or text).strip())
         path, line = _dockerfile_context(lines, i + 1)
         parts = [f"{step}: " if step else "", (error or text).strip()]
         if cause:
