@@ -162,7 +162,7 @@ def test_docker_names_the_step_and_its_last_output() -> None:
     assert classic.message.startswith("RUN sh ./test.sh: ")
     assert "not ok 3 - mul: expected 6, got 5" in classic.message
     (buildx,) = one("docker/buildx-run")
-    assert "make: *** [Makefile:3: main.o] Error 1" in buildx.message
+    assert "main.c:7:12: error: 'count' undeclared" in buildx.message
 
 
 def test_terraform_kinds() -> None:

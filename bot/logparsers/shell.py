@@ -164,10 +164,14 @@ class ShellParser:
 
 def cause_line(output: Sequence[str]) -> str | None:
     """The line of a command's `output` most likely to say why it failed: the last one with an
-    error word that is not a tally (``3 passed, 1 failed``, ``1..3``), else the last line."""
+    error word that is not a tally (``3 passed, 1 failed``, ``1..3``) nor make's own ``*** [``
+    line (the command make ran said why), else make's line, else the last line."""
     for text in reversed(output):
-        if _ERRORISH.search(text) and not _TALLY.search(text):
+        if _ERRORISH.search(text) and not _TALLY.search(text) and "*** [" not in text:
             return text
+    for text in reversed(output):
+        if "*** [" in text:
+            return text  # only make's own line says what failed
     return output[-1] if output else None
 
 
