@@ -4,10 +4,10 @@ Recognises:
 
 - the captured-output block of a failing test, ``---- tests::adds stdout ----``, and the panic
   inside it, ``thread 'tests::adds' (15802) panicked at src/lib.rs:10:9:`` (the thread id is
-  printed by recent Rust, 1.95 here; older ``panicked at 'msg', src/lib.rs:10:9`` too) followed by the
-  message (``assertion `left == right` failed`` / ``  left: 4`` / `` right: 5``): kind "test",
-  test_id = the test's path, path/line = the panic location, log_line = the panic line (the
-  header when the block has no panic line);
+  printed by recent Rust, 1.95 here; older ``panicked at 'msg', src/lib.rs:10:9`` too) followed
+  by the message (``assertion `left == right` failed`` / ``  left: 4`` / `` right: 5``):
+  kind "test", test_id = the test's path, path/line = the panic location, log_line = the
+  panic line (the header when the block has no panic line);
 - a panic outside such a block (``cargo test -- --nocapture``): the thread's name is the test;
 - ``test tests::adds ... FAILED`` for a test with neither (e.g. a ``#[should_panic]`` test
   that did not panic, or a run cut short). The ``test result: FAILED. 3 passed; 1 failed``
