@@ -1,6 +1,7 @@
 """The JVM log parsers (Maven, Surefire/Failsafe, javac, Gradle, Checkstyle) on the captured
-corpus in tests/fixtures/cilogs/jvm (real Maven/Gradle/Checkstyle output; one HAND-WRITTEN
-Failsafe case, see its "captured" field).
+corpus in tests/fixtures/cilogs/jvm (real Maven/Gradle/Checkstyle output; three HAND-WRITTEN
+cases, for what cannot run here: Failsafe, Maven 3.9 with Surefire 3 and maven-checkstyle-plugin;
+see their "captured" field).
 
 Every case is read as plain tool output and as an Actions log download (through
 `bot.cilogs.clean_log`). The case's parser must find every expected failure, with the case's
@@ -59,7 +60,7 @@ def test_corpus_is_there() -> None:
     }
     assert len({p.name for p in JVM}) == len(JVM)
     hand = [c.name for c in CASES if c.captured.startswith("HAND-WRITTEN:")]
-    assert hand == ["maven-failsafe-fail"]
+    assert hand == ["maven-failsafe-fail", "maven39-checkstyle", "maven39-surefire3-junit5"]
 
 
 @pytest.mark.parametrize("style", STYLES)

@@ -20,8 +20,8 @@ Three parsers:
 - ``maven``: ``[ERROR] Failed to execute goal <plugin>:<goal> (…) on project demo: <message>``
   for the goals the other parsers do not cover (``spotless:check`` is "format", checkstyle/PMD/
   SpotBugs "lint", ``Fatal error compiling`` "compile", …). The failures of the compiler,
-  Surefire/Failsafe, enforcer and dependency resolution are left to their parsers: this line is
-  only their trailer.
+  Surefire/Failsafe, enforcer, Checkstyle and dependency resolution are left to their parsers:
+  this line is only their trailer.
 """
 
 from __future__ import annotations
@@ -175,6 +175,7 @@ _COVERED = (
     "There was a timeout",
     "The forked VM terminated",
     "Some Enforcer rules have failed",
+    "Checkstyle violation",
     *_DEPENDENCY_NEEDLES,
 )
 _KINDS: tuple[tuple[tuple[str, ...], Category], ...] = (
