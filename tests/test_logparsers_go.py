@@ -123,6 +123,31 @@ def test_package_fail_points_at_what_the_package_printed() -> None:
     assert f.message.startswith("package github.com/acme/demo/internal/store failed: ")
 
 
+def test_race_points_at_the_racing_access() -> None:
+    (f,) = scan(GO_TEST, _lines(_case("test-race"), "plain"))
+    assert (f.test_id, f.code, f.path, f.line) == (
+        "TestHitsConcurrent",
+        "data-race",
+        "internal/cache/counter.go",
+        7,
+    )
+    assert f.message.startswith("WARNING: DATA RACE: Read at 0x")
+
+
+def test_proxy_network_failure_is_infrastructure() -> None:
+    lines = [
+        "go: downloading github.com/acme/envconf v0.3.1",
+        'go: github.com/pkg/errors@v0.9.1: Get "https://proxy.golang.org/github.com/pkg/errors/'
+        '@v/v0.9.1.mod": dial tcp: lookup proxy.golang.org: i/o timeout',
+        "go: github.com/acme/nothere@v1.0.0: reading https://proxy.golang.org/github.com/acme/"
+        "nothere/@v/v1.0.0.mod: 404 Not Found",
+    ]
+    assert [(f.kind, f.code, f.log_line) for f in scan(GO_MOD, lines)] == [
+        ("infrastructure", "proxy-unreachable", 1),
+        ("dependency", "proxy-fetch", 2),
+    ]
+
+
 def test_one_owner_per_position_line() -> None:
     # The same path:line:col: shape, each claimed by exactly one Go parser.
     lines = [

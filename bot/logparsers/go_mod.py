@@ -14,7 +14,9 @@ Recognises (kind "dependency"; `code` in brackets):
   [module-lookup-disabled];
 - ``verifying github.com/x/y@v1.2.3: checksum mismatch`` [checksum-mismatch], ``… reading
   https://proxy.golang.org/…: 404 Not Found`` [proxy-fetch], ``… unknown revision v1.2.4``
-  [unknown-revision], ``go: inconsistent vendoring`` [inconsistent-vendoring], ``go: errors
+  [unknown-revision]; ``go: x@v1.2.3: Get "https://proxy.golang.org/…": dial tcp: lookup
+  proxy.golang.org: i/o timeout`` (a network failure: kind "infrastructure")
+  [proxy-unreachable]; ``go: inconsistent vendoring`` [inconsistent-vendoring], ``go: errors
   parsing go.mod:`` [go-mod-parse], ``go.mod requires go >= 1.22 (running go 1.21 …)``
   [go-version], ``… found, but does not contain package …`` [no-such-package],
   ``ambiguous import: found package …`` [ambiguous-import];
@@ -41,6 +43,7 @@ _MESSAGES: tuple[tuple[str, str], ...] = (
     (": checksum mismatch", "checksum-mismatch"),
     ("unknown revision ", "unknown-revision"),
     (": reading https://", "proxy-fetch"),
+    (': Get "https://', "proxy-fetch"),
     ("go: inconsistent vendoring", "inconsistent-vendoring"),
     ("go: errors parsing go.mod", "go-mod-parse"),
     ("requires go >= ", "go-version"),
@@ -48,6 +51,17 @@ _MESSAGES: tuple[tuple[str, str], ...] = (
     ("ambiguous import: found package", "ambiguous-import"),
     ("is not in GOROOT", "not-in-goroot"),
     ("is not in std", "not-in-std"),
+)
+#: A download that failed on the network, not on the module: kind "infrastructure".
+_NETWORK = (
+    "dial tcp",
+    "i/o timeout",
+    "TLS handshake timeout",
+    "connection reset by peer",
+    "no such host",
+    "502 Bad Gateway",
+    "503 Service Unavailable",
+    "504 Gateway Timeout",
 )
 _DIFFS = ("diff --git a/go.mod b/go.mod", "diff --git a/go.sum b/go.sum")
 
@@ -81,13 +95,14 @@ class GoModParser:
             pos = position(text)
             if pos is not None:
                 message = pos.message
+            network = code == "proxy-fetch" and any(n in text for n in _NETWORK)
             yield Failure(
-                kind="dependency",
+                kind="infrastructure" if network else "dependency",
                 tool=self.name,
                 message=clip(message),
                 path=pos.path if pos else None,
                 line=pos.line if pos else None,
-                code=code,
+                code="proxy-unreachable" if network else code,
                 log_line=i,
             )
 

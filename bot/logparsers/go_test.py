@@ -11,6 +11,9 @@ Recognises
 - ``panic: runtime error: index out of range [3] with length 3 [recovered]`` in a test binary:
   kind "test", code ``panic``, the test from ``--- FAIL: TestAt`` above it or from the goroutine
   trace, path/line of the first frame outside the Go installation;
+- a test failed by the race detector (``    testing.go:1319: race detected during execution of
+  test``): code ``data-race``, path/line of the first frame of the ``WARNING: DATA RACE``
+  report above it;
 - ``panic: test timed out after 10m0s``: kind "timeout", the running test from ``running
   tests:`` (Go 1.20+) or from the goroutine trace;
 - ``FAIL\\tgithub.com/acme/demo/internal/calc\\t0.012s`` when nothing above says why the
@@ -36,6 +39,7 @@ _TEST_FUNC = re.compile(r"\.(Test\w*|Example\w*|Fuzz\w*)\(")
 _RESULT = re.compile(r"^(?P<indent> *)--- FAIL: (?P<name>\S+)(?: \([\d.]+s\))?\s*$")
 _GOROOT_MARKERS = ("/usr/lib/go", "/usr/local/go/", "/hostedtoolcache/go/", "/src/runtime/")
 _JSON_FAIL = '"Action":"fail"'
+_RACE_FRAME = re.compile(r"^\s+(?P<path>/\S+\.go):(?P<line>\d+)(?: \+0x[0-9a-f]+)?$")
 
 
 @dataclass
@@ -137,6 +141,28 @@ def _package_cause(lines: Sequence[str], fail: int) -> int | None:
     return None
 
 
+_RACE = "race detected during execution of test"
+
+
+def _race(lines: Sequence[str], header: int, t: _Test) -> None:
+    """A test failed by the race detector: the message and location of the ``WARNING: DATA
+    RACE`` report above its result line (its first frame outside the Go installation)."""
+    for j in range(header - 1, max(-1, header - MAX_CONTEXT - 1), -1):
+        if lines[j].strip() == "WARNING: DATA RACE":
+            access = lines[j + 1].strip() if j + 1 < len(lines) else ""
+            for k in range(j + 1, min(len(lines), j + 40)):
+                m = _RACE_FRAME.match(lines[k])
+                if m and not _is_goroot(m.group("path")):
+                    t.messages = [(rel_path(m.group("path")), int(m.group("line")), "")]
+                    break
+            t.code = "data-race"
+            t.text = f"WARNING: DATA RACE: {access}".rstrip(": ")
+            if t.messages:
+                path, line, _ = t.messages[0]
+                t.messages = [(path, line, t.text)]
+            return
+
+
 def _drop_parents(tests: list[_Test]) -> list[_Test]:
     names = [t.name for t in tests]
     return [
@@ -196,6 +222,8 @@ class GoTestParser:
                     panics_done.add(i + 1)
                 elif not t.messages:
                     t.messages = _verbose_messages(lines, i, t.name)
+                if t.messages and t.messages[0][2].startswith(_RACE):
+                    _race(lines, i, t)
                 tests.append(t)
                 since_package += 1
                 continue
