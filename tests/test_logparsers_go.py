@@ -148,6 +148,36 @@ def test_proxy_network_failure_is_infrastructure() -> None:
     ]
 
 
+def test_json_build_output_events() -> None:
+    # go test -json of Go 1.24+ reports build errors as events, not as plain lines.
+    lines = [
+        '{"ImportPath":"github.com/acme/demo/internal/report [github.com/acme/demo/internal/'
+        'report.test]","Action":"build-output","Output":"internal/report/report_test.go:6:28: '
+        'too many arguments in call to Line\\n"}',
+        '{"ImportPath":"github.com/acme/demo/internal/report","Action":"build-output","Output":'
+        '"internal/report/report.go:13:2: fmt.Printf format %d has arg name of wrong type '
+        'string\\n"}',
+    ]
+    (c,) = scan(GO_BUILD, lines)
+    assert (c.path, c.line, c.code, c.log_line) == (
+        "internal/report/report_test.go",
+        6,
+        "wrong-argument-count",
+        0,
+    )
+    (v,) = scan(GO_VET, lines)
+    assert (v.code, v.log_line) == ("printf", 1)
+
+
+def test_bare_lines_of_a_linter_step_are_lint() -> None:
+    log = job_log(_case("golangci-lint"), "actions")
+    lines = list(clean_log(log).lines)
+    i = next(i for i, s in enumerate(lines) if "(ineffassign)" in s)
+    lines[i] = lines[i].removesuffix(" (ineffassign)")
+    assert [f.code for f in scan(GOLANGCI, lines) if f.log_line == i] == ["golangci-lint"]
+    assert not [f for f in scan(GO_BUILD, lines) if f.log_line == i]
+
+
 def test_one_owner_per_position_line() -> None:
     # The same path:line:col: shape, each claimed by exactly one Go parser.
     lines = [

@@ -7,7 +7,8 @@ prints them under a ``# package`` header, e.g.::
     internal/calc/calc.go:6:13: undefined: y
     ./main.go:3:2: "os" imported and not used
 
-and the same with the ``vet: `` prefix go vet prints when a package does not type-check.
+and the same with the ``vet: `` prefix go vet prints when a package does not type-check, or as
+the ``Output`` of a ``go test -json`` ``"Action":"build-output"`` event (Go 1.24+).
 Kind "compile"; `code` is a short slug of the message (``undefined``, ``unused-variable``,
 ``unused-import``, ``type-mismatch``, ``wrong-argument-count``, ``syntax``, …, else
 ``compile``); the indented lines after it (``\\thave (string, number)`` / ``\\twant (string,
@@ -17,13 +18,16 @@ The same ``path:line:col:`` shape is printed by other tools, and this module's `
 tells them apart for every Go parser: a trailing staticcheck code ``(SA4006)`` (staticcheck),
 a trailing linter name ``(errcheck)`` (golangci-lint), a module resolution message (``missing
 go.sum entry``, ``no required module provides package``: go mod) and a go vet analyzer's
-message (``fmt.Printf format %d has arg …``: go vet, also when the job step is ``go vet``).
+message (``fmt.Printf format %d has arg …``: go vet, also when the job step is ``go vet``);
+a bare finding printed by a linter's step (``revive``, ``golint``, ``golangci-lint`` with
+``--print-linter-name=false``) is golangci-lint's.
 Test output (``    add_test.go:10: got 3, want 4``) is indented and has no column, so never
 matches.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -176,7 +180,34 @@ def classify(lines: Sequence[str], index: int, pos: Position) -> Owner:
     command = step_command(lines, index)
     if command is not None and "go vet" in command:
         return "vet"
+    if command is not None and command_linter(command) is not None:
+        return "golangci-lint"
     return "compile"
+
+
+#: Linters that print bare ``path:line:col: message`` lines when run as the step's command.
+BARE_LINTERS = ("golangci-lint", "revive", "golint", "errcheck", "ineffassign", "gosec", "gocritic")
+
+
+def command_linter(command: str) -> str | None:
+    """The linter a step's command runs, of `BARE_LINTERS`, or None."""
+    return next((name for name in BARE_LINTERS if name in command), None)
+
+
+def line_position(lines: Sequence[str], index: int) -> Position | None:
+    """The ``path:line:col:`` finding of line `index`: a plain line, or the ``Output`` of a
+    ``go test -json`` ``"Action":"build-output"`` event (Go 1.24+)."""
+    text = lines[index]
+    if text.startswith('{"'):
+        if '"build-output"' not in text:
+            return None
+        try:
+            event = json.loads(text)
+        except ValueError:
+            return None
+        output = event.get("Output") if isinstance(event, dict) else None
+        return position(output.rstrip("\n")) if isinstance(output, str) else None
+    return position(text)
 
 
 def continuation(lines: Sequence[str], index: int, limit: int = 6) -> list[str]:
@@ -203,7 +234,7 @@ class GoBuildParser:
 
     def parse(self, lines: Sequence[str], hits: Sequence[int]) -> Iterable[Failure]:
         for i in hits:
-            pos = position(lines[i])
+            pos = line_position(lines, i)
             if pos is None or classify(lines, i, pos) != "compile":
                 continue
             message = " ".join([pos.message, *continuation(lines, i)])

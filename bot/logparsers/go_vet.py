@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from bot.logparsers.base import Failure, clip
-from bot.logparsers.go_build import classify, continuation, position, vet_analyzer
+from bot.logparsers.go_build import classify, continuation, line_position, vet_analyzer
 
 
 class GoVetParser:
@@ -26,7 +26,7 @@ class GoVetParser:
 
     def parse(self, lines: Sequence[str], hits: Sequence[int]) -> Iterable[Failure]:
         for i in hits:
-            pos = position(lines[i])
+            pos = line_position(lines, i)
             if pos is None or classify(lines, i, pos) != "vet":
                 continue
             yield Failure(

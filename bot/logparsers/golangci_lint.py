@@ -11,7 +11,9 @@ Kind "lint"; `code` is the check's own code when the message starts with one (``
 ``(typecheck)`` linter is a compile error (kind "compile"). Also the run's own failures:
 ``level=error msg="Timeout exceeded: try increasing it by passing --timeout option"`` / ``Error:
 timeout exceeded: …`` (kind "timeout") and other ``level=error msg="Running error: …"`` lines
-(kind "lint", code ``running-error``).
+(kind "lint", code ``running-error``). In a step running a linter (``revive ./...``,
+``golangci-lint run --print-linter-name=false``), a bare ``path:line:col: message`` line is
+a finding too, its code the linter's name.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import re
 from collections.abc import Iterable, Sequence
 
 from bot.logparsers.base import Failure, clip
-from bot.logparsers.go_build import LINTER_NAME, classify, position
+from bot.logparsers.go_build import LINTER_NAME, classify, command_linter, position, step_command
 
 _CHECK_CODE = re.compile(r"^([A-Z]{1,3}\d{1,5}): ")
 _TIMEOUT = "exceeded: try increasing it by passing --timeout"
@@ -56,10 +58,11 @@ class GolangciLintParser:
             if pos is None or classify(lines, i, pos) != "golangci-lint":
                 continue
             m = LINTER_NAME.search(pos.message)
-            if m is None:
-                continue
-            linter = m.group(1)
-            message = pos.message[: m.start()]
+            if m is not None:
+                linter, message = m.group(1), pos.message[: m.start()]
+            else:  # a bare line of a linter's step (see go_build.classify)
+                linter = command_linter(step_command(lines, i) or "") or "lint"
+                message = pos.message
             own = _CHECK_CODE.match(message)
             yield Failure(
                 kind="compile" if linter == "typecheck" else "lint",
