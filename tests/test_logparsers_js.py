@@ -281,6 +281,15 @@ def test_npm_codes_are_classified() -> None:
     assert kinds("npm error code EUSAGE\nnpm error Unknown option: --nope\n") == [
         ("unknown", "EUSAGE")
     ]
+    npm6_enoent = (
+        "npm ERR! path /home/runner/work/demo/demo/package.json\nnpm ERR! code ENOENT\n"
+        "npm ERR! errno -2\nnpm ERR! syscall open\nnpm ERR! enoent ENOENT: no such file or"
+        " directory, open '/home/runner/work/demo/demo/package.json'\n\n"
+        "npm ERR! A complete log of this run can be found in:\n"
+    )
+    (enoent,) = scan(PARSERS["npm"], npm6_enoent.splitlines())
+    assert (enoent.code, enoent.log_line) == ("ENOENT", 4)
+    assert enoent.message.startswith("ENOENT: ENOENT: no such file or directory")
 
 
 def test_script_kind() -> None:

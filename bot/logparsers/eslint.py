@@ -34,11 +34,21 @@ _TOO_MANY = "ESLint found too many warnings"
 class EslintParser:
     name = "eslint"
     ecosystem = "js"
-    needles = ("  error  ", "  warning  ", " [Error/", " [Warning/", _TOO_MANY)
+    #: warnings are read only above "too many warnings" (a passing run may print many)
+    needles = ("  error  ", " [Error/", _TOO_MANY)
 
     def parse(self, lines: Sequence[str], hits: Sequence[int]) -> Iterable[Failure]:
-        warnings_fail = any(_TOO_MANY in lines[i] for i in hits)
+        candidates = set(hits)
+        warnings_fail = False
         for i in hits:
+            if _TOO_MANY in lines[i]:
+                warnings_fail = True
+                candidates.update(
+                    j
+                    for j in range(max(0, i - MAX_CONTEXT), i)
+                    if "  warning  " in lines[j] or " [Warning/" in lines[j]
+                )
+        for i in sorted(candidates):
             text = lines[i]
             m = _STYLISH.match(text)
             if m:

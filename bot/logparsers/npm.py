@@ -150,16 +150,8 @@ def script_kind(script: str, command: str = "") -> Category:
 class NpmParser:
     name = "npm"
     ecosystem = "js"
-    needles = (
-        "npm error code ",
-        "npm ERR! code ",
-        "npm error Lifecycle script ",
-        "npm ERR! Lifecycle script ",
-        "npm ERR! Test failed.",
-        "npm error Missing script",
-        "npm ERR! Missing script",
-        "npm ERR! missing script",
-    )
+    #: every line of an error block holds one; the passing runs' lines do not (npm warn …)
+    needles = ("npm error ", "npm ERR! ")
 
     def parse(self, lines: Sequence[str], hits: Sequence[int]) -> Iterable[Failure]:
         covered = -1
@@ -171,9 +163,11 @@ class NpmParser:
                 continue
             block = _block(lines, i, prefix)
             covered = i + len(block) - 1
-            failure = self._failure(block, i)
-            if failure is not None:
-                yield failure
+            k = _key(block)
+            if k is not None:
+                failure = self._failure(block[k:], i + k)
+                if failure is not None:
+                    yield failure
 
     def _failure(self, block: list[str], i: int) -> Failure | None:
         first = block[0]
@@ -227,6 +221,22 @@ class NpmParser:
         if code == "EUSAGE" and "in sync" in message:
             kind = "dependency"
         return Failure(kind=kind, tool=self.name, message=clip(message), code=code, log_line=i + at)
+
+
+def _key(block: list[str]) -> int | None:
+    """The offset of the line a block is about: ``Lifecycle script … failed``, else ``code X``
+    (npm 6 prints ``path …`` before it for ENOENT), else ``Test failed.`` or ``Missing
+    script``; None for a block without one (the "A complete log of this run" trailer)."""
+    code: int | None = None
+    other: int | None = None
+    for k, t in enumerate(block):
+        if _LIFECYCLE.match(t):
+            return k
+        if code is None and _CODE.match(t):
+            code = k
+        elif other is None and (t.startswith("Test failed.") or _MISSING_SCRIPT.match(t)):
+            other = k
+    return code if code is not None else other
 
 
 def _block(lines: Sequence[str], i: int, prefix: str) -> list[str]:

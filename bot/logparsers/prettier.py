@@ -25,7 +25,7 @@ _SYNTAX = re.compile(
 class PrettierParser:
     name = "prettier"
     ecosystem = "js"
-    needles = (_SUMMARY, "]: SyntaxError: ", ": SyntaxError: ")
+    needles = (_SUMMARY, ": SyntaxError: ")
 
     def parse(self, lines: Sequence[str], hits: Sequence[int]) -> Iterable[Failure]:
         for i in hits:

@@ -40,7 +40,7 @@ def _kind(code: str) -> Category:
 class TscParser:
     name = "tsc"
     ecosystem = "js"
-    needles = ("): error TS", " - error TS", "error TS5", "error TS6")
+    needles = ("error TS",)
 
     def parse(self, lines: Sequence[str], hits: Sequence[int]) -> Iterable[Failure]:
         for i in hits:

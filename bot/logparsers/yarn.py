@@ -46,8 +46,7 @@ _NETWORK = (
 _CLASSIC: tuple[tuple[str, Category, str], ...] = (
     ("error Your lockfile needs to be updated", "dependency", "frozen-lockfile"),
     ("error Couldn't find any versions for ", "dependency", "no-matching-version"),
-    ("error Couldn't find package ", "dependency", "not-found"),
-    ("error Couldn't find match for ", "dependency", "not-found"),
+    ("error Couldn't find ", "dependency", "not-found"),
     ("is incompatible with this module", "dependency", "engine-incompatible"),
     ("error Incorrect integrity when fetching", "dependency", "integrity"),
     ("error Integrity check failed", "dependency", "integrity"),
@@ -61,7 +60,15 @@ _BERRY_CODES = ("YN0028", "YN0035", "YN0082", "YN0018", "YN0009", "YN0071", "YN0
 class YarnParser:
     name = "yarn"
     ecosystem = "js"
-    needles = (*(n for n, _, _ in _CLASSIC), _UNEXPECTED, _COMMAND_FAILED)
+    needles = (
+        "error Your lockfile needs to be updated",
+        "error Couldn't find ",
+        "is incompatible with this module",
+        "error Incorrect integrity when fetching",
+        "error Integrity check failed",
+        _UNEXPECTED,
+        _COMMAND_FAILED,
+    )
 
     def parse(self, lines: Sequence[str], hits: Sequence[int]) -> Iterable[Failure]:
         for i in hits:
