@@ -57,6 +57,7 @@ __all__ = [
     "Category",
     "Diagnosis",
     "Failure",
+    "Haystack",
     "LogText",
     "classify",
     "clean_log",
@@ -92,6 +93,53 @@ CODE_KINDS: frozenset[str] = frozenset(
 )
 
 
+@dataclass(frozen=True)
+class Haystack:
+    """Bytes to search, their newline offsets, each line's start and the length of its runner
+    prefix (timestamp, `gh run view --log` columns) that cleaning removes."""
+
+    data: bytes
+    newlines: np.ndarray
+    starts: np.ndarray
+    prefix: np.ndarray
+
+    @classmethod
+    def of(cls, data: bytes, *, timestamps: bool = False, columns: bool = False) -> Haystack:
+        a = np.frombuffer(data, np.uint8)
+        n = len(a)
+        newlines = np.flatnonzero(a == 10)
+        starts = np.concatenate((np.zeros(1, np.int64), newlines + 1))
+        ends = np.concatenate((newlines, np.full(1, n, np.int64)))
+        off = starts
+        if columns and n:
+            tabs = np.flatnonzero(a == 9)
+            if len(tabs) >= 2:
+                k = np.searchsorted(tabs, starts)
+                t1 = tabs[np.minimum(k, len(tabs) - 1)]
+                t2 = tabs[np.minimum(k + 1, len(tabs) - 1)]
+                ok = (k + 1 < len(tabs)) & (t1 >= starts) & (t2 < ends) & (t2 > t1)
+                off = np.where(ok, t2 + 1, starts)
+        prefix = off - starts
+        if timestamps and n:
+
+            def at(d: int) -> np.ndarray:
+                return a[np.minimum(off + d, n - 1)]
+
+            ts = (off + 28 <= ends) & (at(4) == 45) & (at(10) == 84) & (at(27) == 90)
+            bare = off + 28 == ends
+            ts &= bare | (at(28) == 32)
+            prefix = prefix + np.where(ts, np.where(bare, 28, 29), 0)
+        return cls(data, newlines, starts, prefix)
+
+    def lines_of(self, offsets: np.ndarray) -> np.ndarray:
+        """Sorted distinct line indices of byte `offsets`, those inside a prefix left out."""
+        if not len(offsets):
+            return np.zeros(0, np.int64)
+        line = np.searchsorted(self.newlines, offsets, side="left")
+        keep = offsets - self.starts[line] >= self.prefix[line]
+        return np.unique(line[keep])
+
+
 @dataclass
 class LogText:
     lines: list[str]
@@ -104,8 +152,9 @@ class LogText:
     step_starts: list[int] = field(default_factory=list)
     #: (first, end) line ranges of the echoed `run:` scripts (never tool output).
     echo: list[tuple[int, int]] = field(default_factory=list)
-    #: Bytes whose "\n"-separated lines are `lines` before cleaning (for the needle search).
-    haystack: bytes | None = field(default=None, repr=False, compare=False)
+    #: The bytes whose "\n"-separated lines are `lines` before cleaning, for the needle search
+    #: (with where each line's runner prefix ends, so a needle never matches a timestamp).
+    search: Haystack | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass
@@ -174,6 +223,12 @@ def _short(f: Failure) -> str:
         loc = f"{f.path}:{f.line}" if f.line is not None else f.path
         return f"{loc} {f.code}" if f.code else loc
     return f.message
+
+
+def _key_text(line: str) -> str:
+    """A key line as printed (indentation kept), shortened past MAX_KEY_LINE_CHARS."""
+    line = line.rstrip()
+    return line if len(line) <= MAX_KEY_LINE_CHARS else line[: MAX_KEY_LINE_CHARS - 1] + "…"
 
 
 def _clip(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
@@ -249,11 +304,21 @@ def clean_log(data: bytes | str, *, max_bytes: int = MAX_BYTES) -> LogText:
                 line = line.rstrip("\r")
                 lines[i] = line[line.rfind("\r") + 1 :]
     step_column: list[str] | None = None
-    if _has_prefix(lines):
+    columns = _has_prefix(lines)
+    if columns:
         lines, step_column = _strip_prefix(lines)
-    if _has_timestamps(lines):
-        strip = _strip_timestamp
-        lines = [s[_TS_WIDTH:] if s[27:29] == "Z " and s[10:11] == "T" else strip(s) for s in lines]
+    timestamps = _has_timestamps(lines)
+    search = Haystack.of(haystack, timestamps=timestamps, columns=columns)
+    del haystack
+    if timestamps:
+        n = len(lines)
+        if not columns and not bare_cr and int(np.count_nonzero(search.prefix[:n])) == n:
+            lines = [s[_TS_WIDTH:] for s in lines]  # every line has the 29-character stamp
+        else:
+            strip = _strip_timestamp
+            lines = [
+                s[_TS_WIDTH:] if s[27:29] == "Z " and s[10:11] == "T" else strip(s) for s in lines
+            ]
     steps: list[str] = []
     starts: list[int] = []
     error_lines: list[int] = []
@@ -279,7 +344,7 @@ def clean_log(data: bytes | str, *, max_bytes: int = MAX_BYTES) -> LogText:
         echo.append((open_echo, min(len(lines), open_echo + MAX_ECHO_LINES)))
     if not steps and step_column:
         steps, starts = _steps_from_column(step_column)
-    return LogText(lines, truncated, size, steps, error_lines, starts, echo, haystack)
+    return LogText(lines, truncated, size, steps, error_lines, starts, echo, search)
 
 
 def _has_prefix(lines: Sequence[str]) -> bool:
@@ -382,44 +447,39 @@ _SAMPLE_BLOCKS = 32
 
 
 def find_lines(
-    haystack: bytes, needles: Sequence[str], patterns: Sequence[re.Pattern[str]] = ()
+    haystack: bytes | Haystack,
+    needles: Sequence[str],
+    patterns: Sequence[re.Pattern[str]] = (),
 ) -> dict[str, np.ndarray]:
     """For each needle (and pattern, keyed by its source), the sorted distinct indices of the
-    "\\n"-separated lines of `haystack` holding it (a needle starting with newlines marks the
-    line after them). One vectorised pass finds all needles (see the module docstring)."""
-    a = np.frombuffer(haystack, np.uint8)
-    n = len(a)
-    newlines = np.flatnonzero(a == 10)
+    "\n"-separated lines of `haystack` holding it (a needle starting with newlines marks the
+    line after them; a match inside a line's runner prefix does not count). One vectorised pass
+    finds all needles (see the module docstring)."""
+    hay = haystack if isinstance(haystack, Haystack) else Haystack.of(haystack)
+    data = hay.data
+    a = np.frombuffer(data, np.uint8)
     out: dict[str, np.ndarray] = {}
     encoded = {s: s.encode("utf-8", "surrogatepass") for s in dict.fromkeys(needles) if s}
     long = {s: b for s, b in encoded.items() if len(b) >= 2}
     for s, b in encoded.items():
         if len(b) < 2:
-            offsets = [m.start() for m in re.finditer(re.escape(b), haystack)]
-            out[s] = _to_lines(newlines, np.asarray(offsets, np.int64), 0)
-    if long and n >= 2:
-        for s, starts in _gram_search(haystack, a, long).items():
-            lead = len(encoded[s]) - len(encoded[s].lstrip(b"\n"))
-            out[s] = _to_lines(newlines, starts, lead)
-    else:
-        for s in long:
-            out[s] = np.zeros(0, np.int64)
+            offsets = [m.start() for m in re.finditer(re.escape(b), data)]
+            out[s] = hay.lines_of(np.asarray(offsets, np.int64))
+    found = _gram_search(data, a, long) if long and len(a) >= 2 else {}
+    for s in long:
+        starts = found.get(s, np.zeros(0, np.int64))
+        lead = len(encoded[s]) - len(encoded[s].lstrip(b"\n"))
+        out[s] = hay.lines_of(starts + lead)
     for p in dict.fromkeys(patterns):
         try:
             bp = re.compile(p.pattern.encode("ascii"), p.flags & ~re.UNICODE)
-            offsets = [m.start() for m in bp.finditer(haystack)]
+            offsets = [m.start() for m in bp.finditer(data)]
         except (UnicodeEncodeError, re.error, ValueError):
-            text = haystack.decode("utf-8", "replace")
+            text = data.decode("utf-8", "replace")
             starts_s = [m.start() for m in p.finditer(text)]
             offsets = [len(text[:o].encode("utf-8", "surrogatepass")) for o in starts_s]
-        out[p.pattern] = _to_lines(newlines, np.asarray(offsets, np.int64), 0)
+        out[p.pattern] = hay.lines_of(np.asarray(offsets, np.int64))
     return out
-
-
-def _to_lines(newlines: np.ndarray, offsets: np.ndarray, lead: int) -> np.ndarray:
-    if not len(offsets):
-        return np.zeros(0, np.int64)
-    return np.unique(np.searchsorted(newlines, offsets + lead, side="left"))
 
 
 def _gram_search(
@@ -486,6 +546,7 @@ _WORD_NEEDLES = (
     "panic",
     "Panic",
     "PANIC",
+    "not ok ",
 )
 
 
@@ -499,11 +560,11 @@ class _Scan:
     word_lines: np.ndarray
 
 
-def _haystack(log: LogText) -> bytes:
-    hay = log.haystack
-    if hay is not None and hay.count(b"\n") in (len(log.lines), len(log.lines) - 1):
+def _haystack(log: LogText) -> Haystack:
+    hay = log.search
+    if hay is not None and len(hay.newlines) in (len(log.lines), len(log.lines) - 1):
         return hay
-    return "\n".join(log.lines).encode("utf-8", "surrogatepass")
+    return Haystack.of("\n".join(log.lines).encode("utf-8", "surrogatepass"))
 
 
 def _echo_mask(log: LogText, hits: np.ndarray) -> np.ndarray:
@@ -708,7 +769,7 @@ def _classify(
         category=category,
         failures=relevant,
         confident=confident,
-        key_lines=[_clip(log.lines[i], MAX_KEY_LINE_CHARS) for i in key],
+        key_lines=[_key_text(log.lines[i]) for i in key],
         failed_step=failed_step,
         command=command,
         new_lines=new,
@@ -774,7 +835,7 @@ def _counts_exceed(log: LogText, failures: list[Failure], steps: _Steps) -> bool
 
 _WORD_RE = re.compile(
     r"(?i:\b(?:errors?|fail(?:s|ed|ure|ures|ing)?|fatal|panic(?:ked)?|exceptions?)\b)"
-    r"|[a-z](?:Error|Exception)\b|\bERR!"
+    r"|[a-z](?:Error|Exception)\b|\bERR!|^\s*not ok \d"
 )
 #: Lines of passing runs that hold an error word without reporting one.
 _NOISE_RE = re.compile(
@@ -795,7 +856,7 @@ _TRAILER_RE = re.compile(
     r"|^\s*\[ERROR\]\s*$|Recipe for target|error: Recipe|^\s*(?:Error|error|ERROR):?\s*$"
 )
 _STARTS_WITH_WORD = re.compile(
-    r"^\s*(?:\S+: )?(?:error|Error|ERROR|fatal|Fatal|FATAL|FAIL|panic|Exception|E )"
+    r"^\s*(?:\S+: )?(?:error|Error|ERROR|fatal|Fatal|FATAL|FAIL|panic|Exception|E |not ok )"
 )
 _HAS_LOCATION = re.compile(r"[\w./-]+\.\w+[:(]\d+")
 _GENERIC_EXIT = re.compile(r"^##\[error\]Process completed with exit code -?\d+\.?$")
@@ -826,6 +887,13 @@ def rank_lines(
         i = f.log_line
         failed = steps.in_failed(i)
         own = 15 if f.kind == category else 0
+        trailer = bool(_TRAILER_RE.search(lines[i]))
+        if trailer and f.kind != "unknown":
+            # A tool's own "it failed" line (ELIFECYCLE, BUILD FAILURE): it sets the category,
+            # but the cause is elsewhere.
+            value = 60.0 + (20 if failed else 0)
+            put(i, value - (40 if passing_noise(i) else 0))
+            continue
         if f.kind in CODE_KINDS:
             value = 100.0 + (20 if failed else 0) + own
         elif f.kind == "infrastructure":

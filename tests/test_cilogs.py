@@ -57,14 +57,14 @@ def test_pytest_verbose_log() -> None:
     assert d.failed_step == "Run python -m pytest -v"
     assert d.command == "python -m pytest -v"
     assert not d.truncated and d.new_lines is None
-    # Each failure's line is the summary line; the step's generic "exit code 1" line says
-    # nothing the failures do not, so it is not a key line.
-    assert d.key_lines[0].startswith("FAILED tests/test_calc.py::test_add[2-3]")
+    # Each failure's line is the exception line of its section; the step's generic "exit
+    # code 1" line says nothing the failures do not, so it is not a key line.
+    assert d.key_lines[0] == "E       assert 6 == (2 + 3)"
     assert "##[error]Process completed with exit code 1." not in d.key_lines
     assert len(d.key_lines) <= cilogs.MAX_KEY_LINES
     cleaned = clean_log(log)
     for f in d.failures:
-        assert cleaned.lines[f.log_line].startswith("FAILED " + str(f.test_id))
+        assert cleaned.lines[f.log_line].startswith("E    ")
 
 
 def test_pytest_default_output_and_summary_line() -> None:

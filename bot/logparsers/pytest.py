@@ -413,7 +413,9 @@ class _Scan:
                 path=path,
                 line=line,
                 code="pytest-timeout" if timeout else code,
-                log_line=rec.log_line,
+                # The exception line of the failure's section (what a maintainer reads first),
+                # else the summary or -v line.
+                log_line=extra.log_line if extra else rec.log_line,
             )
             out.append((f, rec.step))
         return out
