@@ -47,12 +47,13 @@ def _all(lines: Sequence[str]) -> list[Failure]:
 
 def test_corpus_is_there() -> None:
     names = {c.name for c in CASES}
-    assert len(CASES) >= 14, names
+    assert len(CASES) >= 18, names
     assert {c.tool for c in CASES} >= {
         "maven-surefire",
         "maven-failsafe",
         "maven-enforcer",
         "maven-dependency",
+        "maven",
         "javac",
         "gradle-test",
         "gradle",

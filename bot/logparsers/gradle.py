@@ -85,7 +85,6 @@ _TASK = re.compile(r"task '(?P<task>[^']+)'")
 _COVERED = (
     "There were failing tests",
     "Compilation failed; see the compiler error output",
-    "Compilation error. See log for more details",
     "Checkstyle rule violations were found",
 )
 _TASK_KINDS: tuple[tuple[tuple[str, ...], Category], ...] = (

@@ -56,7 +56,7 @@ class JavacParser:
                 continue
             path = rel_path(m.group("path"))
             line = int(m.group("line"))
-            msg = m.group("msg").strip()
+            msg = m.group("msg").strip().removeprefix("error: ")  # compiler plugin 3.1
             key = (path, line, msg)
             if key in seen:
                 continue

@@ -15,7 +15,9 @@ Recognised (Surefire/Failsafe 2.22 and 3.x, JUnit 4 and JUnit 5 providers):
 - the one-line results summary: ``[ERROR]   StringsTest.truncateAddsEllipsis:27 expected:<…>``
   under ``[ERROR] Failures:`` / ``[ERROR] Errors:``;
 - a crashed fork: ``The forked VM terminated without properly saying goodbye. VM crash or
-  System.exit called?`` (with the ``Crashed tests:`` that follow) and fork timeouts.
+  System.exit called?`` (the test id from the ``Crashed tests:`` that follow; code
+  ``fork-crash``), ``There was a timeout in the fork`` (category "timeout") and ``There was a
+  timeout or other error in the fork`` (``fork-error``).
 
 One failure per failing test: its `log_line` is the summary line when the summary was printed
 (it holds the test, the line and the message), else the per-test header. Which plugin ran a
@@ -27,9 +29,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from bot.logparsers.base import MAX_CONTEXT, Failure, clip
+from bot.logparsers.base import MAX_CONTEXT, Category, Failure, clip
 
 _SECTION = re.compile(r"--- (?:maven-)?(surefire|failsafe)(?:-plugin)?:\S+:")
 _CLASS_LINE = re.compile(
@@ -59,7 +61,6 @@ class _Test:
     summary: int | None = None
     message: str = ""
     line: int | None = None
-    extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def test_id(self) -> str:
@@ -241,14 +242,15 @@ class SurefireParser:
                 crashed = lines[j + 1].removeprefix("[ERROR] ").strip() or None
                 break
         body = text.removeprefix("[ERROR] ").strip()
-        timeout = _TIMEOUT in text
+        if _CRASH in text:
+            kind: Category = "test"
+            code = "fork-crash"
+        elif "timeout in the fork" in text:  # forkedProcessTimeoutInSeconds
+            kind, code = "timeout", "fork-timeout"
+        else:  # "There was a timeout or other error in the fork"
+            kind, code = "test", "fork-error"
         return Failure(
-            kind="timeout" if timeout else "test",
-            tool=self.name,
-            message=clip(body),
-            test_id=crashed,
-            code="fork-timeout" if timeout else "fork-crash",
-            log_line=i,
+            kind=kind, tool=self.name, message=clip(body), test_id=crashed, code=code, log_line=i
         )
 
 
