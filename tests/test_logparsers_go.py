@@ -178,6 +178,23 @@ def test_bare_lines_of_a_linter_step_are_lint() -> None:
     assert not [f for f in scan(GO_BUILD, lines) if f.log_line == i]
 
 
+def test_testify_block_message() -> None:
+    lines = [
+        "--- FAIL: TestTotal (0.00s)",
+        "    total_test.go:14: ",
+        "        \tError Trace:\t/home/runner/work/demo/demo/internal/calc/total_test.go:14",
+        "        \tError:      \tNot equal: ",
+        "        \t            \texpected: 4",
+        "        \t            \tactual  : 3",
+        "        \tTest:       \tTestTotal",
+        "FAIL",
+        "FAIL\tgithub.com/acme/demo/internal/calc\t0.004s",
+    ]
+    (f,) = scan(GO_TEST, lines)
+    assert (f.test_id, f.path, f.line, f.log_line) == ("TestTotal", "total_test.go", 14, 0)
+    assert f.message == "Error: Not equal: expected: 4 actual : 3"
+
+
 def test_one_owner_per_position_line() -> None:
     # The same path:line:col: shape, each claimed by exactly one Go parser.
     lines = [

@@ -14,6 +14,8 @@ Recognises
 - a test failed by the race detector (``    testing.go:1319: race detected during execution of
   test``): code ``data-race``, path/line of the first frame of the ``WARNING: DATA RACE``
   report above it;
+- ``fatal error: concurrent map writes`` (or ``all goroutines are asleep - deadlock!``) in a
+  test binary: kind "test", code ``fatal-error``, located like a panic;
 - ``panic: test timed out after 10m0s``: kind "timeout", the running test from ``running
   tests:`` (Go 1.20+) or from the goroutine trace;
 - ``FAIL\\tgithub.com/acme/demo/internal/calc\\t0.012s`` when nothing above says why the
@@ -35,10 +37,12 @@ from bot.logparsers.base import MAX_CONTEXT, Failure, clip, rel_path
 
 _MESSAGE = re.compile(r"^\s+(?P<path>[^\s:]+\.go):(?P<line>\d+): ?(?P<msg>.*)$")
 _FRAME = re.compile(r"^\t(?P<path>\S+\.go):(?P<line>\d+)(?: \+0x[0-9a-f]+)?$")
-_TEST_FUNC = re.compile(r"\.(Test\w*|Example\w*|Fuzz\w*)\(")
+_TEST_FUNC = re.compile(r"\.(Test\w*|Example\w*|Fuzz\w*)(?:\.func\d+)*\(")
 _RESULT = re.compile(r"^(?P<indent> *)--- FAIL: (?P<name>\S+)(?: \([\d.]+s\))?\s*$")
 _GOROOT_MARKERS = ("/usr/lib/go", "/usr/local/go/", "/hostedtoolcache/go/", "/src/runtime/")
 _JSON_FAIL = '"Action":"fail"'
+#: testify's assertion block lines that repeat what the header says (the trace, the test).
+_TESTIFY_NOISE = ("Error Trace:", "Test:")
 _RACE_FRAME = re.compile(r"^\s+(?P<path>/\S+\.go):(?P<line>\d+)(?: \+0x[0-9a-f]+)?$")
 
 
@@ -69,8 +73,10 @@ def _messages(lines: Sequence[str], start: int, indent: int) -> list[tuple[str, 
         if m and len(text) - len(text.lstrip(" ")) == indent:
             out.append((m.group("path"), int(m.group("line")), m.group("msg").strip()))
         elif out:
+            if stripped.startswith(_TESTIFY_NOISE):
+                continue
             path, line, msg = out[-1]
-            out[-1] = (path, line, f"{msg} {stripped}".strip())
+            out[-1] = (path, line, f"{msg} {' '.join(stripped.split())}".strip())
         else:
             break
     return out
@@ -197,7 +203,7 @@ def _to_failure(tool: str, t: _Test) -> Failure:
 class GoTestParser:
     name = "go-test"
     ecosystem = "go"
-    needles: tuple[str, ...] = ("--- FAIL: ", "panic: ", "FAIL\t", _JSON_FAIL)
+    needles: tuple[str, ...] = ("--- FAIL: ", "panic: ", "fatal error: ", "FAIL\t", _JSON_FAIL)
 
     def parse(self, lines: Sequence[str], hits: Sequence[int]) -> Iterable[Failure]:
         if any(lines[i].startswith('{"') for i in hits):
@@ -227,7 +233,7 @@ class GoTestParser:
                 tests.append(t)
                 since_package += 1
                 continue
-            if text.startswith("panic: ") and i not in panics_done:
+            if text.startswith(("panic: ", "fatal error: ")) and i not in panics_done:
                 failure = self._panic(lines, i)
                 if failure is not None:
                     found.append(failure)
@@ -279,7 +285,7 @@ class GoTestParser:
             test_id=test,
             path=path,
             line=line,
-            code="panic",
+            code="fatal-error" if text.startswith("fatal error: ") else "panic",
             log_line=i,
         )
 
