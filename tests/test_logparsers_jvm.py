@@ -18,7 +18,7 @@ import pytest
 from bot.cilogs import clean_log
 from bot.logparsers import gradle, gradle_checkstyle, javac, maven, surefire
 from bot.logparsers.base import Failure, LogParser, hits_for, scan
-from tests.cilog_corpus import Case, cases, job_log, matches
+from tests.cilog_corpus import CORPUS, Case, cases, job_log, matches
 
 JVM: tuple[LogParser, ...] = (
     *maven.PARSERS,
@@ -30,6 +30,8 @@ JVM: tuple[LogParser, ...] = (
 BY_NAME = {p.name: p for p in JVM}
 CASES = cases("jvm")
 STYLES = ("plain", "actions")
+#: An output file holding one of these may show a JVM build (a Docker build of a Maven project).
+JAVA_WORDS = (".java", "mvn", "maven", "gradle", "checkstyle")
 
 
 def _lines(case: Case, style: str, *, passing: bool = False) -> list[str]:
@@ -85,9 +87,12 @@ def test_case_parser_finds_the_failures(case: Case, style: str) -> None:
 @pytest.mark.parametrize("style", STYLES)
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_no_jvm_parser_points_elsewhere(case: Case, style: str) -> None:
+    """The other JVM parsers stay quiet: no second report of a failure from its trailer
+    ("Failed to execute goal …", "* What went wrong:"), no Checkstyle line read as javac's."""
     lines = _lines(case, style)
     for f in _all(lines):
         assert _marked(case, lines, f.log_line), (f, lines[f.log_line])
+        assert (f.tool, f.kind) == (case.tool, case.category), f
 
 
 @pytest.mark.parametrize("style", STYLES)
@@ -147,3 +152,17 @@ def test_javac_message_keeps_the_symbol() -> None:
     case = next(c for c in CASES if c.name == "maven-compile-error")
     found = scan(BY_NAME["javac"], _lines(case, "plain"))
     assert "symbol: method sumValues()" in found[0].message
+
+
+def test_other_ecosystems_logs_yield_nothing() -> None:
+    """Real output of the other ecosystems' tools (Go, Rust, JS, Python, …) is noise here."""
+    outs = [
+        p
+        for p in sorted(CORPUS.glob("*/*.out"))
+        if p.parent.name != "jvm"
+        and not any(w in p.read_text(encoding="utf-8", errors="replace") for w in JAVA_WORDS)
+    ]
+    assert len(outs) >= 10
+    for path in outs:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        assert _all(lines) == [], path
