@@ -170,14 +170,12 @@ def _race(lines: Sequence[str], header: int, t: _Test) -> None:
 
 
 def _drop_parents(tests: list[_Test]) -> list[_Test]:
-    names = [t.name for t in tests]
-    return [
-        t
-        for t in tests
-        if t.messages
-        or t.code != "test-failed"
-        or not any(n.startswith(t.name + "/") for n in names)
-    ]
+    """Without the tests that only failed because a subtest of theirs did."""
+    parents: set[str] = set()
+    for t in tests:
+        parts = t.name.split("/")
+        parents.update("/".join(parts[:k]) for k in range(1, len(parts)))
+    return [t for t in tests if t.messages or t.code != "test-failed" or t.name not in parents]
 
 
 def _to_failure(tool: str, t: _Test) -> Failure:
