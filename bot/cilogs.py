@@ -75,8 +75,11 @@ HEAD_BYTES = 1024 * 1024
 MAX_MESSAGE_CHARS = 300
 #: Key lines shown at most (tools' findings); fewer when nothing was recognised.
 MAX_KEY_LINES = 10
-#: Key lines when no tool explains the failure (annotations, new lines, error words).
-MAX_GUESS_LINES = 5
+#: Key lines when no tool explains the failure (annotations, new lines, error words): a reader
+#: looks at the first few, and every wrong one costs precision.
+MAX_GUESS_LINES = 3
+#: Guesses scoring this much below the best one are not shown.
+GUESS_BAND = 20.0
 #: Key lines longer than this are shortened (a minified JSON line does not belong in a comment).
 MAX_KEY_LINE_CHARS = 1000
 #: Lines before a step's `##[error]` line searched for the tools' own failure counts.
@@ -854,7 +857,16 @@ _TRAILER_RE = re.compile(
     r"|path |command )|ELIFECYCLE|ERROR: Job failed|BUILD FAIL|FAILURE: Build failed"
     r"|Command failed|\[ERROR\] -> \[Help|Re-run Maven|full stack trace|about the errors"
     r"|^\s*\[ERROR\]\s*$|Recipe for target|error: Recipe|^\s*(?:Error|error|ERROR):?\s*$"
+    r"|script returned exit code|^Finished: FAILURE|^\s*Build FAILED\.?$|^\s*FAILURES!+$"
 )
+#: Headings and counts: they say that (and how much) failed, not what.
+_SUMMARY_RE = re.compile(
+    r"^\s*[\w ]{0,30}:\s*$"
+    r"|\b\d+ (?:examples?|tests?|specs?|failures?|failed|errors?|Error\(s\)|problems?)\b"
+    r"|^\s*(?:Tests|Test Suites|Failures|Errors):\s+\d"
+)
+#: An exception line: "ValueError: bad", "java.lang.IllegalStateException: x".
+_EXCEPTION_LINE = re.compile(r"^\s*(?:[\w$]+\.)*[A-Z]\w*(?:Error|Exception)\b:?")
 _STARTS_WITH_WORD = re.compile(
     r"^\s*(?:\S+: )?(?:error|Error|ERROR|fatal|Fatal|FATAL|FAIL|panic|Exception|E |not ok )"
 )
@@ -891,7 +903,7 @@ def rank_lines(
         if trailer and f.kind != "unknown":
             # A tool's own "it failed" line (ELIFECYCLE, BUILD FAILURE): it sets the category,
             # but the cause is elsewhere.
-            value = 60.0 + (20 if failed else 0)
+            value = 20.0 + (10 if failed else 0)
             put(i, value - (40 if passing_noise(i) else 0))
             continue
         if f.kind in CODE_KINDS:
@@ -911,9 +923,12 @@ def rank_lines(
     limit = MAX_KEY_LINES if explained else MAX_GUESS_LINES
     chosen: list[int] = []
     texts: set[str] = set()
+    best = score[ranked[0]] if ranked else 0.0
     for i in ranked:
         if explained and score[i] < 90:
             break  # the findings explain it: no guesses below their lines
+        if not explained and chosen and score[i] < best - GUESS_BAND:
+            break  # a much weaker guess only costs precision
         if lines[i] in texts:
             continue
         texts.add(lines[i])
@@ -954,6 +969,8 @@ def _guesses(
                 value += 10 if not _TRAILER_RE.search(s) else -15
             elif _TRAILER_RE.search(s):
                 value -= 30
+            if _SUMMARY_RE.search(s):
+                value -= 10
             put(i, value)
     if words is None or not len(words):
         return
@@ -974,8 +991,10 @@ def _guesses(
         if not output_line(i) or not _WORD_RE.search(s) or _NOISE_RE.search(s):
             continue
         value = 30.0 + (15 if steps.in_failed(i) else 0)
-        if _STARTS_WITH_WORD.match(s):
+        if _STARTS_WITH_WORD.match(s) or _EXCEPTION_LINE.match(s):
             value += 5
+        if _SUMMARY_RE.search(s):
+            value -= 10
         if _HAS_LOCATION.search(s):
             value += 5
         if _TRAILER_RE.search(s):
