@@ -494,6 +494,10 @@ def _eval(settings: Settings, args: argparse.Namespace) -> int:
     if args.model_limit < 1:
         raise SettingsError("--model-limit must be at least 1")
     columns = {"title": args.title_column, "body": args.body_column, "label": args.label_column}
+    if args.log_level.upper() == "INFO":
+        # One "run N … done" line per issue would bury the progress bar; --log-level DEBUG
+        # shows them.
+        logging.getLogger("loopwright").setLevel(logging.WARNING)
     try:
         examples = triage_model.read_csv(args.dataset, **columns)
         train_examples = triage_model.read_csv(args.train, **columns) if args.train else None
