@@ -7,7 +7,9 @@ Recognises, below the ``FAIL src/cart.test.js`` line of a test file:
   frame in that file (``      at Object.toBe (src/cart.test.js:24:61)`` or
   ``at Object.<anonymous> (…)``), the message from the block's first lines
   (``expect(received).toBe(expected) // Object.is equality`` with ``Expected: 10.8`` /
-  ``Received: 21``), code the matcher (``toBe``) or ``test-failed``;
+  ``Received: 21``), code the matcher (``toBe``) or ``test-failed``; a test that ran out of
+  time (``thrown: "Exceeded timeout of 5000 ms for a test.``) is kind "timeout", code
+  ``test-timeout``;
 - ``  ● Test suite failed to run``: the file could not be loaded (a syntax error, a missing
   module): kind "test", code ``suite-failed``, the error's first line as message.
 
@@ -63,14 +65,15 @@ class JestParser:
                     log_line=i,
                 )
                 continue
+            timeout = "Exceeded timeout of" in message
             yield Failure(
-                kind="test",
+                kind="timeout" if timeout else "test",
                 tool=self.name,
                 message=clip(f"{title}: {message}" if message else title),
                 test_id=title,
                 path=path,
                 line=line,
-                code=code,
+                code="test-timeout" if timeout else code,
                 log_line=i,
             )
 

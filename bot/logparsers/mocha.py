@@ -12,6 +12,8 @@ Recognises each numbered block after the ``N failing`` line::
 kind "test", test_id the suite and test titles joined by spaces (mocha's full title), path and
 line from the first stack frame outside node_modules and node's internals, message the error
 line, code the error's name (``AssertionError``; ``hook-failed`` for a ``"before each" hook``).
+``Error: Timeout of 2000ms exceeded. … (/home/runner/work/demo/demo/test/server.test.js)`` is
+kind "timeout", code ``test-timeout``, the path from the parentheses.
 The numbered entries in the progress list (``    1) decodes plus as space``) are not read.
 """
 
@@ -26,6 +28,7 @@ _FAILING = re.compile(r"^\s*(?P<n>\d+) failing\s*$")
 _BLOCK = re.compile(r"^ {2}(?P<n>\d+)\) (?P<title>\S.*?)\s*$")
 _FRAME = re.compile(r"^\s+at (?:.*? \()?(?P<path>[^\s()]+?):(?P<line>\d+):\d+\)?\s*$")
 _ERROR = re.compile(r"^(?P<name>[A-Z]\w*(?:Error|Exception)|Error)\b")
+_TIMEOUT = re.compile(r"^Error: Timeout of \d+ms exceeded\..*?(?:\((?P<path>[^()\s]+)\))?$")
 #: At most this many blocks are read after one "N failing" line.
 MAX_BLOCKS = 100
 
@@ -85,8 +88,13 @@ def _read_block(lines: Sequence[str], start: int, first: str) -> tuple[Failure, 
         j += 1
     if '" hook' in test_id:
         code = "hook-failed"
+    timeout = _TIMEOUT.match(message)
+    if timeout:
+        code = "test-timeout"
+        if path is None and timeout.group("path"):
+            path = rel_path(timeout.group("path"))
     failure = Failure(
-        kind="test",
+        kind="timeout" if timeout else "test",
         tool="mocha",
         message=clip(f"{test_id}: {message}" if message else test_id),
         test_id=test_id,

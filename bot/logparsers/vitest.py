@@ -6,6 +6,8 @@ Recognises the detail blocks below ``⎯⎯⎯ Failed Tests 1 ⎯⎯⎯`` (colou
   test. kind "test", test_id the names after the file joined by `` > ``, path the file, line
   from the first `` ❯ src/stats.test.ts:26:36`` frame in that file, message the error line
   (``AssertionError: expected 3.5 to be 2.5 // Object.is equality``), code the error's name;
+  ``Error: Test timed out in 5000ms.`` (or ``Hook timed out``) is kind "timeout", code
+  ``test-timeout``;
 - `` FAIL  src/broken.test.ts [ src/broken.test.ts ]`` (under "Failed Suites"): the file did
   not load. kind "test", code ``suite-failed``.
 
@@ -55,14 +57,15 @@ class VitestParser:
                     log_line=i,
                 )
                 continue
+            timeout = " timed out in " in message
             yield Failure(
-                kind="test",
+                kind="timeout" if timeout else "test",
                 tool=self.name,
                 message=clip(f"{names}: {message}" if message else names),
                 test_id=names,
                 path=path,
                 line=line,
-                code=code,
+                code="test-timeout" if timeout else code,
                 log_line=i,
             )
 
