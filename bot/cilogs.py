@@ -79,7 +79,7 @@ MAX_KEY_LINES = 10
 #: looks at the first few, and every wrong one costs precision.
 MAX_GUESS_LINES = 3
 #: Guesses scoring this much below the best one are not shown.
-GUESS_BAND = 20.0
+GUESS_BAND = 10.0
 #: Key lines longer than this are shortened (a minified JSON line does not belong in a comment).
 MAX_KEY_LINE_CHARS = 1000
 #: Lines before a step's `##[error]` line searched for the tools' own failure counts.
@@ -862,14 +862,16 @@ _TRAILER_RE = re.compile(
 #: Headings and counts: they say that (and how much) failed, not what.
 _SUMMARY_RE = re.compile(
     r"^\s*[\w ]{0,30}:\s*$"
-    r"|\b\d+ (?:examples?|tests?|specs?|failures?|failed|errors?|Error\(s\)|problems?)\b"
+    r"|\b\d+ (?:(?:examples?|tests?|specs?|failures?|failed|errors?|problems?)\b|Error\(s\))"
     r"|^\s*(?:Tests|Test Suites|Failures|Errors):\s+\d"
 )
 #: An exception line: "ValueError: bad", "java.lang.IllegalStateException: x".
 _EXCEPTION_LINE = re.compile(r"^\s*(?:[\w$]+\.)*[A-Z]\w*(?:Error|Exception)\b:?")
 _STARTS_WITH_WORD = re.compile(
-    r"^\s*(?:\S+: )?(?:error|Error|ERROR|fatal|Fatal|FATAL|FAIL|panic|Exception|E |not ok )"
+    r"^\s*(?:\S+: )?(?:error|Error|ERROR|fatal|Fatal|FATAL|FAIL|Fail|panic|Exception|E |not ok )"
 )
+#: Source code echoed in a traceback ("    raise RuntimeError(…)"), not the error itself.
+_CODE_ECHO = re.compile(r"^\s+(?:raise|throw|assert|panic!?\(|fail\()\b")
 _HAS_LOCATION = re.compile(r"[\w./-]+\.\w+[:(]\d+")
 _GENERIC_EXIT = re.compile(r"^##\[error\]Process completed with exit code -?\d+\.?$")
 
@@ -899,8 +901,7 @@ def rank_lines(
         i = f.log_line
         failed = steps.in_failed(i)
         own = 15 if f.kind == category else 0
-        trailer = bool(_TRAILER_RE.search(lines[i]))
-        if trailer and f.kind != "unknown":
+        if _TRAILER_RE.search(lines[i]):
             # A tool's own "it failed" line (ELIFECYCLE, BUILD FAILURE): it sets the category,
             # but the cause is elsewhere.
             value = 20.0 + (10 if failed else 0)
@@ -964,13 +965,9 @@ def _guesses(
             if not output_line(i):
                 continue
             s = lines[i]
-            value = 50.0 + (10 if steps.in_failed(i) else 0)
+            value = 50.0 + (10 if steps.in_failed(i) else 0) + _shape(s)
             if _WORD_RE.search(s) and not _NOISE_RE.search(s):
-                value += 10 if not _TRAILER_RE.search(s) else -15
-            elif _TRAILER_RE.search(s):
-                value -= 30
-            if _SUMMARY_RE.search(s):
-                value -= 10
+                value += 10
             put(i, value)
     if words is None or not len(words):
         return
@@ -990,16 +987,24 @@ def _guesses(
             continue  # in the passing run too: noise
         if not output_line(i) or not _WORD_RE.search(s) or _NOISE_RE.search(s):
             continue
-        value = 30.0 + (15 if steps.in_failed(i) else 0)
-        if _STARTS_WITH_WORD.match(s) or _EXCEPTION_LINE.match(s):
-            value += 5
-        if _SUMMARY_RE.search(s):
-            value -= 10
-        if _HAS_LOCATION.search(s):
-            value += 5
-        if _TRAILER_RE.search(s):
-            value -= 25
-        put(i, value)
+        put(i, 30.0 + (15 if steps.in_failed(i) else 0) + _shape(s))
+
+
+def _shape(s: str) -> float:
+    """How much a guessed line's shape says it is a cause (an error line with a location)
+    rather than a summary, a heading, echoed code or a trailer."""
+    value = 0.0
+    if _STARTS_WITH_WORD.match(s) or _EXCEPTION_LINE.match(s):
+        value += 5
+    if _HAS_LOCATION.search(s):
+        value += 5
+    if _SUMMARY_RE.search(s):
+        value -= 15
+    if _CODE_ECHO.match(s):
+        value -= 10
+    if _TRAILER_RE.search(s):
+        value -= 25
+    return value
 
 
 def _generic_tail(log: LogText, steps: _Steps, newset: set[int] | None) -> list[int]:

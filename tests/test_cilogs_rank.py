@@ -357,6 +357,165 @@ def test_a_broken_parser_does_not_stop_the_others() -> None:
     assert sum(f.tool == "pytest" for f in scan.failures) == 3
 
 
+# --- ecosystems no parser knows -----------------------------------------------------------------
+
+#: HAND-WRITTEN in each tool's real output format (.NET, RSpec, PHPUnit, gcc+make, ExUnit, a
+#: Python script, Node): no parser claims them, the generic tiers must rank the cause first.
+UNSEEN: list[tuple[str, str, tuple[str, ...]]] = [
+    (
+        "dotnet build",
+        (
+            "  Determining projects to restore...\n"
+            "  All projects are up-to-date for restore.\n"
+            "/home/runner/work/app/app/src/Api/Program.cs(12,17): error CS0103: The name 'builder2' does not exist in the current context [/home/runner/work/app/app/src/Api/Api.csproj]\n"  # noqa: E501
+            "\n"
+            "Build FAILED.\n"
+            "\n"
+            "/home/runner/work/app/app/src/Api/Program.cs(12,17): error CS0103: The name 'builder2' does not exist in the current context [/home/runner/work/app/app/src/Api/Api.csproj]\n"  # noqa: E501
+            "    0 Warning(s)\n"
+            "    1 Error(s)\n"
+            "\n"
+            "Time Elapsed 00:00:04.12\n"
+        ),
+        ("error CS0103",),
+    ),
+    (
+        "bundle exec rspec",
+        (
+            "Randomized with seed 12345\n"
+            "..F.\n"
+            "\n"
+            "Failures:\n"
+            "\n"
+            "  1) Calculator#add returns the sum\n"
+            "     Failure/Error: expect(calc.add(1, 2)).to eq(4)\n"
+            "\n"
+            "       expected: 4\n"
+            "            got: 3\n"
+            "\n"
+            "       (compared using ==)\n"
+            "     # ./spec/calculator_spec.rb:6:in `block (3 levels) in <top (required)>'\n"
+            "\n"
+            "Finished in 0.01234 seconds (files took 0.1 seconds to load)\n"
+            "4 examples, 1 failure\n"
+            "\n"
+            "Failed examples:\n"
+            "\n"
+            "rspec ./spec/calculator_spec.rb:5 # Calculator#add returns the sum\n"
+        ),
+        ("Failure/Error: expect", "rspec ./spec/calculator_spec.rb:5"),
+    ),
+    (
+        "vendor/bin/phpunit",
+        (
+            "PHPUnit 10.5.0 by Sebastian Bergmann and contributors.\n"
+            "\n"
+            "Runtime:       PHP 8.3.0\n"
+            "\n"
+            "..F                                                                 3 / 3 (100%)\n"
+            "\n"
+            "Time: 00:00.012, Memory: 8.00 MB\n"
+            "\n"
+            "There was 1 failure:\n"
+            "\n"
+            "1) Tests\\CalculatorTest::testAdd\n"
+            "Failed asserting that 3 matches expected 4.\n"
+            "\n"
+            "/home/runner/work/app/app/tests/CalculatorTest.php:12\n"
+            "\n"
+            "FAILURES!\n"
+            "Tests: 3, Assertions: 3, Failures: 1.\n"
+        ),
+        ("1) Tests\\CalculatorTest::testAdd", "Failed asserting that 3"),
+    ),
+    (
+        "make",
+        (
+            "gcc -Wall -O2 -c -o util.o util.c\n"
+            "gcc -Wall -O2 -c -o main.o main.c\n"
+            "main.c: In function 'main':\n"
+            "main.c:7:12: error: 'count' undeclared (first use in this function)\n"
+            "    7 |     return count;\n"
+            "      |            ^~~~~\n"
+            "main.c:7:12: note: each undeclared identifier is reported only once for each function it appears in\n"  # noqa: E501
+            "make: *** [Makefile:3: main.o] Error 1\n"
+        ),
+        ("main.c:7:12: error: 'count' undeclared",),
+    ),
+    (
+        "mix test",
+        (
+            "Compiling 2 files (.ex)\n"
+            "Generated calc app\n"
+            "..\n"
+            "\n"
+            "  1) test adds numbers (CalcTest)\n"
+            "     test/calc_test.exs:5\n"
+            "     Assertion with == failed\n"
+            "     code:  assert Calc.add(1, 2) == 4\n"
+            "     left:  3\n"
+            "     right: 4\n"
+            "     stacktrace:\n"
+            "       test/calc_test.exs:6: (test)\n"
+            "\n"
+            ".\n"
+            "Finished in 0.02 seconds (0.00s async, 0.02s sync)\n"
+            "4 tests, 1 failure\n"
+            "\n"
+            "Randomized with seed 4242\n"
+        ),
+        ("1) test adds numbers", "Assertion with == failed"),
+    ),
+    (
+        "python scripts/migrate.py",
+        (
+            "Connecting to staging...\n"
+            "Traceback (most recent call last):\n"
+            '  File "/home/runner/work/app/app/scripts/migrate.py", line 42, in <module>\n'
+            "    main()\n"
+            '  File "/home/runner/work/app/app/scripts/migrate.py", line 38, in main\n'
+            '    raise RuntimeError("database URL not set")\n'
+            "RuntimeError: database URL not set\n"
+        ),
+        ("RuntimeError: database URL not set",),
+    ),
+    (
+        "npm start",
+        (
+            "> app@1.0.0 start\n"
+            "> node dist/index.js\n"
+            "\n"
+            "node:internal/modules/cjs/loader:1148\n"
+            "  throw err;\n"
+            "  ^\n"
+            "\n"
+            "Error: Cannot find module '/home/runner/work/app/app/dist/index.js'\n"
+            "    at Module._resolveFilename (node:internal/modules/cjs/loader:1145:15)\n"
+            "    at Module._load (node:internal/modules/cjs/loader:986:27)\n"
+            "    at Function.executeUserEntryPoint [as runMain] (node:internal/modules/run_main:142:12)\n"  # noqa: E501
+            "    at node:internal/main/run_main_module:28:49 {\n"
+            "  code: 'MODULE_NOT_FOUND',\n"
+            "  requireStack: []\n"
+            "}\n"
+            "\n"
+            "Node.js v20.11.0\n"
+        ),
+        ("Error: Cannot find module",),
+    ),
+]
+
+
+@pytest.mark.parametrize(("command", "out", "marked"), UNSEEN, ids=lambda v: str(v)[:12])
+@pytest.mark.parametrize("style", ["actions", "plain"])
+def test_unseen_ecosystem_shows_the_cause_first(
+    command: str, out: str, marked: tuple[str, ...], style: str
+) -> None:
+    log = fx.actions_log([(command, out, 1)]) if style == "actions" else out
+    d = diagnose(log)
+    assert d.key_lines and any(m in d.key_lines[0] for m in marked), d.key_lines
+    assert all(any(m in k for m in marked) for k in d.key_lines), d.key_lines  # precision
+
+
 # --- reproduction -------------------------------------------------------------------------------
 
 
