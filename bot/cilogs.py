@@ -246,9 +246,25 @@ _TS_WIDTH = 29  # "2026-11-24T04:19:48.1234567Z "
 #: `gh run view --log`: "<job>\t<step>\t<timestamp> <line>".
 _PREFIX_RE = re.compile(r"[^\t\n]*\t[^\t\n]*\t(?=\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)")
 # CSI (colours, cursor), OSC (titles, hyperlinks), charset selection (mypy's "ESC ( B"), others.
+# … and APC strings (Buildkite's per-line "ESC _bk;t=1705314680123 BEL" timestamps).
 _ANSI_RE = re.compile(
-    r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b\n]*(?:\x07|\x1b\\)?|[()*+][0-9A-Za-z]|[@-_=>78])"
+    r"\x1b(?:\[[0-?]*[ -/]*[@-~]|[\]_][^\x07\x1b\n]*(?:\x07|\x1b\\)?|[()*+][0-9A-Za-z]"
+    r"|[@-_=>78])"
 )
+#: Other CI systems' per-line prefixes, stripped when most of a log's first lines carry one:
+#: Jenkins' Timestamper ("[2024-01-15T10:31:20.101Z] ", "[10:31:20] ", "10:31:20  "), GitLab's
+#: ("2024-01-15T10:31:20.123456Z 01O "), and a bare ISO date-time.
+_OTHER_PREFIXES = tuple(
+    (re.compile(p), share)
+    for p, share in (
+        (r"\[\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)?\] ?", 0.3),
+        (r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d(?:[.,]\d+)?(?:Z|[+-]\d\d:?\d\d)? ", 0.3),
+        (r"\[\d\d:\d\d:\d\d(?:[.,]\d+)?\] ?", 0.6),
+        (r"\d\d:\d\d:\d\d(?:[.,]\d+)? ", 0.6),
+    )
+)
+#: GitLab's stream marker after its timestamp ("01O ", "00E+ ").
+_GITLAB_STREAM = re.compile(r"\d\d[OE]\+? ?")
 _CUT_MARK = re.compile(r"^\[… \d+ bytes cut …\]$")
 _RUNNER_NEEDLE = re.compile(re.escape("##["))
 _STEP = "##[group]Run "
@@ -311,17 +327,24 @@ def clean_log(data: bytes | str, *, max_bytes: int = MAX_BYTES) -> LogText:
     if columns:
         lines, step_column = _strip_prefix(lines)
     timestamps = _has_timestamps(lines)
-    search = Haystack.of(haystack, timestamps=timestamps, columns=columns)
+    found = Haystack.of(haystack, timestamps=timestamps, columns=columns)
+    search: Haystack | None = found
     del haystack
     if timestamps:
         n = len(lines)
-        if not columns and not bare_cr and int(np.count_nonzero(search.prefix[:n])) == n:
+        prefix = found.prefix[:n]
+        if not columns and not bare_cr and int(np.count_nonzero(prefix)) == n:
             lines = [s[_TS_WIDTH:] for s in lines]  # every line has the 29-character stamp
         else:
             strip = _strip_timestamp
             lines = [
                 s[_TS_WIDTH:] if s[27:29] == "Z " and s[10:11] == "T" else strip(s) for s in lines
             ]
+    other = _other_prefix(lines, _GITLAB_STREAM if timestamps else None)
+    if other is not None and not columns:
+        match = other.match
+        lines = [s[m.end() :] if (m := match(s)) else s for s in lines]
+        search = None  # searched in the cleaned lines: the prefixes would hit the needles
     steps: list[str] = []
     starts: list[int] = []
     error_lines: list[int] = []
@@ -408,6 +431,21 @@ def _cut_middle(data: bytes, max_bytes: int) -> str:
         + f"[… {cut} bytes cut …]\n"
         + tail.decode("utf-8", "replace")
     )
+
+
+def _other_prefix(
+    lines: Sequence[str], only: re.Pattern[str] | None = None
+) -> re.Pattern[str] | None:
+    """The other CI system's line prefix that enough of the first non-empty lines carry (a
+    third for a date-time, which a tool rarely starts its lines with; most for a bare clock,
+    and for `only`, the one pattern to try)."""
+    sample = [s for s in lines[:400] if s][:60]
+    if len(sample) < 3:
+        return None
+    for pattern, share in ((only, 0.6),) if only else _OTHER_PREFIXES:
+        if sum(1 for s in sample if pattern.match(s)) >= share * len(sample):
+            return pattern
+    return None
 
 
 def _has_timestamps(lines: Sequence[str]) -> bool:

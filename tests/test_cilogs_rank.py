@@ -300,6 +300,36 @@ def test_prefix_detection_leaves_tab_separated_output_alone() -> None:
     assert clean_log(text).lines == ["name\tvalue\tnote", "alpha\t1\tok"]
 
 
+def _make_out() -> str:
+    return next(out for cmd, out, _ in UNSEEN if cmd == "make")
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    [
+        "[2024-01-15T10:31:20.{i:03d}Z] ",  # Jenkins Timestamper
+        "2024-01-15T10:31:20.{i:06d}Z 01O ",  # GitLab
+        "\x1b_bk;t=1705314680{i:03d}\x07",  # Buildkite
+        "10:31:{i:02d} ",  # a bare clock
+    ],
+)
+def test_other_ci_systems_line_prefixes_are_removed(stamp: str) -> None:
+    # HAND-WRITTEN: each system's per-line prefix, in front of gcc and make output.
+    out = _make_out()
+    text = "".join(stamp.format(i=i) + line + "\n" for i, line in enumerate(out.splitlines()))
+    log = clean_log(text)
+    assert log.lines == out.splitlines()
+    assert diagnose(text).key_lines == [
+        "main.c:7:12: error: 'count' undeclared (first use in this function)"
+    ]
+
+
+def test_a_tool_printing_clock_times_keeps_them() -> None:
+    # HAND-WRITTEN: only a few lines start with a clock: not a prefix.
+    text = "building\n10:31:20 cache warm\nlinking\ndone\nerror: link failed\n"
+    assert clean_log(text).lines[1] == "10:31:20 cache warm"
+
+
 # --- the needle search --------------------------------------------------------------------------
 
 
