@@ -6,7 +6,8 @@ Recognises
 - ``npm error code ERESOLVE`` … ``npm error Could not resolve dependency:`` / ``npm error peer
   react@"17.0.2" from react-dom@17.0.2``: a peer-dependency conflict. kind "dependency", code
   ``ERESOLVE``, the conflict in the message;
-- ``npm error code E404`` / ``npm error 404  'nope@^1.0.0' is not in this registry.``,
+- ``npm error code E404`` / ``npm error 404  The requested resource 'nope@^1.0.0' could not be
+  found …`` (npm 11; ``… is not in this registry.`` before),
   ``npm error code ETARGET`` / ``npm error notarget No matching version found for
   left-pad@^2.0.0.``, EINTEGRITY, E401/E403, EBADENGINE …: kind "dependency";
 - ``npm error code EUSAGE`` with ``npm error `npm ci` can only install packages when your
@@ -17,9 +18,9 @@ Recognises
 - ``npm error Lifecycle script `test` failed with error:`` (npm 7+, workspaces) and, with the
   old prefix, ``npm ERR! code ELIFECYCLE`` … ``npm ERR! Failed at the demo@1.0.0 lint script.``
   and ``npm ERR! Test failed.  See above for more details.`` (code ``test-script-failed``): a
-  package.json script failed.
-  The kind follows the script (``test`` → "test", ``lint``/eslint → "lint", ``typecheck``/tsc
-  --noEmit → "types", ``build`` → "compile", ``format``/prettier → "format", else "unknown");
+  package.json script failed. The kind follows the script (``test`` → "test", ``lint``/eslint
+  → "lint", ``typecheck``/tsc --noEmit → "types", ``build`` → "compile", ``format``/prettier →
+  "format", else "unknown");
   code ``lifecycle`` (``ELIFECYCLE`` where printed). The tool's own output above it is what
   explains it; this finding says which script it was;
 - ``npm error code 1`` / ``npm error path …/node_modules/bcrypt`` / ``npm error command sh -c
@@ -30,8 +31,9 @@ Recognises
 The key line (`log_line`) of a ``code X`` block is the line that says the cause (``Could not
 resolve dependency:``, the 404 line, ``notarget No matching version …``, ``network request to …
 failed``), else the code line. ``npm warn`` lines (``npm warn ERESOLVE overriding peer
-dependency``, ``npm warn deprecated``)
-and the trailer (``A complete log of this run can be found in: …``) are not failures.
+dependency``, ``npm warn deprecated``) and the trailer (``A complete log of this run can be
+found in: …``) are not failures. `WRAPPER_CODES` are the codes of the findings that only name
+the failed script.
 """
 
 from __future__ import annotations
