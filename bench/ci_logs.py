@@ -284,7 +284,7 @@ def marked_texts(case: corpus.Case) -> list[set[str]]:
     lines = [_ANSI.sub("", s).strip() for st in case.steps for s in st.output.splitlines()]
     out = []
     for m in case.marked:
-        m = m.strip()
+        m = _ANSI.sub("", m).strip()
         exact = {s for s in lines if s == m}
         out.append(exact or {s for s in lines if m in s})
     return out

@@ -83,11 +83,12 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 def identified(lines: list[str], marked: str) -> list[str]:
-    """The lines a marked text identifies, ANSI colour and surrounding blanks removed: those
-    equal to it if any, else those holding it (as bench/ci_logs.py matches key lines)."""
+    """The lines a marked text identifies, ANSI colour and surrounding blanks removed (from both):
+    those equal to it if any, else those holding it (as bench/ci_logs.py matches key lines)."""
     plain = [_ANSI.sub("", line).strip() for line in lines]
-    exact = [line for line in plain if line == marked.strip()]
-    return exact or [line for line in plain if marked.strip() in line]
+    text = _ANSI.sub("", marked).strip()
+    exact = [line for line in plain if line == text]
+    return exact or [line for line in plain if text in line]
 
 
 @pytest.mark.parametrize("path", CASE_FILES, ids=ids(CASE_FILES))
