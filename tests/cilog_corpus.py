@@ -27,7 +27,8 @@ A case (``<case>.json``)::
     }
 
 ``marked`` are the error lines a maintainer would mark as the cause: each entry is a substring
-that identifies one line of the failing output (it must occur in it). ``failures`` are the
+that identifies one line of the failing output (it must occur in it, with or without its
+ANSI colour; a text equal to a whole line identifies only that line). ``failures`` are the
 facts a parser should extract (each key optional; a parsed failure matches when every given key
 is equal). A step's ``run`` starting with ``actions/`` is shown as a ``uses:`` step.
 
@@ -43,6 +44,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -50,6 +52,8 @@ from typing import Any, Literal
 from tests.cilog_fixtures import actions_log
 
 CORPUS = Path(__file__).parent / "fixtures" / "cilogs"
+#: Colour escapes: a marked text may be given with them or without (as the line reads).
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 STYLES: tuple[str, ...] = ("actions", "prefixed", "plain")
 Style = Literal["actions", "prefixed", "plain"]
 
@@ -106,8 +110,9 @@ def load(path: Path) -> Case:
         captured=meta.get("captured", ""),
     )
     output = "\n".join(s.output for s in steps)
+    plain = _ANSI.sub("", output)
     for m in case.marked:
-        if m not in output:
+        if m not in output and m not in plain:
             raise ValueError(f"{path}: marked text {m!r} is not in the failing output")
     return case
 
