@@ -15,9 +15,13 @@ Two parsers (compiler errors are `javac`'s, Checkstyle violations `gradle_checks
   ``> Could not find com.google.guava:guava:33.0.0-jre.`` ("dependency"). Causes that only point
   at output the other parsers read (``There were failing tests``, ``Compilation failed; see the
   compiler error output``, ``Checkstyle rule violations were found``) are skipped: they are the
-  trailer of a failure already found. The category comes from the cause and the task
-  (``:compileJava`` "compile", ``:spotlessCheck`` "format", ``:checkstyleMain``/``:lint``
-  "lint", ``:test`` "test").
+  trailer of a failure already found. The category comes from the cause (``Could not find
+  g:a:v``, ``Could not resolve all files for configuration``, ``Plugin [id: …] was not found``
+  are "dependency"), else from the task (``:compileJava`` "compile", ``:spotlessCheck``
+  "format", ``:checkstyleMain``/``:lint`` "lint", ``:test`` "test"); a build script error
+  (``A problem occurred evaluating root project 'demo'.`` / ``> Could not find method …``) is
+  "unknown" with code ``build``, its path and line from the ``* Where:`` block before
+  (``Build file '/home/runner/work/demo/demo/build.gradle' line: 16``).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 
-from bot.logparsers.base import MAX_CONTEXT, Category, Failure, clip
+from bot.logparsers.base import MAX_CONTEXT, Category, Failure, clip, rel_path
 
 _TEST = re.compile(r"^(?P<cls>[\w$.]+) > (?:.+ > )?(?P<method>.+?) FAILED$")
 _SHORT_AT = re.compile(r" at (?P<file>[\w$]+\.(?:java|kt|groovy|scala)):(?P<line>\d+)$")
@@ -82,6 +86,9 @@ class GradleTestParser:
 
 
 _TASK = re.compile(r"task '(?P<task>[^']+)'")
+_WHERE = re.compile(
+    r"^(?:Build file|Settings file|Script|Plugin) '(?P<path>[^']+)' line: (?P<line>\d+)"
+)
 _COVERED = (
     "There were failing tests",
     "Compilation failed; see the compiler error output",
@@ -95,17 +102,14 @@ _TASK_KINDS: tuple[tuple[tuple[str, ...], Category], ...] = (
 )
 
 
+_DEPENDENCY = re.compile(
+    r"Could not (?:resolve all |resolve [\w.-]+:[\w.-]+|find [\w.-]+:[\w.-]+|download |GET ')"
+    r"|was not found in any of the following sources"
+)
+
+
 def _kind(task: str, cause: str) -> Category:
-    if any(
-        k in cause
-        for k in (
-            "Could not resolve",
-            "Could not find ",
-            "Could not download",
-            "Could not GET",
-            "was not found in any of the following sources",
-        )
-    ):
+    if _DEPENDENCY.search(cause):
         return "dependency"
     name = task.rsplit(":", 1)[-1].lower()
     for keys, kind in _TASK_KINDS:
@@ -141,8 +145,22 @@ class GradleBuildParser:
             task = t.group("task") if t else ""
             kind = _kind(task, text)
             code = "dependency-resolution" if kind == "dependency" else (task or "build")
+            path: str | None = None
+            line: int | None = None
+            for j in range(max(0, i - 6), i):  # "* Where:" / "Build file '…/build.gradle' line: 16"
+                w = _WHERE.match(lines[j])
+                if w:
+                    path, line = rel_path(w.group("path")), int(w.group("line"))
             out.append(
-                Failure(kind=kind, tool=self.name, message=clip(text), code=code, log_line=at)
+                Failure(
+                    kind=kind,
+                    tool=self.name,
+                    message=clip(text),
+                    path=path,
+                    line=line,
+                    code=code,
+                    log_line=at,
+                )
             )
         return out
 

@@ -7,7 +7,8 @@ Three parsers:
   Cannot access central (…) in offline mode and the artifact com.google.guava:guava:jar:33.0.0-jre
   has not been downloaded from it before.``, ``[ERROR] Plugin org.apache.maven.plugins:
   maven-failsafe-plugin:3.2.5 or one of its dependencies could not be resolved: … Could not
-  transfer artifact …``, ``Non-resolvable parent POM``. Only ``[ERROR]`` lines count (a
+  transfer artifact …``, ``[FATAL] Non-resolvable parent POM for …``; one failure per
+  artifact (Maven repeats the parent POM's). Only ``[ERROR]``/``[FATAL]`` lines count (a
   ``[WARNING] Could not transfer metadata …`` is not a failure). Category "dependency", even
   when the cause is the network (``Unknown host repo.maven.apache.org``): the build could not
   get an artifact;
@@ -47,7 +48,7 @@ _DEPENDENCY_NEEDLES = (
 
 
 def _body(text: str) -> str:
-    return _HELP.sub("", text.removeprefix("[ERROR]").strip())
+    return _HELP.sub("", text.removeprefix("[ERROR]").removeprefix("[FATAL]").strip())
 
 
 class MavenDependencyParser:
@@ -60,7 +61,7 @@ class MavenDependencyParser:
         seen: set[str] = set()
         for i in hits:
             text = lines[i]
-            if not text.startswith("[ERROR]"):
+            if not text.startswith(("[ERROR]", "[FATAL]")):
                 continue
             body = _body(text)
             plugin = _PLUGIN.search(body)
