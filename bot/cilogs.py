@@ -588,6 +588,7 @@ _WORD_NEEDLES = (
     "Panic",
     "PANIC",
     "not ok ",
+    "ERR_",
 )
 
 
@@ -876,7 +877,7 @@ def _counts_exceed(log: LogText, failures: list[Failure], steps: _Steps) -> bool
 
 _WORD_RE = re.compile(
     r"(?i:\b(?:errors?|fail(?:s|ed|ure|ures|ing)?|fatal|panic(?:ked)?|exceptions?)\b)"
-    r"|[a-z](?:Error|Exception)\b|\bERR!|^\s*not ok \d"
+    r"|[a-z](?:Error|Exception)\b|\bERR!|^\s*not ok \d|\bERR_[A-Z]"
 )
 #: Lines of passing runs that hold an error word without reporting one.
 _NOISE_RE = re.compile(
@@ -896,6 +897,7 @@ _TRAILER_RE = re.compile(
     r"|Command failed|\[ERROR\] -> \[Help|Re-run Maven|full stack trace|about the errors"
     r"|^\s*\[ERROR\]\s*$|Recipe for target|error: Recipe|^\s*(?:Error|error|ERROR):?\s*$"
     r"|script returned exit code|^Finished: FAILURE|^\s*Build FAILED\.?$|^\s*FAILURES!+$"
+    r"|_logs/\S*-debug|^npm (?:ERR!|error)\s*$|Failed with errors in \d"
 )
 #: Headings and counts: they say that (and how much) failed, not what.
 _SUMMARY_RE = re.compile(
