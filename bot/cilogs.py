@@ -897,7 +897,7 @@ _TRAILER_RE = re.compile(
     r"|Command failed|\[ERROR\] -> \[Help|Re-run Maven|full stack trace|about the errors"
     r"|^\s*\[ERROR\]\s*$|Recipe for target|error: Recipe|^\s*(?:Error|error|ERROR):?\s*$"
     r"|script returned exit code|^Finished: FAILURE|^\s*Build FAILED\.?$|^\s*FAILURES!+$"
-    r"|_logs/\S*-debug|^npm (?:ERR!|error)\s*$|Failed with errors in \d"
+    r"|_logs/\S*-debug|^npm (?:ERR!|error)\s*$|Failed with errors in \d|^\s*FAIL\s*$|^FAIL\t"
 )
 #: Headings and counts: they say that (and how much) failed, not what.
 _SUMMARY_RE = re.compile(
