@@ -74,6 +74,7 @@ from urllib.parse import quote, unquote, urlencode
 
 import jsonschema
 import jwt
+import yarl
 from aiohttp import hdrs, web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -595,6 +596,9 @@ _JWT_OPERATIONS = frozenset(
     {"apps/get-repo-installation", "apps/get-org-installation", "apps/get-user-installation"}
 )
 
+# Operations GitHub accepts with no credentials at all (the manifest code is the credential).
+_UNAUTHENTICATED_OPERATIONS = frozenset({"apps/create-from-manifest"})
+
 
 def operation(operation_id: str, permission: str | None) -> Callable[[Handler], Handler]:
     """Register a handler for a published operationId (module-wide default table)."""
@@ -678,6 +682,9 @@ class FakeGitHub:
         self._check_suites: dict[tuple[int, str, str], int] = {}
         # Set by close(): releases answers held back by a "timeout" lost response.
         self._closing = asyncio.Event()
+        # The App manifest flow: code -> (manifest, owner login, owner type); single use.
+        self.manifest_codes: dict[str, tuple[dict[str, Any], str, str]] = {}
+        self.created_apps: list[dict[str, Any]] = []
 
     # ----------------------------------------------------------------------------- lifecycle
 
@@ -698,6 +705,9 @@ class FakeGitHub:
         # GraphQL is the only way to mark a PR ready for review (REST ignores `draft` on update),
         # so it gets a route of its own that records such attempts; see `_graphql`.
         app.router.add_post("/graphql", self._graphql)
+        # GitHub's web form of the App manifest flow (not REST): see `_manifest_form`.
+        app.router.add_post("/settings/apps/new", self._manifest_form)
+        app.router.add_post("/organizations/{org}/settings/apps/new", self._manifest_form)
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -2124,6 +2134,36 @@ class FakeGitHub:
     def _violation(self, rec: RecordedRequest, message: str) -> None:
         self.violations.append(f"{rec.method} {rec.path}: {message}")
 
+    def issue_manifest_code(
+        self, manifest: dict[str, Any], *, owner: str = "octocat", owner_type: str = "User"
+    ) -> str:
+        """What GitHub does when the user confirms a manifest: a one-use code for the
+        conversion (`POST /app-manifests/{code}/conversions`)."""
+        code = f"mc_{secrets.token_hex(10)}"
+        self.manifest_codes[code] = (manifest, owner, owner_type)
+        return code
+
+    async def _manifest_form(self, request: web.Request) -> web.StreamResponse:
+        """`POST {github}/settings/apps/new` (or an organisation's): the browser posts the
+        manifest form; GitHub (after the user confirms) redirects to the manifest's
+        `redirect_url` with `?code=...&state=...`. A manifest without one is a 422."""
+        form = await request.post()
+        try:
+            manifest = json.loads(str(form.get("manifest", "")))
+        except ValueError:
+            return web.Response(status=422, text="Invalid manifest: not JSON")
+        if not isinstance(manifest, dict) or not manifest.get("redirect_url"):
+            return web.Response(status=422, text="Invalid manifest: redirect_url is required")
+        org = request.match_info.get("org")
+        code = self.issue_manifest_code(
+            manifest, owner=org or "octocat", owner_type="Organization" if org else "User"
+        )
+        query = {"code": code}
+        if form.get("state"):
+            query["state"] = str(form["state"])
+        target = yarl.URL(str(manifest["redirect_url"])).update_query(query)
+        raise web.HTTPFound(str(target))
+
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
         raw_path = request.raw_path.split("?", 1)[0]
         auth_kind, credential = _parse_auth(request.headers.get("Authorization"))
@@ -2388,6 +2428,8 @@ class FakeGitHub:
         spec: HandlerSpec | None,
     ) -> tuple[InstallationToken | None, FakeRepo | None]:
         repo: FakeRepo | None = None
+        if op.operation_id in _UNAUTHENTICATED_OPERATIONS:
+            return None, None
         is_jwt_op = (
             op.path == "/app" or op.path.startswith("/app/") or op.operation_id in _JWT_OPERATIONS
         )
@@ -2678,6 +2720,35 @@ def _github_base64(data: bytes) -> str:
 @operation("apps/get-authenticated", None)
 async def _get_app(fake: FakeGitHub, ctx: Ctx) -> web.StreamResponse:
     return _json(fake.app_json())
+
+
+@operation("apps/create-from-manifest", None)
+async def _create_from_manifest(fake: FakeGitHub, ctx: Ctx) -> web.StreamResponse:
+    """The conversion: the new App's id, key and secrets, once per code. The App is this fake's
+    own (same id and key), so what `loopwright setup` writes works against the fake after."""
+    entry = fake.manifest_codes.pop(ctx.params["code"], None)
+    if entry is None:
+        raise GitHubError(404, "Not Found")
+    manifest, owner, owner_type = entry
+    slug = re.sub(r"[^a-z0-9]+", "-", str(manifest.get("name", fake.app_slug)).lower()).strip("-")
+    fake.app_slug = slug or fake.app_slug
+    data = fake.app_json()
+    data.update(
+        {
+            "name": manifest.get("name", fake.app_name),
+            "description": manifest.get("description", ""),
+            "external_url": manifest.get("url", ""),
+            "owner": fake.user_json(owner, owner_type),
+            "permissions": dict(manifest.get("default_permissions") or {}),
+            "events": list(manifest.get("default_events") or []),
+            "client_id": f"Iv1.{secrets.token_hex(8)}",
+            "client_secret": secrets.token_hex(20),
+            "webhook_secret": secrets.token_hex(20),
+            "pem": fake.private_key_pem,
+        }
+    )
+    fake.created_apps.append(data)
+    return _json(data, 201)
 
 
 @operation("apps/list-installations", None)
