@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,8 @@ from gidgethub.sansio import Event
 
 import handlers
 from bot import db as dbmod
+from bot import logs
+from bot import metrics as mx
 from bot.costs import CostGuard, reservation_ttl
 from bot.forge import DryRunForge, GitHubForge, Issue
 from bot.github import GitHubApp
@@ -38,9 +41,11 @@ log = logging.getLogger("loopwright")
 class Runtime:
     """The resources one process shares: store, HTTP session, GitHub App, model, workers."""
 
-    def __init__(self, settings: Settings, store: Store) -> None:
+    def __init__(self, settings: Settings, store: Store, metrics: mx.Metrics | None = None) -> None:
         self.settings = settings
         self.store = store
+        #: The served app's metrics (None in local mode): current in the workers' tasks.
+        self.metrics = metrics
         self.session: aiohttp.ClientSession | None = None
         self.github: GitHubApp | None = None
         self.model: ModelClient | None = None
@@ -54,13 +59,19 @@ class Runtime:
     @classmethod
     @contextlib.asynccontextmanager
     async def open(
-        cls, settings: Settings, *, github: bool = False, model: bool = False, workers: int = 0
+        cls,
+        settings: Settings,
+        *,
+        github: bool = False,
+        model: bool = False,
+        workers: int = 0,
+        metrics: mx.Metrics | None = None,
     ) -> AsyncIterator[Runtime]:
         if github or workers:
             settings.require("app_id", "private_key")
             key = settings.private_key_pem()
         database = await dbmod.connect(settings.resolved_database_url())
-        rt = cls(settings, Store(database, secrets=settings.secret_values()))
+        rt = cls(settings, Store(database, secrets=settings.secret_values()), metrics)
         try:
             await rt.store.init()
             if github or workers:
@@ -87,13 +98,14 @@ class Runtime:
                     concurrency=workers,
                     lease_seconds=settings.job_lease_seconds,
                     backoff_seconds=settings.job_backoff_seconds,
+                    metrics=metrics,
                 )
                 rt.pool.start()
                 if settings.redeliver_interval_seconds > 0:
                     assert rt.github is not None
                     # Deliveries that failed while no process was up are asked for again.
-                    rt.background.append(
-                        asyncio.create_task(
+                    with rt.metrics_current():
+                        reconciling = asyncio.create_task(
                             reconcile_periodically(
                                 rt.github,
                                 rt.store,
@@ -102,7 +114,7 @@ class Runtime:
                                 first_delay=min(5.0, settings.redeliver_interval_seconds),
                             )
                         )
-                    )
+                    rt.background.append(reconciling)
             yield rt
         finally:
             for task in rt.background:
@@ -139,6 +151,10 @@ class Runtime:
             schema_style=style,
         )
 
+    def metrics_current(self) -> contextlib.AbstractContextManager[None]:
+        """This runtime's metrics current for the tasks started inside."""
+        return mx.use(self.metrics)
+
     def notify(self) -> None:
         if self.pool:
             self.pool.notify()
@@ -172,6 +188,9 @@ class Runtime:
         run_id = await self.store.start_run(
             job.id or None, job.kind, job.repo, job.number, installation_id=job.installation_id
         )
+        # Every line logged from here to the end of this task names the run (and its job).
+        logs.bind(run_id=run_id, job_id=job.id or None, repo=job.repo, loop=job.kind)
+        started = time.monotonic()
         # The spend caps of this repository and installation, checked before every model call
         # of the run (local mode has no installation: the repository's caps still apply).
         guard = CostGuard(
@@ -198,14 +217,19 @@ class Runtime:
             outcome = await execute(job.kind, LOOPS[job.kind], job, ctx)
         except BaseException as exc:
             if interrupted_by_shutdown(exc):
+                mx.observe_run(job.kind, "shutdown", time.monotonic() - started)
                 await asyncio.shield(
                     self.store.finish_run(
                         run_id, "interrupted", "shutdown", "the worker stopped; job requeued"
                     )
                 )
             else:
+                # The exception's type is the recorded exit reason; the metric keeps one label
+                # value for all of them (type names are open-ended).
+                mx.observe_run(job.kind, "error", time.monotonic() - started)
                 await self.store.finish_run(run_id, "error", type(exc).__name__, str(exc))
             raise
+        mx.observe_run(job.kind, outcome.exit.value, time.monotonic() - started)
         await self.store.finish_run(run_id, "done", outcome.exit.value, outcome.detail)
         log.info(
             "run %d (%s %s#%s): %s %s",
@@ -223,9 +247,16 @@ async def decide(event: Event, settings: Settings) -> list[JobSpec]:
     return await handlers.decide_jobs(event, app_id=settings.app_id)
 
 
+METRICS = web.AppKey("metrics", mx.Metrics)
+
+
 def build_app(settings: Settings, *, workers: int) -> web.Application:
+    """The app of `loopwright serve`: the intake (`bot.server`), its workers, and `/metrics`
+    (on a registry of this app's own, so several apps in one process count apart)."""
+    app_metrics = mx.Metrics()
+
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        async with Runtime.open(settings, workers=workers) as rt:
+        async with Runtime.open(settings, workers=workers, metrics=app_metrics) as rt:
             app[STORE] = rt.store
             app[NOTIFY] = rt.notify
             yield
@@ -233,7 +264,11 @@ def build_app(settings: Settings, *, workers: int) -> web.Application:
     async def route(event: Event) -> list[JobSpec]:
         return await decide(event, settings)
 
-    return create_app(settings, decide=route, lifecycle=lifecycle)
+    app = create_app(settings, decide=route, lifecycle=lifecycle)
+    app[METRICS] = app_metrics
+    app.middlewares.append(mx.intake_middleware(app_metrics))
+    app.router.add_get("/metrics", mx.metrics_handler(app_metrics, lambda: app.get(STORE)))
+    return app
 
 
 # --- local mode -----------------------------------------------------------------------------------

@@ -19,6 +19,8 @@ from gidgethub import BadRequest
 from gidgethub import aiohttp as gh_aiohttp
 from gidgethub.sansio import format_url
 
+from bot import metrics as mx
+
 log = logging.getLogger("loopwright.github")
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -122,6 +124,7 @@ class RetryingGitHubAPI(gh_aiohttp.GitHubAPI):
             try:
                 status, resp_headers, resp_body = await super()._request(method, url, headers, body)
             except (TimeoutError, aiohttp.ClientConnectionError) as exc:
+                mx.observe_github(method, None, None)
                 last = f"{type(exc).__name__}: {exc}"
                 if not repeatable and not _never_sent(exc):
                     raise self._ambiguous(method, url, attempt, last) from exc
@@ -129,6 +132,7 @@ class RetryingGitHubAPI(gh_aiohttp.GitHubAPI):
                     break
                 await self._sleep_fn(min(self.max_wait, 0.5 * 2 ** (attempt - 1)))
                 continue
+            mx.observe_github(method, status, {k.lower(): v for k, v in resp_headers.items()})
             wait = self._retry_wait(status, resp_headers, attempt)
             if wait is None:
                 return status, resp_headers, resp_body

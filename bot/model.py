@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -16,12 +17,16 @@ from typing import Any, Generic, Literal, Protocol, TypeVar
 import openai
 from pydantic import BaseModel, ValidationError
 
+from bot import logs
+from bot import metrics as mx
 from bot.settings import Settings
 from bot.store import StepRecord
 
 T = TypeVar("T", bound=BaseModel)
 SchemaStyle = Literal["openai", "llama"]
 Recorder = Callable[[StepRecord], Awaitable[None]]
+
+log = logging.getLogger("loopwright.model")
 
 #: A header our scripted test model uses to pick the script for a step; real servers ignore it.
 STEP_HEADER = "X-Loopwright-Step"
@@ -212,6 +217,22 @@ class ModelClient:
         invalid reply is a verified failure of the smaller model. `models` overrides the list
         (a loop that escalates after failed attempts passes the rest of it).
         """
+        # Lines logged during the call (here, by the guard, the recorder) name the step.
+        with logs.context(step=step):
+            return await self._structured(
+                step, messages, output_type, schema, record, max_tokens, models
+            )
+
+    async def _structured(
+        self,
+        step: str,
+        messages: list[dict[str, str]],
+        output_type: type[T],
+        schema: dict[str, Any] | None,
+        record: Recorder | None,
+        max_tokens: int,
+        models: list[str] | None,
+    ) -> Reply[T]:
         models = models or self.settings.models_for(step)
         schema = schema or output_type.model_json_schema()
         usage = Usage()
@@ -274,6 +295,7 @@ class ModelClient:
             }
             resp = await self.client.chat.completions.create(**request)
         except openai.APIError as exc:
+            mx.observe_model_call(logs.current("loop"), step, model, "unavailable")
             if record:
                 await record(
                     StepRecord(
@@ -300,6 +322,23 @@ class ModelClient:
             value = output_type.model_validate(extract_json(text))
         except (ValueError, ValidationError) as exc:
             error = _short_error(exc)
+        log.debug(
+            "model %s answered in %.0f ms: %d+%d tokens, %s",
+            model,
+            ms,
+            pt,
+            ct,
+            "valid" if value is not None else f"invalid ({error})",
+        )
+        mx.observe_model_call(
+            logs.current("loop"),
+            step,
+            model,
+            "valid" if value is not None else "invalid",
+            pt,
+            ct,
+            call.cost,
+        )
         if record:
             await record(
                 StepRecord(

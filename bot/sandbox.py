@@ -30,6 +30,7 @@ import argparse
 import asyncio
 import contextlib
 import fcntl
+import functools
 import hashlib
 import json
 import logging
@@ -45,13 +46,14 @@ import sys
 import tempfile
 import time
 import tomllib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping, Sequence
 from configparser import ConfigParser
 from configparser import Error as ConfigParserError
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, ParamSpec
 
+from bot import metrics as mx
 from bot.text import redact, redact_data
 
 log = logging.getLogger(__name__)
@@ -453,6 +455,31 @@ def _kill_group(pid: int) -> None:
         os.killpg(pid, signal.SIGKILL)
 
 
+_P = ParamSpec("_P")
+
+
+def _counted(
+    fn: Callable[_P, Awaitable[SandboxResult]],
+) -> Callable[_P, Coroutine[Any, Any, SandboxResult]]:
+    """Count each sandboxed command by result (`loopwright_sandbox_runs_total`), when a
+    served app's metrics are current."""
+
+    @functools.wraps(fn)
+    async def counted(*args: _P.args, **kwargs: _P.kwargs) -> SandboxResult:
+        started = time.monotonic()
+        try:
+            result = await fn(*args, **kwargs)
+        except SandboxUnavailable:
+            mx.observe_sandbox("unavailable", time.monotonic() - started)
+            raise
+        outcome = "timeout" if result.timed_out else "ok" if result.exit_code == 0 else "failed"
+        mx.observe_sandbox(outcome, result.duration_s)
+        return result
+
+    return counted
+
+
+@_counted
 async def run_sandboxed(
     cmd: Sequence[str],
     *,

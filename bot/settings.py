@@ -107,6 +107,10 @@ class Settings(BaseSettings):
     #: process limit does not bind root). Empty: refuse to sandbox as root.
     sandbox_user: str | None = None
 
+    #: How log lines look on stderr: "text" (one readable line) or "json" (one JSON object per
+    #: line, with the run id, job id, repo and step of the job it was logged in).
+    log_format: Literal["text", "json"] = "text"
+
     def require(self, *names: str) -> None:
         """Fail with one line per the first missing setting among `names`."""
         for name in names:

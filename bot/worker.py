@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import os
 import socket
@@ -11,6 +12,8 @@ import traceback
 import uuid
 from collections.abc import Awaitable, Callable
 
+from bot import logs
+from bot import metrics as mx
 from bot.store import Job, JobState, Store
 
 log = logging.getLogger("loopwright.worker")
@@ -40,8 +43,11 @@ class WorkerPool:
         lease_seconds: float,
         backoff_seconds: float,
         poll_interval: float = 1.0,
+        metrics: mx.Metrics | None = None,
     ) -> None:
         self.store = store
+        #: Current in every task the pool starts (None: record nothing).
+        self.metrics = metrics
         self.runner = runner
         self.concurrency = concurrency
         self.lease_seconds = lease_seconds
@@ -63,7 +69,11 @@ class WorkerPool:
 
     def start(self) -> None:
         for i in range(self.concurrency):
-            self._tasks.append(asyncio.create_task(self._loop(f"{self._prefix}:{i}")))
+            # Each worker runs in a context where the pool's metrics are the current ones: the
+            # jobs it starts, and everything they call, inherit it.
+            ctx = contextvars.copy_context()
+            ctx.run(mx._CURRENT.set, self.metrics)
+            self._tasks.append(asyncio.create_task(self._loop(f"{self._prefix}:{i}"), context=ctx))
 
     def hurry(self) -> None:
         """End a shutdown's grace period now (a second SIGTERM/SIGINT)."""
@@ -131,6 +141,24 @@ class WorkerPool:
         job = await self.store.lease(worker_id, self.lease_seconds)
         if job is None:
             return False
+        # Lines logged about the job, and inside it (the task running it copies this context),
+        # carry its id, repository and loop; the scope ends with the job.
+        with logs.context(job_id=job.id, repo=job.repo, loop=job.kind):
+            return await self._run_leased(worker_id, job)
+
+    async def _reclaimed(self, job: Job) -> bool:
+        """Whether this lease took the job over from a worker whose lease lapsed: an earlier
+        attempt's run was never finished (a worker that fails or hands back finishes it)."""
+        if job.attempts < 2:
+            return False
+        row = await self.store.db.fetchone(
+            "SELECT COUNT(*) AS n FROM runs WHERE job_id=:id AND state='running'", {"id": job.id}
+        )
+        return bool(row and int(row["n"]))
+
+    async def _run_leased(self, worker_id: str, job: Job) -> bool:
+        if self.metrics is not None and await self._reclaimed(job):
+            mx.observe_lease_expiry("reclaimed")
         if self._stopping:  # stop() came while we were leasing: not ours to start any more
             self._interrupted.add(job.id)
             await self._hand_back(job)
@@ -157,6 +185,7 @@ class WorkerPool:
                 return True
             if isinstance(exc, asyncio.CancelledError):
                 if beat.done() and not beat.cancelled() and isinstance(beat.exception(), LeaseLost):
+                    mx.observe_lease_expiry("lost")
                     log.warning("job %d: lease lost; another worker owns it now", job.id)
                     return True
                 raise
