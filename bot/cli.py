@@ -87,16 +87,10 @@ def _redacting_excepthooks(redact: Redactor) -> None:
 
 
 def _setup_logging(settings: Settings, level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(RedactingFilter(settings.secret_values()))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-    for noisy in ("httpx", "httpx2", "openai"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    _redacting_excepthooks(redactor(settings.secret_values()))
+    """Text or JSON lines on stderr, redacted (`bot.logs`; `LOOPWRIGHT_LOG_FORMAT`)."""
+    from bot import logs
+
+    logs.configure(settings, level)
 
 
 def _emit(settings: Settings | None, data: Any, *, as_json: bool = True) -> Any:
@@ -230,6 +224,17 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("--labels", help="comma-separated repository labels (default: GitHub's)")
     rp.add_argument("--json", action="store_true")
 
+    from bot import doctor, setup_app
+
+    setup_app.add_arguments(
+        sub.add_parser(
+            "setup", help="register the GitHub App from app.yml (GitHub's manifest flow)"
+        )
+    )
+    doctor.add_arguments(
+        sub.add_parser("doctor", help="check the install is ready to serve, with the fix for each")
+    )
+
     # Parsed by bot.sandbox itself (see main); listed here for --help only.
     sub.add_parser(
         "sandbox",
@@ -245,6 +250,11 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["sandbox"]:
         return _sandbox(argv[1:])
     args = _parser().parse_args(argv)
+    if args.command == "doctor":
+        # Loading the settings is doctor's first check: a bad variable is one failed line.
+        from bot import doctor
+
+        return doctor.run(None, args)
     settings: Settings | None = None
     try:
         settings = load_settings()
@@ -274,6 +284,10 @@ def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         return asyncio.run(_redeliver(settings, args))
     if args.command == "train":
         return _train(settings, args)
+    if args.command == "setup":
+        from bot import setup_app
+
+        return setup_app.run(settings, args)
     if args.command == "eval":
         return _eval(settings, args)
     if args.command == "traces":

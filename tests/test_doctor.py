@@ -30,11 +30,12 @@ needs_bwrap = pytest.mark.skipif(BWRAP_PROBLEM is not None, reason=str(BWRAP_PRO
 
 
 async def doctor(*args: str, env: dict[str, str]) -> tuple[int, str, str]:
-    """The doctor as the CLI runs it: a subprocess (`loopwright doctor` once wired)."""
+    """`loopwright doctor` as a subprocess."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "bot.doctor",
+        "bot.cli",
+        "doctor",
         *args,
         env=env,
         stdout=asyncio.subprocess.PIPE,

@@ -41,7 +41,8 @@ async def start_setup(
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "bot.setup_app",
+        "bot.cli",
+        "setup",
         "--github-url",
         fake.url,
         "--env-file",
@@ -134,7 +135,7 @@ async def test_manifest_flow_writes_owner_only_files_and_prints_install_url(
     env = {k: v for k, v in os.environ.items() if not k.startswith("LOOPWRIGHT_")}
     env.update(values, LOOPWRIGHT_DATA_DIR=str(tmp_path / "data"))
     doc_proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bot.doctor", "--json", env=env, stdout=asyncio.subprocess.PIPE
+        sys.executable, "-m", "bot.cli", "doctor", "--json", env=env, stdout=asyncio.subprocess.PIPE
     )
     doc_out, _ = await asyncio.wait_for(doc_proc.communicate(), 60)
     checks = {c["name"]: c for c in json.loads(doc_out)["checks"]}
@@ -168,7 +169,8 @@ async def test_existing_env_is_refused_without_force(fake: FakeGitHub, tmp_path:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "bot.setup_app",
+        "bot.cli",
+        "setup",
         "--env-file",
         str(env_file),
         env=env,
