@@ -241,6 +241,8 @@ class Row:
     cost: float
     n_decided: int
     note: str
+    #: Macro-F1 over every issue this candidate decided (not only the common ones).
+    macro_f1_all: float = 0.0
 
 
 @dataclass
@@ -269,6 +271,7 @@ class EvalReport:
                     "latency_ms_p95": round(r.p95_ms, 3),
                     "cost_usd": round(r.cost, 6),
                     "decided": r.n_decided,
+                    "macro_f1_all_decided": round(r.macro_f1_all, 4),
                     "note": r.note,
                 }
                 for r in self.rows
@@ -294,7 +297,10 @@ class EvalReport:
         lines.append("")
         for r in self.rows:
             note = f" — {r.note}" if r.note else ""
-            lines.append(f"- `{r.name}`: {r.about} ({r.n_decided} decided){note}")
+            lines.append(
+                f"- `{r.name}`: {r.about}; macro-F1 {r.macro_f1_all:.3f} on all "
+                f"{r.n_decided} it decided{note}"
+            )
         return "\n".join(lines) + "\n"
 
 
@@ -329,6 +335,9 @@ def build_report(
                 sum(d.cost for d in picked),
                 len(r.decisions),
                 r.note,
+                score(
+                    ((examples[i].label, d.predicted) for i, d in r.decisions.items()), classes
+                ).macro_f1,
             )
         )
     return EvalReport(dataset, len(examples), classes, len(common), rows)

@@ -203,6 +203,7 @@ async def test_eval_triage_scores_every_candidate_on_the_same_issues(
     assert set(rows) == {"keywords", "classifier", "model:tiny"}
     assert rows["keywords"]["decided"] == rows["classifier"]["decided"] == 120
     assert rows["model:tiny"]["decided"] == 9
+    assert rows["model:tiny"]["macro_f1_all_decided"] == rows["model:tiny"]["macro_f1"]
     tiny = rows["model:tiny"]
     assert tiny["per_class_f1"]["bug"] == 0.0 and tiny["accuracy"] == round(3 / 9, 4)
     assert tiny["tokens_per_issue"] > 0 and rows["classifier"]["tokens_per_issue"] == 0
