@@ -33,6 +33,10 @@
     equal to it, else the lines holding it. Then every build the current diagnosis misses in
     its top 3.
 
+(4) The same corpus with each case's own ecosystem's parsers (and its tool's) left out: the
+    closest this corpus comes to logs of a tool no parser knows (the corpus was written beside
+    the parsers, so (3) is an upper bound).
+
 Usage: .venv/bin/python bench/ci_logs.py [--size-mb 50] [--reps 5] [--skip-accuracy]
        [--corpus-only] [--no-corpus]
 """
@@ -490,6 +494,53 @@ def corpus_tables() -> None:
     )
 
 
+def _without_own(case: corpus.Case) -> Diagnose:
+    """The diagnosis with `case`'s ecosystem's parsers (and its tool's) left out."""
+    from bot.logparsers import parsers
+
+    kept = [p for p in parsers() if p.ecosystem != case.ecosystem and p.name != case.tool]
+
+    def run(failing: str, passing: str | None) -> tuple[list[str], str | None]:
+        log = cilogs.clean_log(failing)
+        scan = cilogs._scan(log, kept)
+        new = cilogs.new_lines(log, cilogs.clean_log(passing)) if passing is not None else None
+        d = cilogs._classify(scan.failures, log, new, scan.word_lines, scan.notes)
+        return list(d.key_lines), str(d.category)
+
+    return run
+
+
+def unseen_table() -> None:
+    """The closest the corpus comes to logs of a tool no parser knows: every case diagnosed
+    with its own ecosystem's parsers removed (what is left: the other parsers, annotations,
+    new-vs-passing lines and the generic error-word ranking). Category is not scored (without
+    the tool's parser it is `unknown` by design)."""
+    cases, _ = load_cases()
+    print("\n## (4) Own parsers left out (a proxy for unseen ecosystems), actions style\n")
+    print("| ecosystem | builds | top 3 alone | top 3 with passing | precision alone |")
+    print("|---|---:|---|---|---|")
+    rows: dict[str, list[Score]] = {}
+    for case in cases:
+        fn = _without_own(case)
+        failing = corpus.job_log(case, "actions")
+        for eco in (case.ecosystem, "all"):
+            rows.setdefault(eco, [Score(), Score()])
+        key, cat = fn(failing, None)
+        for eco in (case.ecosystem, "all"):
+            rows[eco][0].add(case, key, cat, False)
+        if case.passing is not None:
+            key, cat = fn(failing, corpus.job_log(case, "actions", passing=True))
+            for eco in (case.ecosystem, "all"):
+                rows[eco][1].add(case, key, cat, False)
+    for eco in [*sorted(e for e in rows if e != "all"), "all"]:
+        alone, with_passing = rows[eco]
+        a = alone.cells()
+        w = with_passing.cells() if with_passing.builds else (None,) * 5
+        label = "**all**" if eco == "all" else eco
+        cells = [_fmt([a[0]]), _fmt([w[0]]), _fmt([a[2]])]
+        print(f"| {label} | {alone.builds} | " + " | ".join(cells) + " |")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size-mb", type=float, default=50.0)
@@ -506,6 +557,7 @@ def main() -> int:
     if not args.no_corpus:
         print()
         corpus_tables()
+        unseen_table()
     print(f"\n(bench ran {time.perf_counter() - start:.0f}s)")
     return 0
 
