@@ -50,10 +50,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from bot.logparsers import LogParser, parsers
-from bot.logparsers.base import CATEGORIES, Category, Failure
+from bot.logparsers.base import CATEGORIES, MAX_MESSAGE_CHARS, Category, Failure, line_index
 
 __all__ = [
     "CATEGORIES",
+    "MAX_MESSAGE_CHARS",
     "Category",
     "Diagnosis",
     "Failure",
@@ -72,7 +73,6 @@ _log = logging.getLogger(__name__)
 MAX_BYTES = 64 * 1024 * 1024
 #: Bytes kept from the start of an over-long log; the rest of max_bytes is kept from its end.
 HEAD_BYTES = 1024 * 1024
-MAX_MESSAGE_CHARS = 300
 #: Key lines shown at most (tools' findings); fewer when nothing was recognised.
 MAX_KEY_LINES = 10
 #: Key lines when no tool explains the failure (annotations, new lines, error words): a reader
@@ -234,11 +234,6 @@ def _key_text(line: str) -> str:
     return line if len(line) <= MAX_KEY_LINE_CHARS else line[: MAX_KEY_LINE_CHARS - 1] + "…"
 
 
-def _clip(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
-    text = text.strip().replace("\t", " ")
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 # --- cleaning -------------------------------------------------------------------------------------
 
 _TS_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,9})?Z(?: |$)")
@@ -310,7 +305,7 @@ def clean_log(data: bytes | str, *, max_bytes: int = MAX_BYTES) -> LogText:
         bare_cr = "\r" in text
     if "\x1b" in text:
         text = _ANSI_RE.sub("", text)
-    runner_lines = _line_indices(text, [m.start() for m in _RUNNER_NEEDLE.finditer(text)])
+    runner_lines = line_index(text, [m.start() for m in _RUNNER_NEEDLE.finditer(text)])
     if haystack is None:
         haystack = text.encode("utf-8", "surrogatepass")
     lines = text.split("\n")
@@ -465,19 +460,6 @@ def _has_timestamps(lines: Sequence[str]) -> bool:
 def _strip_timestamp(line: str) -> str:
     m = _TS_RE.match(line)
     return line[m.end() :] if m else line
-
-
-def _line_indices(text: str, offsets: Sequence[int]) -> list[int]:
-    """Distinct line indices of sorted offsets into `text` (newlines counted in C, not looped)."""
-    out: list[int] = []
-    line = 0
-    prev = 0
-    for off in offsets:
-        line += text.count("\n", prev, off)
-        prev = off
-        if not out or out[-1] != line:
-            out.append(line)
-    return out
 
 
 # --- finding the needles ------------------------------------------------------------------------

@@ -19,13 +19,14 @@ import re
 import shlex
 import time
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, Field
 
 import bot.cilogs as cilogs
 from bot.forge import PullRef, WorkflowRun
+from bot.logparsers.base import Category
 from bot.model import CostCapReached, ModelOutputError, ModelUnavailable, Usage
 from bot.sandbox import EnvironmentSetupFailed, SandboxError, SandboxResult
 from bot.store import Job, StepRecord
@@ -72,17 +73,7 @@ _PLAIN = {
 class Explanation(BaseModel):
     """The model's reading of a log the parsers could not classify."""
 
-    category: Literal[
-        "test",
-        "lint",
-        "format",
-        "types",
-        "compile",
-        "dependency",
-        "infrastructure",
-        "timeout",
-        "unknown",
-    ]
+    category: Category
     explanation: str = Field(max_length=600)
 
 

@@ -36,11 +36,10 @@ Everything here is a pure function of the text: no I/O, no model, no GitHub.
 
 from __future__ import annotations
 
-import bisect
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Literal, Protocol, get_args
 
 #: What the CI loop acts on (see loops/ci_repair.py).
 Category = Literal[
@@ -54,17 +53,7 @@ Category = Literal[
     "timeout",
     "unknown",
 ]
-CATEGORIES: tuple[Category, ...] = (
-    "test",
-    "lint",
-    "format",
-    "types",
-    "compile",
-    "dependency",
-    "infrastructure",
-    "timeout",
-    "unknown",
-)
+CATEGORIES: tuple[Category, ...] = get_args(Category)
 
 MAX_MESSAGE_CHARS = 300
 #: Lines a parser may read after (or before) one hit.
@@ -130,15 +119,16 @@ def rel_path(path: str, root: str | None = None) -> str:
 
 
 def line_index(text: str, offsets: Sequence[int]) -> list[int]:
-    """Sorted, de-duplicated line numbers of character `offsets` into "\\n".join(lines)."""
-    if not offsets:
-        return []
-    starts = [0]
-    pos = text.find("\n")
-    while pos != -1:
-        starts.append(pos + 1)
-        pos = text.find("\n", pos + 1)
-    out = sorted({bisect.bisect_right(starts, o) - 1 for o in offsets})
+    """Sorted, de-duplicated line numbers of character `offsets` into `text` (newlines counted
+    by `str.count`, in C, between consecutive offsets)."""
+    out: list[int] = []
+    line = 0
+    prev = 0
+    for off in sorted(offsets):
+        line += text.count("\n", prev, off)
+        prev = off
+        if not out or out[-1] != line:
+            out.append(line)
     return out
 
 
