@@ -501,10 +501,7 @@ def _without_own(case: corpus.Case) -> Diagnose:
     kept = [p for p in parsers() if p.ecosystem != case.ecosystem and p.name != case.tool]
 
     def run(failing: str, passing: str | None) -> tuple[list[str], str | None]:
-        log = cilogs.clean_log(failing)
-        scan = cilogs._scan(log, kept)
-        new = cilogs.new_lines(log, cilogs.clean_log(passing)) if passing is not None else None
-        d = cilogs._classify(scan.failures, log, new, scan.word_lines, scan.notes)
+        d = cilogs.diagnose(failing, passing, registry=kept)
         return list(d.key_lines), str(d.category)
 
     return run

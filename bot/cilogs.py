@@ -1187,12 +1187,17 @@ def new_lines(failing: LogText, passing: LogText) -> list[int]:
 
 
 def diagnose(
-    data: bytes | str, passing: bytes | str | None = None, *, max_bytes: int = MAX_BYTES
+    data: bytes | str,
+    passing: bytes | str | None = None,
+    *,
+    max_bytes: int = MAX_BYTES,
+    registry: Sequence[LogParser] | None = None,
 ) -> Diagnosis:
     """clean_log + the parsers + classify; with a passing log of the same workflow, also the
-    lines new in the failing one (they rank above the lines both runs share)."""
+    lines new in the failing one (they rank above the lines both runs share). `registry`
+    replaces the discovered parsers (the bench leaves an ecosystem's own out)."""
     log = clean_log(data, max_bytes=max_bytes)
-    scan = _scan(log)
+    scan = _scan(log, registry)
     new = None
     if passing is not None:
         new = new_lines(log, clean_log(passing, max_bytes=max_bytes))
