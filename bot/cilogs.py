@@ -34,8 +34,14 @@ Key lines (`rank_lines`), best first: tool findings (in a failed step first, the
 own, then lines new against the passing run), then the runner's findings, then error annotations
 other than the generic "Process completed with exit code N.", then lines new against the passing
 run, then lines with a generic error word (error, fail, fatal, exception, panic) that are not
-passing noise (``ok pkg 0.02s``, ``go: downloading``, ``[INFO] Downloading``). Few lines are
-shown: when tools explain the failure, only their lines (and the runner's).
+passing noise (``ok pkg 0.02s``, ``go: downloading``, ``[INFO] Downloading``), then lines with
+a weaker failure word ("cannot", "could not", "not found", "No such file") or a diagnostic's
+shape (``path:line:col: message``, ``E711 …``) near the end of a failed step. A guess's shape
+moves it: an error word first or a location up; a summary or heading ("2 failing", "What went
+wrong:"), a stack frame, echoed code, a warning or note, a trailer ("make: *** …", "see above
+for more details") down. Few lines are shown: when tools explain the failure, only their lines
+(and the runner's); otherwise up to three close to the best guess, one per message, never the
+runner's bare "Process completed with exit code N." beside another line.
 """
 
 from __future__ import annotations
@@ -572,6 +578,28 @@ _WORD_NEEDLES = (
     "not ok ",
     "ERR_",
 )
+#: Failure words that are not "error": "cannot stat", "Could not find", "No such file", "not
+#: found". Weaker than the error words (a guess scores lower for them).
+_WEAK_NEEDLES = (
+    "annot ",
+    "ould not",
+    "ouldn't",
+    "nable to",
+    "o such ",
+    "not found",
+    "Not found",
+    "NOT FOUND",
+    "denied",
+    "issing",
+    "nvalid",
+    "ndefined",
+    "nresolved",
+    "refused",
+    "imed out",
+    "xceeded",
+    "would reformat",
+    "diff --git ",
+)
 
 
 @dataclass
@@ -603,7 +631,7 @@ def _echo_mask(log: LogText, hits: np.ndarray) -> np.ndarray:
 
 def _scan(log: LogText, registry: Sequence[LogParser] | None = None) -> _Scan:
     registry = parsers() if registry is None else registry
-    needles: list[str] = list(_WORD_NEEDLES)
+    needles: list[str] = [*_WORD_NEEDLES, *_WEAK_NEEDLES]
     patterns: list[re.Pattern[str]] = []
     for p in registry:
         needles.extend(p.needles)
@@ -633,7 +661,7 @@ def _scan(log: LogText, registry: Sequence[LogParser] | None = None) -> _Scan:
             continue
         generic = bool(getattr(p, "generic", False))
         failures.extend((f, generic) for f in got if 0 <= f.log_line < n)
-    words = np.unique(np.concatenate([lines_of(k) for k in _WORD_NEEDLES]))
+    words = np.unique(np.concatenate([lines_of(k) for k in (*_WORD_NEEDLES, *_WEAK_NEEDLES)]))
     resolved = _resolve(failures)
     notes = [f for f in resolved if f.kind == "unknown"]
     return _Scan([f for f in resolved if f.kind != "unknown"], notes, words)
@@ -874,23 +902,29 @@ _NOISE_RE = re.compile(
 _TRAILER_RE = re.compile(
     r"make(?:\[\d+\])?: \*\*\*|exit status \d|exited with (?:exit )?(?:code|status)"
     r"|Process completed with exit code|returned non-zero exit status|with exit code \d"
-    r"|npm (?:ERR!|error) (?:A complete log|code |errno|Lifecycle|Failed at|This is probably"
+    r"|npm (?:ERR!|error) (?:A complete log|code (?:ELIFECYCLE|\d)|errno|Lifecycle|Failed at"
+    r"|This is probably"
     r"|path |command )|ELIFECYCLE|ERROR: Job failed|BUILD FAIL|FAILURE: Build failed"
     r"|Command failed|\[ERROR\] -> \[Help|Re-run Maven|full stack trace|about the errors"
     r"|^\s*\[ERROR\]\s*$|Recipe for target|error: Recipe|^\s*(?:Error|error|ERROR):?\s*$"
     r"|script returned exit code|^Finished: FAILURE|^\s*Build FAILED\.?$|^\s*FAILURES!+$"
     r"|_logs/\S*-debug|^npm (?:ERR!|error)\s*$|Failed with errors in \d|^\s*FAIL\s*$|^FAIL\t"
+    r"|[Ss]ee above for more|^\s*For more (?:information|details)\b|This error happened while"
+    r"|^\s*\[ERROR\] \[Help \d+\]|due to \d+ previous errors?|to rerun pass\b|\[build failed\]\s*$"
 )
 #: Headings and counts: they say that (and how much) failed, not what.
 _SUMMARY_RE = re.compile(
-    r"^\s*[\w ]{0,30}:\s*$"
-    r"|\b\d+ (?:(?:examples?|tests?|specs?|failures?|failed|errors?|problems?)\b|Error\(s\))"
+    r"^\s*(?:\[\w+\]\s*|[*>#-]\s*)?[\w ]{0,30}:\s*$"
+    r"|:\s*[|>]-?\s*$"
+    r"|\b\d+ (?:(?:examples?|tests?|specs?|failures?|failed|failing|errors?|problems?|targets?)\b"
+    r"|Error\(s\))"
     r"|^\s*(?:Tests|Test Suites|Failures|Errors):\s+\d"
 )
 #: An exception line: "ValueError: bad", "java.lang.IllegalStateException: x".
 _EXCEPTION_LINE = re.compile(r"^\s*(?:[\w$]+\.)*[A-Z]\w*(?:Error|Exception)\b:?")
 _STARTS_WITH_WORD = re.compile(
-    r"^\s*(?:\S+: )?(?:error|Error|ERROR|fatal|Fatal|FATAL|FAIL|Fail|panic|Exception|E |not ok )"
+    r"^\s*(?:\[\w+\]\s*|> )?(?:\S+: )?"
+    r"(?:Could not|Cannot|error|Error|ERROR|fatal|Fatal|FATAL|FAIL|Fail|panic|Exception|E |not ok )"
 )
 #: Source code echoed in a traceback ("    raise RuntimeError(…)"), not the error itself.
 _CODE_ECHO = re.compile(r"^\s+(?:raise|throw|assert|panic!?\(|fail\()\b")
@@ -952,12 +986,16 @@ def rank_lines(
             break  # the findings explain it: no guesses below their lines
         if not explained and chosen and score[i] < best - GUESS_BAND:
             break  # a much weaker guess only costs precision
-        if lines[i] in texts:
-            continue
-        texts.add(lines[i])
+        same = _SAME_TEXT.sub(" ", lines[i]).strip()
+        if same in texts:
+            continue  # the same message again (a summary repeating it, another prefix)
+        texts.add(same)
         chosen.append(i)
         if len(chosen) >= limit:
             break
+    if len(chosen) > 1:
+        # "Process completed with exit code 1." says nothing the other lines do not.
+        chosen = [i for i in chosen if not _GENERIC_EXIT.match(lines[i])] or chosen[:1]
     if not chosen:
         chosen = _generic_tail(log, steps, newset)
     return chosen
@@ -970,7 +1008,9 @@ def _guesses(
     words: np.ndarray | None,
     put: object,
 ) -> None:
-    """Score the lines no parser claimed: new lines, then generic error words."""
+    """Score the lines no parser claimed: new lines, then lines with a generic error word, a
+    weaker failure word ("cannot", "not found") or a diagnostic's shape (`path:line: message`,
+    `E501 …`) near the end of a failed step."""
     assert callable(put)
     lines = log.lines
     echo = log.echo
@@ -987,34 +1027,95 @@ def _guesses(
             if not output_line(i):
                 continue
             s = lines[i]
+            if _NOISE_RE.search(s):
+                continue
             value = 50.0 + (10 if steps.in_failed(i) else 0) + _shape(s)
-            if _WORD_RE.search(s) and not _NOISE_RE.search(s):
+            if _WORD_RE.search(s):
                 value += 10
+            elif _WEAK_RE.search(s) or _DIAGNOSTIC.match(s):
+                value += 6
             put(i, value)
-    if words is None or not len(words):
-        return
     candidates: list[int] = []
-    if steps.starts:
-        bounds = [*steps.starts, len(lines)]
-        first = words[words < bounds[0]].tolist()[-MAX_WORD_LINES_PER_STEP:]
-        candidates.extend(first)
-        for k in range(len(steps.starts)):
-            lo, hi = np.searchsorted(words, [bounds[k], bounds[k + 1]])
-            candidates.extend(words[max(lo, hi - MAX_WORD_LINES_PER_STEP) : hi].tolist())
-    else:
-        candidates = words[-MAX_WORD_LINES_PER_STEP * 4 :].tolist()
-    for i in candidates:
+    if words is not None and len(words):
+        if steps.starts:
+            bounds = [*steps.starts, len(lines)]
+            first = words[words < bounds[0]].tolist()[-MAX_WORD_LINES_PER_STEP:]
+            candidates.extend(first)
+            for k in range(len(steps.starts)):
+                lo, hi = np.searchsorted(words, [bounds[k], bounds[k + 1]])
+                candidates.extend(words[max(lo, hi - MAX_WORD_LINES_PER_STEP) : hi].tolist())
+        else:
+            candidates = words[-MAX_WORD_LINES_PER_STEP * 4 :].tolist()
+    candidates.extend(_failed_tails(log, steps))
+    for i in dict.fromkeys(candidates):
         s = lines[i]
         if newset is not None and i not in newset:
             continue  # in the passing run too: noise
-        if not output_line(i) or not _WORD_RE.search(s) or _NOISE_RE.search(s):
+        if not output_line(i) or _NOISE_RE.search(s):
             continue
-        put(i, 30.0 + (15 if steps.in_failed(i) else 0) + _shape(s))
+        if _WORD_RE.search(s):
+            value = 30.0
+        elif _WEAK_RE.search(s) or _DIAGNOSTIC.match(s):
+            value = 25.0
+        else:
+            continue
+        put(i, value + (15 if steps.in_failed(i) else 0) + _shape(s))
+
+
+#: Failure words weaker than "error" (the regex of `_WEAK_NEEDLES`).
+_WEAK_RE = re.compile(
+    r"(?i:\b(?:cannot|could(?: not|n't)|unable to|no such|not found|(?:permission |access )?denied"
+    r"|missing|invalid|undefined|unresolved|refused|timed out|exceeded)\b)"
+    r"|would reformat|^diff --git "
+)
+#: A compiler's or linter's diagnostic: "pkg/a.go:6:13: undefined: y", "a.c(12,5): …",
+#: "src/x.py:1:0: C0114 …", or a rule code first ("E711 Comparison to None…").
+_DIAGNOSTIC = re.compile(
+    r"^\s*(?:\[\w+\]\s*)?(?:[A-Za-z]:)?[\w./\\@+~-]*\w\.[A-Za-z]\w{0,5}"
+    r"(?::\d+(?::\d+)?:|\(\d+(?:,\d+)?\):?)\s+[^\s(]"
+    r"|^\s*[A-Z]{1,4}\d{2,5}\b(?: \[\*\])? [A-Za-z`'\"]"
+)
+#: A stack frame: where an error passed, not what it was.
+_FRAME = re.compile(
+    r"^\s*(?:\[\w+\]\s*)?(?:at (?:[\w$.<>\[\] -]+ ?\(|/)|File \"[^\"]+\", line \d+"
+    r"|#\d+\s+0x[0-9a-f]+"
+    r"|\d+: 0x[0-9a-f]+|[\w./-]+\.go:\d+ \+0x)"
+    r"|^\s*[\w./*()$-]+\((?:\{?0x|\.\.\.|\)$)"
+)
+#: What two lines printing the same message may differ in: a step number, a time, box drawing,
+#: indentation ("#10 0.301 main.c:7: error: x" and "main.c:7: error: x").
+_SAME_TEXT = re.compile(r"^[\s#\d.:➤│┃|>*-]+|\s+")
+#: A warning or a note: printed beside the error, seldom the cause of a red build.
+_WARNING = re.compile(
+    r"^\s*(?:\[WARN(?:ING)?\]|\[warn\]|warning:|WARNING:)|: (?:warning|note):|Warning: "
+)
+#: A location and one word ("tests/test_a.py:11: AssertionError"): it points at the error
+#: printed above it.
+_POINTER = re.compile(r"^\s*\S+:\d+: (?:\w+|\(.*\))$")
+#: How many output lines at the end of each failed step are read for diagnostics' shapes.
+TAIL_LINES = 60
+
+
+def _failed_tails(log: LogText, steps: _Steps) -> list[int]:
+    """The last `TAIL_LINES` lines of each failed step (of the log without step markers) that
+    are shaped like a diagnostic: a tool no parser knows lists its findings there."""
+    lines = log.lines
+    if steps.starts and steps.failed:
+        bounds = [*steps.starts, len(lines)]
+        spans = [(bounds[k], bounds[k + 1]) for k in sorted(steps.failed) if k >= 0]
+    else:
+        spans = [(0, len(lines))]
+    out: list[int] = []
+    for lo, hi in spans:
+        for i in range(max(lo, hi - TAIL_LINES), hi):
+            if _DIAGNOSTIC.match(lines[i]):
+                out.append(i)
+    return out
 
 
 def _shape(s: str) -> float:
     """How much a guessed line's shape says it is a cause (an error line with a location)
-    rather than a summary, a heading, echoed code or a trailer."""
+    rather than a summary, a heading, echoed code, a stack frame or a trailer."""
     value = 0.0
     if _STARTS_WITH_WORD.match(s) or _EXCEPTION_LINE.match(s):
         value += 5
@@ -1024,6 +1125,12 @@ def _shape(s: str) -> float:
         value -= 15
     if _CODE_ECHO.match(s):
         value -= 10
+    if _WARNING.search(s):
+        value -= 10
+    if _FRAME.match(s):
+        value -= 15
+    elif _POINTER.match(s):
+        value -= 5
     if _TRAILER_RE.search(s):
         value -= 25
     return value
@@ -1052,6 +1159,8 @@ def _generic_tail(log: LogText, steps: _Steps, newset: set[int] | None) -> list[
             break
     if newset is not None and any(i in newset for i in before):
         before = [i for i in before if i in newset]
+    if before:
+        errors = [i for i in errors if not _GENERIC_EXIT.match(lines[i])]
     return before[:2] + errors
 
 
