@@ -532,6 +532,37 @@ UNSEEN: list[tuple[str, str, tuple[str, ...]]] = [
         ),
         ("Error: Cannot find module",),
     ),
+    (
+        # A linter whose findings hold no error word: their `path:line:col: message` shape
+        # at the end of the failed step is what marks them.
+        "bundle exec rubocop",
+        (
+            "Inspecting 3 files\n"
+            ".C.\n"
+            "\n"
+            "Offenses:\n"
+            "\n"
+            "app/models/user.rb:3:5: C: [Correctable] Style/StringLiterals: Prefer single-quoted strings when you don't need string interpolation or special symbols.\n"  # noqa: E501
+            '    name = "x"\n'
+            "           ^^^\n"
+            "\n"
+            "3 files inspected, 1 offense detected, 1 offense autocorrectable\n"
+        ),
+        ("app/models/user.rb:3:5: C: [Correctable] Style/StringLiterals",),
+    ),
+    (
+        # A weaker failure word ("Cannot find path"), below PowerShell's position lines.
+        "pwsh ./build.ps1",
+        (
+            "Packaging release\n"
+            "Copy-Item: /home/runner/work/app/app/build.ps1:4\n"
+            "Line |\n"
+            "   4 |  Copy-Item ./dist/app.zip ./out/\n"
+            "     |  ~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~\n"
+            "     | Cannot find path '/home/runner/work/app/app/dist/app.zip' because it does not exist.\n"  # noqa: E501
+        ),
+        ("Cannot find path",),
+    ),
 ]
 
 
