@@ -599,6 +599,11 @@ _WEAK_NEEDLES = (
     "xceeded",
     "would reformat",
     "diff --git ",
+    "●",
+    "✕",
+    "✗",
+    "✘",
+    "❌",
 )
 
 
@@ -1067,6 +1072,8 @@ _WEAK_RE = re.compile(
     r"(?i:\b(?:cannot|could(?: not|n't)|unable to|no such|not found|(?:permission |access )?denied"
     r"|missing|invalid|undefined|unresolved|refused|timed out|exceeded)\b)"
     r"|would reformat|^diff --git "
+    r"|^\s*[●✕×✗✘❌] \S"  # a test runner's failed-test glyph
+    r"|^\s*\d{1,3}\) [A-Za-z]"  # "1) test adds numbers": a numbered failure (mocha, rspec, …)
 )
 #: A compiler's or linter's diagnostic: "pkg/a.go:6:13: undefined: y", "a.c(12,5): …",
 #: "src/x.py:1:0: C0114 …", or a rule code first ("E711 Comparison to None…").
@@ -1075,6 +1082,7 @@ _DIAGNOSTIC = re.compile(
     r"(?::\d+(?::\d+)?:|\(\d+(?:,\d+)?\):?)\s+[^\s(]"
     r"|^\s*[A-Z]{1,4}\d{2,5}\b(?: \[\*\])? [A-Za-z`'\"]"
 )
+_NUMBERED = re.compile(r"^\s*\d{1,3}\) [A-Za-z]")
 #: A stack frame: where an error passed, not what it was.
 _FRAME = re.compile(
     r"^\s*(?:\[\w+\]\s*)?(?:at (?:[\w$.<>\[\] -]+ ?\(|/)|File \"[^\"]+\", line \d+"
@@ -1108,7 +1116,7 @@ def _failed_tails(log: LogText, steps: _Steps) -> list[int]:
     out: list[int] = []
     for lo, hi in spans:
         for i in range(max(lo, hi - TAIL_LINES), hi):
-            if _DIAGNOSTIC.match(lines[i]):
+            if _DIAGNOSTIC.match(lines[i]) or _NUMBERED.match(lines[i]):
                 out.append(i)
     return out
 
