@@ -13,14 +13,14 @@ from bot.sandbox.base import (
     DEFAULT_OUTPUT_CAP,
     SandboxError,
     SandboxMode,
+    SandboxResult,
     grant_workspace,
 )
 from bot.sandbox.jail import run_sandboxed
 from bot.text import redact, redact_data
 
 
-def cli(argv: list[str]) -> int:
-    """`loopwright sandbox --workdir PATH [--timeout S] [--network] [--json] -- CMD ...`"""
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="loopwright sandbox",
         description="Run one command in the sandbox exactly the way loops do.",
@@ -33,6 +33,12 @@ def cli(argv: list[str]) -> int:
     parser.add_argument("--mode", choices=("bwrap", "none"), default=None)
     parser.add_argument("--output-cap", type=int, default=DEFAULT_OUTPUT_CAP)
     parser.add_argument("cmd", nargs=argparse.REMAINDER)
+    return parser
+
+
+def cli(argv: list[str]) -> int:
+    """`loopwright sandbox --workdir PATH [--timeout S] [--network] [--json] -- CMD ...`"""
+    parser = _parser()
     args = parser.parse_args(argv)
     cmd = list(args.cmd)
     if cmd and cmd[0] == "--":
@@ -67,18 +73,22 @@ def cli(argv: list[str]) -> int:
     except (SandboxError, ValueError) as exc:
         print(f"loopwright sandbox: {exc}", file=sys.stderr)
         return 125
-    result.output = redact(result.output)  # every output channel is redacted, this one too
-    if args.json:
-        print(json.dumps(redact_data(result.to_dict())))
-    else:
-        sys.stdout.write(result.output)
-        if result.output and not result.output.endswith("\n"):
-            sys.stdout.write("\n")
-        state = "timed out" if result.timed_out else f"exit {result.exit_code}"
-        cut = f", {result.bytes_cut} bytes of output cut" if result.truncated else ""
-        print(
-            f"--- loopwright sandbox ({result.mode}{', network' if result.network else ''}): "
-            f"{state} in {result.duration_s:.2f}s{cut}",
-            file=sys.stderr,
-        )
+    _print_result(result, as_json=args.json)
     return result.exit_code if result.exit_code >= 0 else 128 - result.exit_code
+
+
+def _print_result(result: SandboxResult, *, as_json: bool) -> None:
+    result.output = redact(result.output)  # every output channel is redacted, this one too
+    if as_json:
+        print(json.dumps(redact_data(result.to_dict())))
+        return
+    sys.stdout.write(result.output)
+    if result.output and not result.output.endswith("\n"):
+        sys.stdout.write("\n")
+    state = "timed out" if result.timed_out else f"exit {result.exit_code}"
+    cut = f", {result.bytes_cut} bytes of output cut" if result.truncated else ""
+    print(
+        f"--- loopwright sandbox ({result.mode}{', network' if result.network else ''}): "
+        f"{state} in {result.duration_s:.2f}s{cut}",
+        file=sys.stderr,
+    )
