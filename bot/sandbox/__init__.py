@@ -26,55 +26,31 @@ Two ways to launch bubblewrap, chosen by who we are:
 The parts: `base` (limits, binds, results, errors, the sandbox user), `bwrap` (the bubblewrap
 command line), `jail` (`run_sandboxed`), `testdeps` (the default setup commands, read from a
 repository's config files), `envcache` (`prepare_environment`: the cached virtualenvs),
-`command` (`loopwright sandbox`). Import from `bot.sandbox`: this is the public API.
+`command` (`loopwright sandbox`). Callers import from `bot.sandbox`, which re-exports what they
+use.
 """
 
 from bot.sandbox.base import (
-    BASE_PATH,
     DEFAULT_OUTPUT_CAP,
-    SANDBOX_TMP,
     SANDBOX_VENV,
-    SANDBOX_WORKDIR,
     Bind,
     Limits,
     SandboxError,
     SandboxMode,
     SandboxResult,
     SandboxUnavailable,
-    SandboxUser,
     grant_workspace,
-    python_prefix,
     resolve_user,
     sandbox_path,
 )
-from bot.sandbox.bwrap import DEFAULT_BWRAP, ETC_ENTRIES, INSTALL_HINT, SYSTEM_DIRS
 from bot.sandbox.command import cli
-from bot.sandbox.envcache import (
-    DEPENDENCY_GLOBS,
-    SYSTEM_CA_BUNDLE,
-    EnvInfo,
-    EnvironmentSetupFailed,
-    dependency_files,
-    environment_key,
-    prepare_environment,
-    repo_slug,
-    system_ca_env,
-)
+from bot.sandbox.envcache import EnvInfo, EnvironmentSetupFailed, prepare_environment, repo_slug
 from bot.sandbox.jail import run_sandboxed
 from bot.sandbox.testdeps import default_setup_commands
 
 __all__ = [
-    "BASE_PATH",
-    "DEFAULT_BWRAP",
     "DEFAULT_OUTPUT_CAP",
-    "DEPENDENCY_GLOBS",
-    "ETC_ENTRIES",
-    "INSTALL_HINT",
-    "SANDBOX_TMP",
     "SANDBOX_VENV",
-    "SANDBOX_WORKDIR",
-    "SYSTEM_CA_BUNDLE",
-    "SYSTEM_DIRS",
     "Bind",
     "EnvInfo",
     "EnvironmentSetupFailed",
@@ -83,17 +59,12 @@ __all__ = [
     "SandboxMode",
     "SandboxResult",
     "SandboxUnavailable",
-    "SandboxUser",
     "cli",
     "default_setup_commands",
-    "dependency_files",
-    "environment_key",
     "grant_workspace",
     "prepare_environment",
-    "python_prefix",
     "repo_slug",
     "resolve_user",
     "run_sandboxed",
     "sandbox_path",
-    "system_ca_env",
 ]

@@ -22,15 +22,11 @@ disabled in every workspace config. We never shell out to git here.
 
 The parts: `base` (errors, names, the token callback, the hardened config), `mirror`
 (`MirrorCache`), `working_copy` (`Workspace`, snapshots, the push policy), `slots`
-(`open_workspace`, keeping slots warm, `sweep_stale`). Import from `bot.workspace`: this is the
-public API.
+(`open_workspace`, keeping slots warm, `sweep_stale`). Callers import from `bot.workspace`, which
+re-exports what they use.
 """
 
 from bot.workspace.base import (
-    BRANCH_PREFIX,
-    DEFAULT_AUTHOR_EMAIL,
-    DEFAULT_AUTHOR_NAME,
-    DEFAULT_REFSPECS,
     AuthenticationError,
     EditError,
     FetchError,
@@ -46,22 +42,9 @@ from bot.workspace.base import (
 )
 from bot.workspace.mirror import MirrorCache
 from bot.workspace.slots import open_workspace, sweep_stale
-from bot.workspace.working_copy import (
-    MAX_SNAPSHOT_FILES,
-    PROTECTED_PREFIXES,
-    SearchHit,
-    TreeChanges,
-    TreeSnapshot,
-    Workspace,
-)
+from bot.workspace.working_copy import SearchHit, TreeChanges, TreeSnapshot, Workspace
 
 __all__ = [
-    "BRANCH_PREFIX",
-    "DEFAULT_AUTHOR_EMAIL",
-    "DEFAULT_AUTHOR_NAME",
-    "DEFAULT_REFSPECS",
-    "MAX_SNAPSHOT_FILES",
-    "PROTECTED_PREFIXES",
     "AuthenticationError",
     "EditError",
     "FetchError",
