@@ -27,6 +27,7 @@ re-exports what they use.
 """
 
 from bot.workspace.base import (
+    DEFAULT_REFSPECS,
     AuthenticationError,
     EditError,
     FetchError,
@@ -45,6 +46,7 @@ from bot.workspace.slots import open_workspace, sweep_stale
 from bot.workspace.working_copy import SearchHit, TreeChanges, TreeSnapshot, Workspace
 
 __all__ = [
+    "DEFAULT_REFSPECS",
     "AuthenticationError",
     "EditError",
     "FetchError",
