@@ -7,12 +7,10 @@ base was never a reproduction.
 from __future__ import annotations
 
 import enum
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.testresults import TestRun
-
-RunTests = Callable[[list[str]], Awaitable[TestRun]]
 
 PASSING = frozenset({"passed"})
 
@@ -69,10 +67,6 @@ def classify(
             v = Verdict.FLAKY_BASE
         verdicts.append(TestVerdict(tid, v, b or 0, h or 0, max(nb, nh)))
     return verdicts
-
-
-async def rerun(run_tests: RunTests, selection: list[str], times: int) -> list[TestRun]:
-    return [await run_tests(selection) for _ in range(times)]
 
 
 def is_real_fix(verdicts: Sequence[TestVerdict], must_be_fixed: Sequence[str]) -> bool:

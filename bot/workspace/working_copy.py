@@ -1,108 +1,42 @@
-"""Ephemeral git workspaces for jobs: a bare mirror per repository, a cheap working copy per job.
-
-Layout under the data directory:
-
-    mirrors/<owner>/<repo>.git          bare mirror, fetched incrementally over HTTPS
-    mirrors/<owner>/<repo>.git.lock     flock: one fetch per repository across processes
-    workspaces/<owner>/<repo>/<slot>/
-        lock                            flock held by the job using the slot
-        owner                           JSON {pid, job}; present only while a job holds the slot
-        tree/                           the working copy (`tree/.git` borrows the mirror's objects)
-
-Why this shape (numbers in docs/workspace.md): the working copy's `.git` lists the mirror's object
-directory as an *alternate*, so making one copies no objects at all; what costs time is writing
-the ~N files of the tree. A finished job's slot is reset and kept warm (up to `keep_warm` per
-repository), so the next job on the same repository only rewrites the files that differ between
-the two base commits. `keep_warm=0` gives a fresh checkout per job, deleted when it ends.
-
-Security: the installation token only ever lives in memory (a pygit2 credential callback), never
-in a URL, a config file or a log; every file operation is confined to the tree; pushes go only to
-`loopwright/*` and never carry a change under `.github/workflows/`; git hooks and fsmonitor are
-disabled in every workspace config. We never shell out to git here.
-"""
+"""One job's working copy (`Workspace`): reading, searching and editing confined to the tree,
+snapshots of what a sandboxed run changed, keep/revert, and the push policy (only `loopwright/*`,
+never a change under `.github/workflows/`)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import fnmatch
-import json
-import logging
 import os
 import re
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
 import pygit2
-from pygit2.enums import CheckoutStrategy, DiffOption, FetchPrune, SortMode
+from pygit2.enums import CheckoutStrategy, DiffOption, SortMode
+
+from bot.workspace.base import (
+    AuthenticationError,
+    ProtectedPathError,
+    PushError,
+    SearchTextNotFound,
+    SearchTextNotUnique,
+    TokenCallbacks,
+    UnsafePathError,
+    WorkspaceError,
+    check_push_branch,
+    scrub,
+)
 
 T = TypeVar("T")
-log = logging.getLogger(__name__)
 
-BRANCH_PREFIX = "loopwright/"
 PROTECTED_PREFIXES = (".github/workflows/",)
-DEFAULT_AUTHOR_NAME = "loopwright[bot]"
-DEFAULT_AUTHOR_EMAIL = "loopwright[bot]@users.noreply.github.com"
-DEFAULT_REFSPECS = ("+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*")
-
-_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
-_BRANCH_PART_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
 _BINARY_SNIFF = 8192
 _MAX_LINE_CHARS = 500
-
-
-class WorkspaceError(Exception):
-    """Base of every error this module raises on purpose."""
-
-
-class FetchError(WorkspaceError):
-    """Fetching into the mirror failed (network, missing repository, server error)."""
-
-
-class AuthenticationError(FetchError):
-    """The server rejected the installation token."""
-
-
-def _glob_escape(path: str) -> str:
-    """A literal path as a gitignore pattern."""
-    return "".join(f"\\{c}" if c in "*?[]\\!#" else c for c in path)
-
-
-class UnsafePathError(WorkspaceError):
-    """A path points outside the workspace (`..`, absolute, symlink out) or into `.git`."""
-
-
-class EditError(WorkspaceError):
-    """An exact search/replace edit could not be applied."""
-
-
-class SearchTextNotFound(EditError):
-    pass
-
-
-class SearchTextNotUnique(EditError):
-    pass
-
-
-class PushRefused(WorkspaceError):
-    """A push that policy forbids; refused before any network traffic."""
-
-
-class ProtectedBranchError(PushRefused):
-    pass
-
-
-class ProtectedPathError(PushRefused):
-    pass
-
-
-class PushError(WorkspaceError):
-    """The server or the network failed the push."""
 
 
 @dataclass(frozen=True)
@@ -112,203 +46,15 @@ class SearchHit:
     text: str
 
 
-def _check_repo_name(full_name: str) -> tuple[str, str]:
-    # The name becomes a path on disk; refuse anything that could climb out of the data dir.
-    owner, sep, repo = full_name.partition("/")
-    for part in (owner, repo):
-        if not sep or not _NAME_RE.match(part) or part in (".", ".."):
-            raise WorkspaceError(f"invalid repository name {full_name!r}")
-    return owner, repo
-
-
-def branch_name(loop: str, number: int) -> str:
-    """The deterministic branch of one (loop, issue/PR number)."""
-    if not _BRANCH_PART_RE.match(loop) or loop.startswith(".") or ".." in loop:
-        raise WorkspaceError(f"invalid loop name {loop!r}")
-    return f"{BRANCH_PREFIX}{loop}-{int(number)}"
-
-
-def _check_push_branch(branch: str) -> None:
-    if not branch.startswith(BRANCH_PREFIX):
-        raise ProtectedBranchError(f"refusing to push {branch!r}: only {BRANCH_PREFIX}* is allowed")
-    rest = branch[len(BRANCH_PREFIX) :]
-    parts = rest.split("/")
-    if not rest or any(not _BRANCH_PART_RE.match(p) or p.startswith(".") for p in parts):
-        raise ProtectedBranchError(f"refusing to push {branch!r}: not a plain branch name")
-    if ".." in rest or rest.endswith(".lock"):
-        raise ProtectedBranchError(f"refusing to push {branch!r}: not a plain branch name")
+def _glob_escape(path: str) -> str:
+    """A literal path as a gitignore pattern."""
+    return "".join(f"\\{c}" if c in "*?[]\\!#" else c for c in path)
 
 
 def _is_protected(path: str) -> bool:
     # Lower-cased so that a case-insensitive checkout elsewhere cannot smuggle a workflow in.
     lowered = path.lower()
     return any(lowered.startswith(prefix) for prefix in PROTECTED_PREFIXES)
-
-
-class _TokenCallbacks(pygit2.RemoteCallbacks):
-    """Hands the token to libgit2 once; a second request means the server rejected it."""
-
-    def __init__(self, token: str) -> None:
-        super().__init__()
-        self._token = token
-        self.asked = 0
-        self.rejected: dict[str, str] = {}
-
-    def credentials(
-        self,
-        url: str,
-        username_from_url: str | None,
-        allowed_types: pygit2.enums.CredentialType,
-    ) -> pygit2.UserPass:
-        self.asked += 1
-        if self.asked > 1:
-            # Without this libgit2 would retry the same rejected token several times.
-            raise AuthenticationError("the server rejected the installation token")
-        return pygit2.UserPass("x-access-token", self._token)
-
-    def push_update_reference(self, refname: str, message: str | None) -> None:
-        if message:
-            self.rejected[refname] = message
-
-
-class _FileLock:
-    """An exclusive flock on a file; the kernel drops it when the holder dies."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._fd: int | None = None
-
-    def acquire(self, blocking: bool = True) -> bool:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
-        except BlockingIOError:
-            os.close(fd)
-            return False
-        self._fd = fd
-        return True
-
-    def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-
-    @contextlib.contextmanager
-    def held(self) -> Iterator[None]:
-        self.acquire()
-        try:
-            yield
-        finally:
-            self.release()
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _harden_config(repo: pygit2.Repository) -> None:
-    # pygit2 runs no hooks and no fsmonitor, but other git tools may touch this repository
-    # (a human debugging, or a test suite calling git in the sandbox), so switch both off.
-    config = repo.config
-    config["core.hooksPath"] = os.devnull
-    config["core.fsmonitor"] = False
-    config["gc.auto"] = 0
-    config["maintenance.auto"] = False
-
-
-class MirrorCache:
-    """Bare mirrors of repositories, fetched incrementally with an installation token."""
-
-    def __init__(
-        self,
-        data_dir: Path,
-        *,
-        git_base_url: str = "https://github.com",
-        remote_urls: Mapping[str, str] | None = None,
-    ) -> None:
-        """`remote_urls` maps a repository name to a URL or path of its own (local mode
-        clones a checkout on disk this way); every other name is under `git_base_url`."""
-        self.data_dir = Path(data_dir)
-        self.git_base_url = git_base_url.rstrip("/")
-        self.remote_urls = dict(remote_urls or {})
-        self._locks: dict[str, asyncio.Lock] = {}
-
-    def path_for(self, full_name: str) -> Path:
-        owner, repo = _check_repo_name(full_name)
-        return self.data_dir / "mirrors" / owner / f"{repo}.git"
-
-    def url_for(self, full_name: str) -> str:
-        owner, repo = _check_repo_name(full_name)
-        if full_name in self.remote_urls:
-            return self.remote_urls[full_name]
-        return f"{self.git_base_url}/{owner}/{repo}.git"
-
-    def lock_for(self, full_name: str) -> asyncio.Lock:
-        return self._locks.setdefault(full_name, asyncio.Lock())
-
-    async def fetch(
-        self, full_name: str, token: str, *, refspecs: tuple[str, ...] = DEFAULT_REFSPECS
-    ) -> Path:
-        """Create or update the mirror of `full_name`; returns its path.
-
-        Extra refs (`+refs/pull/7/head:refs/pull/7/head`) can be asked for through `refspecs`.
-        """
-        path = self.path_for(full_name)
-        url = self.url_for(full_name)
-        async with self.lock_for(full_name):
-            await asyncio.to_thread(self._fetch_sync, path, url, token, refspecs)
-        return path
-
-    @staticmethod
-    def _fetch_sync(path: Path, url: str, token: str, refspecs: tuple[str, ...]) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with _FileLock(path.with_name(path.name + ".lock")).held():
-            if (path / "HEAD").exists():
-                repo = pygit2.Repository(str(path))
-            else:
-                repo = pygit2.init_repository(str(path), bare=True)
-                _harden_config(repo)
-            # An anonymous remote keeps even the (token-free) URL out of the config.
-            remote = repo.remotes.create_anonymous(url)
-            callbacks = _TokenCallbacks(token)
-            try:
-                remote.fetch(list(refspecs), callbacks=callbacks, prune=FetchPrune.PRUNE)
-            except AuthenticationError:
-                raise AuthenticationError(
-                    f"fetching {url} failed: the server rejected the installation token"
-                ) from None
-            except (pygit2.GitError, OSError) as exc:
-                if callbacks.asked > 1:
-                    raise AuthenticationError(
-                        f"fetching {url} failed: the server rejected the installation token"
-                    ) from None
-                raise FetchError(f"fetching {url} failed: {_scrub(str(exc), token)}") from None
-            _follow_remote_head(repo, remote)
-
-
-def _follow_remote_head(repo: pygit2.Repository, remote: pygit2.Remote) -> None:
-    """Point the mirror's HEAD at the server's default branch, so `base="HEAD"` works."""
-    try:
-        # The advertisement of the fetch just made; connect=False reuses it without traffic.
-        heads = remote.list_heads(connect=False)
-    except pygit2.GitError:
-        return
-    for head in heads:
-        target = head.symref_target
-        if head.name == "HEAD" and target and target.startswith("refs/heads/"):
-            if target in repo.references:
-                repo.set_head(target)
-            return
-
-
-def _scrub(text: str, token: str) -> str:
-    return text.replace(token, "***") if token else text
 
 
 #: How many files inside ignored directories a snapshot lists (a `.tox/` can hold 100k).
@@ -758,7 +504,7 @@ class Workspace:
         """Push the job branch (or `branch`, which must also be under loopwright/) to the
         repository; force-updates it because reruns rebuild it from base. Returns the sha."""
         target = branch or self.branch
-        _check_push_branch(target)
+        check_push_branch(target)
         return await self._run(self._push_sync, token, target)
 
     def _push_sync(self, token: str, target: str) -> str:
@@ -770,7 +516,7 @@ class Workspace:
             )
         sha = str(self._repo.references[local].target)
         remote = self._repo.remotes.create_anonymous(self._remote_url)
-        callbacks = _TokenCallbacks(token)
+        callbacks = TokenCallbacks(token)
         try:
             remote.push([f"+{local}:refs/heads/{target}"], callbacks=callbacks)
         except AuthenticationError:
@@ -779,247 +525,9 @@ class Workspace:
             ) from None
         except (pygit2.GitError, OSError) as exc:
             raise PushError(
-                f"pushing {target} to {self._remote_url} failed: {_scrub(str(exc), token)}"
+                f"pushing {target} to {self._remote_url} failed: {scrub(str(exc), token)}"
             ) from None
         if callbacks.rejected:
             reasons = "; ".join(f"{ref}: {msg}" for ref, msg in callbacks.rejected.items())
-            raise PushError(f"the server rejected the push: {_scrub(reasons, token)}")
+            raise PushError(f"the server rejected the push: {scrub(reasons, token)}")
         return sha
-
-
-# -- slots: creation, reuse, cleanup -----------------------------------------------------------
-
-
-def _workspaces_dir(data_dir: Path) -> Path:
-    return Path(data_dir) / "workspaces"
-
-
-def _new_tree(tree: Path, mirror: Path) -> pygit2.Repository:
-    repo = pygit2.init_repository(str(tree))
-    # Borrow every object from the mirror instead of copying: creation cost is independent of
-    # history size. The mirror is never garbage-collected (gc.auto=0), so the objects stay.
-    alternates = tree / ".git" / "objects" / "info" / "alternates"
-    alternates.write_text(str((mirror / "objects").resolve()) + "\n")
-    repo = pygit2.Repository(str(tree))
-    _harden_config(repo)
-    return repo
-
-
-_FULL_CLEAN = (
-    CheckoutStrategy.FORCE | CheckoutStrategy.REMOVE_UNTRACKED | CheckoutStrategy.REMOVE_IGNORED
-)
-
-
-def _prepare_tree(tree: Path, mirror: Path, base: str, branch: str, how: str) -> str:
-    """Make `tree` a clean checkout of `base` on `branch`; returns the base commit sha.
-
-    how: "new" (init, then check out everything), "clean" (full scan: rewrite whatever differs,
-    remove untracked and ignored files) or "switch" (a tree verified clean at release: write
-    only the paths that differ between its commit and `base`).
-    """
-    # Names (`main`, `refs/pull/7/head`) live in the mirror; the tree only shares its objects.
-    try:
-        commit = pygit2.Repository(str(mirror)).revparse_single(base).peel(pygit2.Commit)
-    except (KeyError, ValueError, pygit2.GitError):
-        raise WorkspaceError(f"base {base!r} is not in the mirror; fetch it first") from None
-    repo = _new_tree(tree, mirror) if how == "new" else pygit2.Repository(str(tree))
-    commit = repo[commit.id].peel(pygit2.Commit)
-    if how == "switch":
-        # Scanning 20,000 files costs more than writing the few that differ (docs/workspace.md).
-        # Safe because the tree was verified clean when its last job released it and nothing
-        # has run in it since.
-        current = repo.head.peel(pygit2.Commit)
-        deltas = list(repo.diff(current, commit).deltas)
-        paths = sorted({d.old_file.path for d in deltas} | {d.new_file.path for d in deltas})
-        if paths:  # an empty list would mean "every path" to libgit2
-            strategy = CheckoutStrategy.FORCE | CheckoutStrategy.DISABLE_PATHSPEC_MATCH
-            repo.checkout_tree(commit, strategy=strategy, paths=paths)  # type: ignore[no-untyped-call]
-    else:
-        repo.checkout_tree(commit, strategy=_FULL_CLEAN)  # type: ignore[no-untyped-call]
-    repo.references.create(f"refs/heads/{branch}", commit.id, force=True)
-    repo.set_head(f"refs/heads/{branch}")
-    # Old job branches in a reused slot are irrelevant and could be pushed by mistake.
-    for name in list(repo.branches.local):
-        if name != branch:
-            with contextlib.suppress(pygit2.GitError):
-                repo.branches.local.delete(name)
-    return str(commit.id)
-
-
-@dataclass
-class _Slot:
-    dir: Path
-    lock: _FileLock
-
-    @property
-    def tree(self) -> Path:
-        return self.dir / "tree"
-
-    @property
-    def owner(self) -> Path:
-        return self.dir / "owner"
-
-
-def _remove_slot(slot_dir: Path) -> None:
-    # Rename first so nobody picks up a half-deleted slot.
-    trash = slot_dir.with_name(f".trash-{uuid.uuid4().hex}")
-    try:
-        slot_dir.rename(trash)
-    except FileNotFoundError:
-        return
-    shutil.rmtree(trash, ignore_errors=True)
-
-
-def _acquire_slot(repo_dir: Path, job: str) -> tuple[_Slot, bool]:
-    """An unused slot for `repo_dir` (reused if a warm one is free); True if the tree is new."""
-    repo_dir.mkdir(parents=True, exist_ok=True)
-    for slot_dir in sorted(p for p in repo_dir.iterdir() if not p.name.startswith(".")):
-        lock = _FileLock(slot_dir / "lock")
-        try:
-            if not lock.acquire(blocking=False):
-                continue
-        except FileNotFoundError:
-            continue
-        slot = _Slot(slot_dir, lock)
-        if not slot_dir.is_dir():
-            # Deleted by its last holder between our listing and our lock.
-            lock.release()
-            continue
-        if slot.owner.exists() or not (slot.tree / ".git").is_dir():
-            # A holder died mid-job: its tree is in an unknown state; never reuse it.
-            _remove_slot(slot_dir)
-            lock.release()
-            continue
-        _write_owner(slot, job)
-        return slot, False
-    slot_dir = repo_dir / f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    slot_dir.mkdir()
-    lock = _FileLock(slot_dir / "lock")
-    lock.acquire()
-    slot = _Slot(slot_dir, lock)
-    _write_owner(slot, job)
-    return slot, True
-
-
-def _write_owner(slot: _Slot, job: str) -> None:
-    slot.owner.write_text(json.dumps({"pid": os.getpid(), "job": job}))
-
-
-def _release_slot(slot: _Slot, mirror: Path, base: str, branch: str, keep_warm: int) -> None:
-    try:
-        warm = [
-            p
-            for p in slot.dir.parent.iterdir()
-            if p != slot.dir and not p.name.startswith(".") and not (p / "owner").exists()
-        ]
-        if len(warm) >= keep_warm:
-            _remove_slot(slot.dir)
-            return
-        # Wipe the job's changes now, so an idle slot holds nothing of it and the next job's
-        # reset is cheap.
-        _prepare_tree(slot.tree, mirror, base, branch, "clean")
-        repo = pygit2.Repository(str(slot.tree))
-        repo.set_head(repo.head.target)
-        repo.branches.local.delete(branch)
-        # The next job trusts this tree to be clean (it only writes what differs): verify.
-        if repo.status(untracked_files="all", ignored=True):
-            raise WorkspaceError("the tree is not clean after reset")
-        slot.owner.unlink()
-    except (OSError, pygit2.GitError, WorkspaceError):
-        _remove_slot(slot.dir)
-    finally:
-        slot.lock.release()
-
-
-@contextlib.asynccontextmanager
-async def open_workspace(
-    mirrors: MirrorCache,
-    full_name: str,
-    base: str,
-    *,
-    loop: str,
-    number: int,
-    keep_warm: int = 2,
-    author_name: str = DEFAULT_AUTHOR_NAME,
-    author_email: str = DEFAULT_AUTHOR_EMAIL,
-) -> AsyncIterator[Workspace]:
-    """A working copy of `full_name` at `base` (a sha or a ref of the mirror) on the branch
-    `loopwright/<loop>-<number>`, for the duration of the `async with` block.
-
-    The mirror must have been fetched. Concurrent jobs on one repository get separate slots.
-    """
-    owner, repo = _check_repo_name(full_name)
-    branch = branch_name(loop, number)
-    mirror = mirrors.path_for(full_name)
-    if not (mirror / "HEAD").exists():
-        raise WorkspaceError(f"no mirror of {full_name}; call MirrorCache.fetch first")
-    repo_dir = _workspaces_dir(mirrors.data_dir) / owner / repo
-    async with mirrors.lock_for(full_name):
-        slot, fresh = await asyncio.to_thread(_acquire_slot, repo_dir, branch)
-    base_sha = ""
-    try:
-        how = "new" if fresh else "switch"
-        base_sha = await asyncio.to_thread(_prepare_tree, slot.tree, mirror, base, branch, how)
-        workspace = Workspace(
-            root=slot.tree,
-            full_name=full_name,
-            remote_url=mirrors.url_for(full_name),
-            branch=branch,
-            base=base_sha,
-            author_name=author_name,
-            author_email=author_email,
-        )
-    except BaseException:
-        await asyncio.to_thread(_remove_slot_and_unlock, slot)
-        raise
-    try:
-        yield workspace
-    finally:
-        async with workspace._op_lock:
-            await asyncio.shield(
-                asyncio.to_thread(_release_slot, slot, mirror, base_sha, branch, keep_warm)
-            )
-
-
-def _remove_slot_and_unlock(slot: _Slot) -> None:
-    try:
-        _remove_slot(slot.dir)
-    finally:
-        slot.lock.release()
-
-
-def sweep_stale(data_dir: Path) -> list[Path]:
-    """Remove workspaces left by dead processes (call at start-up); returns what was removed.
-
-    A slot is stale when it still has an owner marker but nobody holds its lock: the kernel
-    drops a flock when its holder dies, so this also covers a pid reused by another process.
-    """
-    removed: list[Path] = []
-    root = _workspaces_dir(data_dir)
-    if not root.is_dir():
-        return removed
-    for owner_dir in root.iterdir():
-        for repo_dir in owner_dir.iterdir() if owner_dir.is_dir() else ():
-            for slot_dir in list(repo_dir.iterdir()):
-                if slot_dir.name.startswith(".trash-"):
-                    shutil.rmtree(slot_dir, ignore_errors=True)
-                    continue
-                marker = slot_dir / "owner"
-                if not marker.exists():
-                    continue
-                try:
-                    pid = int(json.loads(marker.read_text())["pid"])
-                except (OSError, ValueError, KeyError, TypeError):
-                    pid = -1
-                lock = _FileLock(slot_dir / "lock")
-                if not lock.acquire(blocking=False):
-                    continue
-                try:
-                    if pid > 0 and _pid_alive(pid):
-                        # Alive yet not holding the lock: the pid was reused; still stale.
-                        log.info("pid %d of %s is alive but holds no lock", pid, slot_dir)
-                    _remove_slot(slot_dir)
-                    removed.append(slot_dir)
-                finally:
-                    lock.release()
-    return removed
