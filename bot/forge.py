@@ -567,7 +567,9 @@ class NeedsGitHub(SettingsError):
 
 
 class DryRunForge(BaseForge):
-    """No GitHub: reads a local checkout, records what would be posted."""
+    """No GitHub: reads a local checkout, records what would be posted. It implements the issue
+    port (`loops.ports.IssuePort`), all of it; the loops that need more are refused before they
+    start (`NeedsGitHub`)."""
 
     def __init__(
         self,
