@@ -7,10 +7,10 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 from aiohttp import web
@@ -21,7 +21,7 @@ from bot import db as dbmod
 from bot import logs
 from bot import metrics as mx
 from bot.costs import CostGuard, reservation_ttl
-from bot.forge import DryRunForge, GitHubForge, Issue
+from bot.forge import DryRunForge, GitHubForge, Issue, NeedsGitHub
 from bot.github import GitHubApp
 from bot.local_model import EmbeddedModel
 from bot.model import ModelClient
@@ -31,11 +31,15 @@ from bot.settings import Settings
 from bot.store import Job, JobSpec, Store
 from bot.worker import WorkerPool, interrupted_by_shutdown
 from bot.workspace import MirrorCache, sweep_stale
-from loops import LOOPS
+from loops import ISSUE_LOOPS, LOOPS
 from loops.checkout import CodeHost, local_host
 from loops.engine import LoopContext, Outcome, execute
+from loops.ports import Forge, IssuePort, LoopPort
 
 log = logging.getLogger("loopwright")
+
+#: The port of the loop being run, which the forge it is run with implements.
+Port = TypeVar("Port", bound=LoopPort)
 
 
 class Runtime:
@@ -177,13 +181,33 @@ class Runtime:
     async def run_loop(
         self,
         job: Job,
-        forge: Any,
+        forge: Forge | DryRunForge,
         *,
         code: CodeHost | None = None,
         dry_run: bool = False,
         on_progress: Callable[[str], None] | None = None,
     ) -> tuple[Outcome, int]:
-        """Run one loop as a recorded run; returns its outcome and run id."""
+        """Run one loop as a recorded run; returns its outcome and run id. Local mode's forge
+        implements the issue port only: a loop that needs another is refused before it starts
+        (`NeedsGitHub`)."""
+        if isinstance(forge, DryRunForge):
+            if job.kind not in ISSUE_LOOPS:
+                raise NeedsGitHub(job.kind) if job.kind in LOOPS else KeyError(job.kind)
+            # Checked by mypy: local mode's forge implements the issue port, all of it.
+            issue_port: IssuePort = forge
+            loop = ISSUE_LOOPS[job.kind]
+            return await self._run(job, issue_port, loop, code, dry_run, on_progress)
+        return await self._run(job, forge, LOOPS[job.kind], code, dry_run, on_progress)
+
+    async def _run(
+        self,
+        job: Job,
+        forge: Port,
+        loop: Callable[[Job, LoopContext[Port]], Awaitable[Outcome]],
+        code: CodeHost | None,
+        dry_run: bool,
+        on_progress: Callable[[str], None] | None,
+    ) -> tuple[Outcome, int]:
         assert self.model is not None
         run_id = await self.store.start_run(
             job.id or None, job.kind, job.repo, job.number, installation_id=job.installation_id
@@ -214,7 +238,7 @@ class Runtime:
             costs=guard,
         )
         try:
-            outcome = await execute(job.kind, LOOPS[job.kind], job, ctx)
+            outcome = await execute(job.kind, loop, job, ctx)
         except BaseException as exc:
             if interrupted_by_shutdown(exc):
                 mx.observe_run(job.kind, "shutdown", time.monotonic() - started)

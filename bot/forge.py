@@ -1,8 +1,9 @@
 """What loops may do to the outside world, behind one interface.
 
-`GitHubForge` talks to GitHub through a repository-scoped client; `DryRunForge` reads from local
-files and records what would have been posted (local mode and `replay`). Every outbound text goes
-through redaction here, in one place, whichever forge is used.
+`GitHubForge` talks to GitHub through a repository-scoped client and implements every port of
+`loops.ports`; `DryRunForge` reads from local files and records what would have been posted
+(local mode and `replay`): it implements `IssuePort`, the port of the issue loops, all of it.
+Every outbound text goes through redaction here, in one place, whichever forge is used.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any, TypeVar
 from gidgethub import BadRequest
 
 from bot.github import AmbiguousWrite, RepoClient, download_redirected
+from bot.settings import SettingsError
 from bot.text import redact
 
 log = logging.getLogger("loopwright.forge")
@@ -363,15 +365,6 @@ class GitHubForge(BaseForge):
         )
         return got.data, got.bytes_cut
 
-    async def pulls_for_commit(self, sha: str) -> list[int]:
-        return [
-            int(p["number"])
-            async for p in self.client.getiter(
-                "/repos/{owner}/{repo}/commits/{commit_sha}/pulls", {"commit_sha": sha}
-            )
-            if p.get("state") == "open"
-        ]
-
     async def upsert_tracking_issue(self, key: str, title: str, body: str) -> int:
         """The one open issue loopwright keeps for `key` (a failing workflow): found by a hidden
         marker in an issue the bot itself opened, created only if there is none."""
@@ -559,27 +552,24 @@ class GitHubForge(BaseForge):
         return str(data.get("html_url", ""))
 
 
-_GITHUB_ONLY = frozenset(
-    {
-        "get_pull",
-        "get_run",
-        "read_file_at",
-        "failed_jobs",
-        "jobs_of",
-        "last_successful_run",
-        "failed_runs_for",
-        "job_log",
-        "failed_check_runs",
-        "pulls_for_commit",
-        "upsert_tracking_issue",
-        "upsert_check_run",
-        "remove_label",
-    }
-)
+class NeedsGitHub(SettingsError):
+    """A loop asked of local mode that needs more than the issue port (pull requests, workflow
+    runs, their logs, check runs): only GitHub has them."""
+
+    def __init__(self, loop: str) -> None:
+        super().__init__(
+            f"local mode cannot run `{loop}`: it reads pull requests and CI runs from GitHub. "
+            "Run it from the GitHub App (`loopwright serve` or `loopwright worker`, with "
+            "LOOPWRIGHT_APP_ID and LOOPWRIGHT_PRIVATE_KEY set); locally, `loopwright run` "
+            "runs the issue loops (triage, fix, reproduce)"
+        )
+        self.loop = loop
 
 
 class DryRunForge(BaseForge):
-    """No GitHub: reads a local checkout, records what would be posted."""
+    """No GitHub: reads a local checkout, records what would be posted. It implements the issue
+    port (`loops.ports.IssuePort`), all of it; the loops that need more are refused before they
+    start (`NeedsGitHub`)."""
 
     def __init__(
         self,
@@ -599,6 +589,8 @@ class DryRunForge(BaseForge):
         self.added_labels: list[str] = []
         self.comment: str | None = None
         self.pull: dict[str, Any] | None = None
+        #: key → the tracking issue that would be opened (number, title, body).
+        self.tracking: dict[str, dict[str, Any]] = {}
 
     async def default_branch(self) -> str:
         return "HEAD"
@@ -616,12 +608,15 @@ class DryRunForge(BaseForge):
     async def get_issue(self, number: int) -> Issue:
         return self.issue
 
-    def __getattr__(self, name: str) -> Any:
-        # The CI and dependency loops read pull requests, runs and logs from GitHub; local mode
-        # has none of them.
-        if name in _GITHUB_ONLY:
-            raise NotImplementedError(f"local mode cannot {name.replace('_', ' ')}: no GitHub")
-        raise AttributeError(name)
+    async def upsert_tracking_issue(self, key: str, title: str, body: str) -> int:
+        """Recorded, one per key as on GitHub; numbered after the issue (no issue is opened)."""
+        if key not in self.tracking:
+            self.tracking[key] = {
+                "number": self.issue.number + 1 + len(self.tracking),
+                "title": self.clean(title)[:250],
+                "body": self.clean(f"{TRACKING_MARKER.format(key=key)}\n{body}"),
+            }
+        return int(self.tracking[key]["number"])
 
     async def list_labels(self) -> list[str]:
         return list(self.labels)
@@ -663,4 +658,5 @@ class DryRunForge(BaseForge):
             "reactions": self.reactions,
             "comment": self.comment,
             "pull": self.pull,
+            "tracking": list(self.tracking.values()),
         }

@@ -36,6 +36,7 @@ from bot.workspace import ProtectedPathError
 from loops.checkout import Checkout
 from loops.engine import (
     Budget,
+    CIContext,
     ExitReason,
     LoopContext,
     Outcome,
@@ -218,7 +219,7 @@ def commands_from_workflow(
 # --- the loop --------------------------------------------------------------------------------
 
 
-async def run(job: Job, ctx: LoopContext) -> Outcome:
+async def run(job: Job, ctx: CIContext) -> Outcome:
     if ctx.code is None:
         raise ValueError("this runtime has no code host: the CI loop cannot run")
     cfg = ctx.config.ci
@@ -284,7 +285,7 @@ async def run(job: Job, ctx: LoopContext) -> Outcome:
     return await _publish(ctx, report, target)
 
 
-async def _diagnose(ctx: LoopContext, job: Job, report: CiReport) -> None:
+async def _diagnose(ctx: CIContext, job: Job, report: CiReport) -> None:
     cfg = ctx.config.ci
     run_ = report.run
     if run_ is None:
@@ -329,7 +330,7 @@ async def _diagnose(ctx: LoopContext, job: Job, report: CiReport) -> None:
         )
 
 
-async def _diagnose_run(ctx: LoopContext, run_: WorkflowRun, report: CiReport) -> None:
+async def _diagnose_run(ctx: CIContext, run_: WorkflowRun, report: CiReport) -> None:
     """A GitHub Actions run: each failed job's log (capped), diffed against the same job of
     the last successful run of the workflow (on the branch, else on the PR's base)."""
     cfg = ctx.config.ci
@@ -366,7 +367,7 @@ async def _diagnose_run(ctx: LoopContext, run_: WorkflowRun, report: CiReport) -
         )
 
 
-async def _diagnose_suite(ctx: LoopContext, job: Job, report: CiReport) -> None:
+async def _diagnose_suite(ctx: CIContext, job: Job, report: CiReport) -> None:
     """Another CI app's check suite: its failed check runs' reports are the logs."""
     suite_id = int(job.payload.get("check_suite_id") or 0)
     runs = await ctx.forge.failed_check_runs(report.head_sha, suite_id)

@@ -34,6 +34,7 @@ from loops.engine import (
     ExitReason,
     LoopContext,
     Outcome,
+    PullContext,
     Score,
     Tally,
     format_footer,
@@ -142,7 +143,7 @@ def outcome_table(base: TestRun | None, head: TestRun | None, *, limit: int = 40
     return "\n".join(lines)
 
 
-async def run(job: Job, ctx: LoopContext) -> Outcome:
+async def run(job: Job, ctx: PullContext) -> Outcome:
     number = job.number
     assert number is not None, "the dependency loop needs a PR number"
     if ctx.code is None:
@@ -190,7 +191,7 @@ async def run(job: Job, ctx: LoopContext) -> Outcome:
     return await _publish(ctx, report)
 
 
-async def _verify(ctx: LoopContext, job: Job, report: DepsReport) -> None:
+async def _verify(ctx: PullContext, job: Job, report: DepsReport) -> None:
     assert ctx.code is not None
     pull = report.pull
     commands = ctx.config.commands
@@ -261,7 +262,7 @@ async def _verify(ctx: LoopContext, job: Job, report: DepsReport) -> None:
             await _migrate(ctx, job, co, report, base_run)
 
 
-async def _label_and_check(ctx: LoopContext, report: DepsReport) -> None:
+async def _label_and_check(ctx: PullContext, report: DepsReport) -> None:
     cfg = ctx.config.deps
     number = report.pull.number
     safe = report.verdict == "safe"

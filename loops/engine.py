@@ -8,15 +8,18 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol
+
+from typing_extensions import TypeVar
 
 from bot.costs import CAPS_STEP, CostGuard, caps_record, run_usage
-from bot.forge import WRITE_PERMISSIONS, Issue, PullInfo, PullRef, WorkflowJob, WorkflowRun
+from bot.forge import WRITE_PERMISSIONS, PullRef
 from bot.model import CostCapReached, ModelClient, Usage
 from bot.repo_config import CONFIG_PATH, BudgetConfig, ConfigError, RepoConfig, parse_config
 from bot.settings import Settings
 from bot.store import Job, StepRecord, Store
 from loops.checkout import Checkout, CodeHost
+from loops.ports import CIPort, Forge, IssuePort, LoopPort, PullPort
 
 log = logging.getLogger("loopwright.engine")
 
@@ -62,44 +65,19 @@ class Outcome:
     usage: Usage = field(default_factory=Usage)
 
 
-class Forge(Protocol):
-    repo: str
-
-    async def get_issue(self, number: int) -> Issue: ...
-    async def list_labels(self) -> list[str]: ...
-    async def open_issues(self) -> list[tuple[int, str, str]]: ...
-    async def read_file(self, path: str) -> str | None: ...
-    async def permission(self, user: str) -> str: ...
-    async def add_reaction(self, number: int, content: str) -> None: ...
-    async def add_labels(self, number: int, labels: list[str]) -> None: ...
-    async def upsert_sticky(self, number: int, section: str, content: str) -> str: ...
-    async def default_branch(self) -> str: ...
-    async def upsert_draft_pull(
-        self, *, head: str, base: str, title: str, body: str
-    ) -> PullRef: ...
-    # The CI and dependency loops (GitHub only; the local forge refuses them).
-    async def get_pull(self, number: int) -> PullInfo: ...
-    async def get_run(self, run_id: int) -> WorkflowRun: ...
-    async def read_file_at(self, path: str, ref: str) -> str | None: ...
-    async def failed_jobs(self, run_id: int) -> list[WorkflowJob]: ...
-    async def jobs_of(self, run_id: int) -> list[WorkflowJob]: ...
-    async def last_successful_run(self, workflow_id: int, branch: str) -> WorkflowRun | None: ...
-    async def failed_runs_for(self, head_sha: str) -> list[WorkflowRun]: ...
-    async def job_log(self, job_id: int, *, max_bytes: int) -> tuple[bytes, int]: ...
-    async def failed_check_runs(self, head_sha: str, suite_id: int) -> list[tuple[str, str]]: ...
-    async def pulls_for_commit(self, sha: str) -> list[int]: ...
-    async def upsert_tracking_issue(self, key: str, title: str, body: str) -> int: ...
-    async def upsert_check_run(
-        self, *, head_sha: str, name: str, conclusion: str, title: str, summary: str, text: str = ""
-    ) -> int: ...
-    async def remove_label(self, number: int, label: str) -> None: ...
+#: The port a loop's context holds (`loops.ports`); a bare `LoopContext` holds the one every
+#: loop has, so a helper that needs no more takes any loop's context.
+P = TypeVar("P", bound=LoopPort, covariant=True, default=LoopPort)
+#: Some port, the same one in a loop and in the context it is run with.
+Q = TypeVar("Q", bound=LoopPort)
 
 
 @dataclass
-class LoopContext:
+class LoopContext(Generic[P]):
     settings: Settings
     store: Store
-    forge: Forge
+    #: What the loop may do to the outside world: its port, nothing more.
+    forge: P
     model: ModelClient
     run_id: int
     config: RepoConfig = field(default_factory=RepoConfig)
@@ -171,7 +149,15 @@ class Tally:
         await self.ctx.record(step)
 
 
-LoopFn = Callable[[Job, LoopContext], Awaitable[Outcome]]
+#: The context of each kind of loop: the one port it asks for (`loops.ports`).
+IssueContext = LoopContext[IssuePort]
+PullContext = LoopContext[PullPort]
+CIContext = LoopContext[CIPort]
+
+#: A loop, as the runner holds it: run with a forge that implements every port.
+LoopFn = Callable[[Job, LoopContext[Forge]], Awaitable[Outcome]]
+#: A loop whose context asks only for the issue port (what local mode's forge implements).
+IssueLoopFn = Callable[[Job, IssueContext], Awaitable[Outcome]]
 
 
 async def push_and_open_pull(
@@ -226,7 +212,12 @@ def format_footer(ctx: LoopContext, usage: Usage, models: list[str]) -> str:
     )
 
 
-async def execute(loop: str, fn: LoopFn, job: Job, ctx: LoopContext) -> Outcome:
+async def execute(
+    loop: str,
+    fn: Callable[[Job, LoopContext[Q]], Awaitable[Outcome]],
+    job: Job,
+    ctx: LoopContext[Q],
+) -> Outcome:
     """The preamble every loop gets, then the loop itself.
 
     Authorisation happens here, in the worker, not at intake: intake must answer GitHub before

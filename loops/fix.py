@@ -28,6 +28,7 @@ from loops.checkout import Checkout, NoTestCommand
 from loops.engine import (
     Budget,
     ExitReason,
+    IssueContext,
     Ledger,
     LoopContext,
     Outcome,
@@ -127,17 +128,17 @@ class FixReport:
 # --- entry points ---------------------------------------------------------------------------
 
 
-async def run(job: Job, ctx: LoopContext) -> Outcome:
+async def run(job: Job, ctx: IssueContext) -> Outcome:
     """`loopwright:fix` label or `/loopwright fix`: the whole pipeline."""
     return await _pipeline(job, ctx, patching=ctx.config.loops.patch)
 
 
-async def run_reproduce(job: Job, ctx: LoopContext) -> Outcome:
+async def run_reproduce(job: Job, ctx: IssueContext) -> Outcome:
     """`/loopwright reproduce`: the reproduction only, reported in the comment."""
     return await _pipeline(job, ctx, patching=False)
 
 
-async def run_stop(job: Job, ctx: LoopContext) -> Outcome:
+async def run_stop(job: Job, ctx: IssueContext) -> Outcome:
     """`/loopwright stop`. The running loop sees the request in the queue between steps (it
     does not wait for this job); this job only acknowledges it (the 👀 of the preamble)."""
     return Outcome(ExitReason.DONE, "stop requested")
@@ -165,7 +166,7 @@ def cancel_check(job: Job, ctx: LoopContext) -> Callable[[], Awaitable[bool]]:
     return cancelled
 
 
-async def _pipeline(job: Job, ctx: LoopContext, *, patching: bool) -> Outcome:
+async def _pipeline(job: Job, ctx: IssueContext, *, patching: bool) -> Outcome:
     number = job.number
     assert number is not None, "the issue loops need an issue number"
     if ctx.code is None:
@@ -536,7 +537,7 @@ def render_pr_body(ctx: LoopContext, report: FixReport) -> str:
     return "\n".join(lines)
 
 
-async def run_retest(job: Job, ctx: LoopContext) -> Outcome:
+async def run_retest(job: Job, ctx: IssueContext) -> Outcome:
     """`/loopwright retest`: the reproduction tests of `loopwright/fix-<n>`, N times on the fix
     branch and N times on the default branch (with those tests added): fixed, flaky or not."""
     number = job.number

@@ -47,7 +47,7 @@ from bot.triage_model import (
     model_dir,
     train,
 )
-from loops.engine import ExitReason, LoopContext, Outcome
+from loops.engine import ExitReason, IssueContext, LoopContext, Outcome
 
 #: The tracking issue that carries the eval card (its comment is refreshed on every training).
 TRACKING_KEY = "triage-model"
@@ -165,7 +165,7 @@ def _shortfall(counts: Counter[str], type_labels: Mapping[str, str]) -> list[str
     ]
 
 
-async def run_train(job: Job, ctx: LoopContext) -> Outcome:
+async def run_train(job: Job, ctx: IssueContext) -> Outcome:
     repo = ctx.forge.repo
     requester = job.payload.get("requires_write_from")
     if requester:
@@ -298,7 +298,7 @@ def _same(a: str | None, b: str | None) -> bool:
     return (a or "").casefold() == (b or "").casefold()
 
 
-async def run_label_feedback(job: Job, ctx: LoopContext) -> Outcome:
+async def run_label_feedback(job: Job, ctx: IssueContext) -> Outcome:
     repo = ctx.forge.repo
     payload: dict[str, Any] = job.payload
     number = int(payload["issue"])

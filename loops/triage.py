@@ -26,7 +26,7 @@ from bot.triage_checks import (
     missing_information,
     severity_to_post,
 )
-from loops.engine import ExitReason, LoopContext, Outcome, Tally, format_footer
+from loops.engine import ExitReason, IssueContext, Outcome, Tally, format_footer
 from loops.triage_decide import load_classifier, route
 
 NO_AREA = "none"
@@ -227,7 +227,7 @@ def render_comment(
     return "\n".join(lines)
 
 
-async def run(job: Job, ctx: LoopContext) -> Outcome:
+async def run(job: Job, ctx: IssueContext) -> Outcome:
     number = job.number
     assert number is not None, "triage needs an issue number"
     cfg = ctx.config.triage
@@ -373,7 +373,7 @@ async def run(job: Job, ctx: LoopContext) -> Outcome:
     )
 
 
-async def _duplicates(ctx: LoopContext, issue: Issue) -> list[Duplicate]:
+async def _duplicates(ctx: IssueContext, issue: Issue) -> list[Duplicate]:
     """Up to three open issues that read like this one (listed, never acted on)."""
     started = time.perf_counter()
     others = await ctx.forge.open_issues()
