@@ -29,6 +29,7 @@ from bot.redeliver import reconcile_periodically
 from bot.server import NOTIFY, STORE, create_app
 from bot.settings import Settings
 from bot.store import Job, JobSpec, Store
+from bot.ui import setup_ui
 from bot.worker import WorkerPool, interrupted_by_shutdown
 from bot.workspace import MirrorCache, sweep_stale
 from loops import ISSUE_LOOPS, LOOPS
@@ -275,8 +276,9 @@ METRICS = web.AppKey("metrics", mx.Metrics)
 
 
 def build_app(settings: Settings, *, workers: int) -> web.Application:
-    """The app of `loopwright serve`: the intake (`bot.server`), its workers, and `/metrics`
-    (on a registry of this app's own, so several apps in one process count apart)."""
+    """The app of `loopwright serve`: the intake (`bot.server`), its workers, `/metrics` (on a
+    registry of this app's own, so several apps in one process count apart) and the dashboard
+    under `/ui` (`bot.ui`)."""
     app_metrics = mx.Metrics()
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
@@ -292,6 +294,7 @@ def build_app(settings: Settings, *, workers: int) -> web.Application:
     app[METRICS] = app_metrics
     app.middlewares.append(mx.intake_middleware(app_metrics))
     app.router.add_get("/metrics", mx.metrics_handler(app_metrics, lambda: app.get(STORE)))
+    setup_ui(app, settings, lambda: app.get(STORE))
     return app
 
 

@@ -110,6 +110,15 @@ class Settings(BaseSettings):
     #: How log lines look on stderr: "text" (one readable line) or "json" (one JSON object per
     #: line, with the run id, job id, repo and step of the job it was logged in).
     log_format: Literal["text", "json"] = "text"
+    # The dashboard (`/ui`): sign-in through the App's OAuth (user-to-server) credentials,
+    # which `loopwright setup` writes. Without them `/ui` answers 503 with what to configure.
+    github_client_id: str = ""
+    github_client_secret: SecretStr | None = None
+    # Signs the dashboard's session cookies; unset, a random key per process (sign in again
+    # after a restart).
+    ui_session_secret: SecretStr | None = None
+    # The dashboard's public address, for the OAuth redirect (default: the request's own).
+    ui_base_url: str = ""
 
     def require(self, *names: str) -> None:
         """Fail with one line per the first missing setting among `names`."""
@@ -154,7 +163,13 @@ class Settings(BaseSettings):
     def secret_values(self) -> list[str]:
         """Every configured secret, for redaction of outbound text."""
         values = []
-        for secret in (self.private_key, self.webhook_secret, self.model_api_key):
+        for secret in (
+            self.private_key,
+            self.webhook_secret,
+            self.model_api_key,
+            self.github_client_secret,
+            self.ui_session_secret,
+        ):
             if secret is not None and secret.get_secret_value():
                 values.append(secret.get_secret_value())
         if self.private_key is None and self.private_key_file is not None:

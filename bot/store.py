@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -640,6 +640,102 @@ class Store:
         rows = await self.db.fetchall("SELECT DISTINCT repo FROM triage_decisions ORDER BY repo")
         return [str(r["repo"]) for r in rows]
 
+    # --- the dashboard's queries ------------------------------------------------------------
+    # Only fixed clauses and column names from fixed lists are joined into the SQL (S608); every
+    # value, the repositories included, is a bound parameter.
+
+    async def query_runs(
+        self,
+        repos: Sequence[str],
+        *,
+        loop: str | None = None,
+        state: str | None = None,
+        exit_reason: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 100,
+    ) -> list[Row]:
+        """Runs of `repos` only (none when empty), newest first, with the given filters."""
+        if not repos:
+            return []
+        params: dict[str, Any] = {"limit": limit}
+        where = [_in_clause("repo", repos, params)]
+        for column, value in (("loop", loop), ("state", state), ("exit_reason", exit_reason)):
+            if value:
+                where.append(f"{column} = :{column}")
+                params[column] = value
+        if since is not None:
+            where.append("started_at >= :since")
+            params["since"] = since
+        if until is not None:
+            where.append("started_at < :until")
+            params["until"] = until
+        return await self.db.fetchall(
+            f"SELECT * FROM runs WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT :limit",  # noqa: S608
+            params,
+        )
+
+    async def jobs_of(self, repos: Sequence[str], *, limit: int = 200) -> list[Row]:
+        """Jobs of `repos` that are waiting, running or dead, newest first."""
+        if not repos:
+            return []
+        params: dict[str, Any] = {"limit": limit}
+        clause = _in_clause("repo", repos, params)
+        return await self.db.fetchall(
+            f"SELECT * FROM jobs WHERE {clause} AND state IN ('queued', 'running', 'dead') "  # noqa: S608
+            "ORDER BY id DESC LIMIT :limit",
+            params,
+        )
+
+    async def get_job(self, job_id: int) -> Row | None:
+        return await self.db.fetchone("SELECT * FROM jobs WHERE id=:id", {"id": job_id})
+
+    async def retry_job(self, job_id: int) -> bool:
+        """Queue a dead job again with a fresh set of attempts; False if it is not dead."""
+        now = self._clock()
+        async with self.db.transaction() as tx:
+            n = await tx.execute(
+                "UPDATE jobs SET state='queued', attempts=0, run_after=:now, lease_owner=NULL, "
+                "lease_expires_at=NULL, updated_at=:now WHERE id=:id AND state='dead'",
+                {"now": now, "id": job_id},
+            )
+        return bool(n > 0)
+
+    async def spend_by_day(
+        self, repos: Sequence[str], *, by: str, since: float
+    ) -> list[tuple[str, str, float, int]]:
+        """(UTC day, group, cost, tokens) of `repos` since `since`; `by` is repo, loop or model
+        (a model's spend is its steps', the others' their runs')."""
+        if not repos:
+            return []
+        params: dict[str, Any] = {"since": since}
+        if by == "model":
+            clause = _in_clause("r.repo", repos, params)
+            rows = await self.db.fetchall(
+                "SELECT s.created_at AS at, s.model AS g, s.cost AS cost, "  # noqa: S608
+                "s.prompt_tokens + s.completion_tokens AS tokens FROM steps s "
+                f"JOIN runs r ON r.id = s.run_id WHERE {clause} AND s.kind = 'model' "
+                "AND s.created_at >= :since",
+                params,
+            )
+        elif by in ("repo", "loop"):
+            clause = _in_clause("repo", repos, params)
+            rows = await self.db.fetchall(
+                f"SELECT started_at AS at, {by} AS g, cost, "  # noqa: S608
+                "prompt_tokens + completion_tokens AS tokens FROM runs "
+                f"WHERE {clause} AND started_at >= :since",
+                params,
+            )
+        else:
+            raise ValueError(f"spend by {by!r}: expected repo, loop or model")
+        totals: dict[tuple[str, str], list[float]] = {}
+        for r in rows:
+            day = time.strftime("%Y-%m-%d", time.gmtime(float(r["at"])))
+            cell = totals.setdefault((day, str(r["g"] or "-")), [0.0, 0])
+            cell[0] += float(r["cost"] or 0)
+            cell[1] += int(r["tokens"] or 0)
+        return [(d, g, c, int(t)) for (d, g), (c, t) in sorted(totals.items())]
+
     async def live_precision(self, repo: str) -> tuple[int, int]:
         """(type labels applied and kept, of them corrected by a writer) for `repo`: a decision
         counts as corrected when the latest correction after it changed or removed its label
@@ -654,3 +750,12 @@ class Store:
         )
         corrected = sum(1 for r in rows if int(r["n"]) and r["latest"] != r["label"])
         return len(rows) - corrected, corrected
+
+
+def _in_clause(column: str, values: Sequence[str], params: dict[str, Any]) -> str:
+    """`column IN (:in0, :in1, …)` with the values bound in `params` (never interpolated)."""
+    names = []
+    for k, value in enumerate(values):
+        params[f"in{k}"] = value
+        names.append(f":in{k}")
+    return f"{column} IN ({', '.join(names)})"

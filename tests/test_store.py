@@ -334,3 +334,72 @@ async def test_a_label_put_back_confirms_the_decision(store: Store, clock: Clock
         "octo/hello", 1, applied_label="bug", new_label="bug", by_user="alice"
     )
     assert await store.live_precision("octo/hello") == (1, 0)
+
+
+# --- the dashboard's queries ----------------------------------------------------------------------
+
+
+async def test_query_runs_shows_only_the_repositories_asked_for_with_filters(
+    store: Store, clock: Clock
+) -> None:
+    a = await store.start_run(None, "fix", "octo/hello", 1)
+    await store.finish_run(a, "done", "fixed")
+    clock.now += 86400
+    b = await store.start_run(None, "triage", "octo/hello", 2)
+    await store.finish_run(b, "done", "done")
+    c = await store.start_run(None, "fix", "octo/secret", 3)
+    assert [r["id"] for r in await store.query_runs(["octo/hello"])] == [b, a]
+    assert await store.query_runs([]) == []  # no repository allowed: nothing, not everything
+    assert [r["id"] for r in await store.query_runs(["octo/hello", "octo/secret"])] == [c, b, a]
+    assert [r["id"] for r in await store.query_runs(["octo/hello"], loop="fix")] == [a]
+    assert [r["id"] for r in await store.query_runs(["octo/hello"], exit_reason="done")] == [b]
+    assert [r["id"] for r in await store.query_runs(["octo/secret"], state="running")] == [c]
+    since = await store.query_runs(["octo/hello"], since=1_000_000.0 + 3600)
+    assert [r["id"] for r in since] == [b]
+    until = await store.query_runs(["octo/hello"], until=1_000_000.0 + 3600)
+    assert [r["id"] for r in until] == [a]
+
+
+async def test_retry_job_queues_only_a_dead_job_again_with_fresh_attempts(
+    store: Store, clock: Clock
+) -> None:
+    await store.record_delivery("d-1", "issues", "opened", "octo/hello", [spec(1)], max_attempts=1)
+    job = await store.lease("w1", 60)
+    assert job is not None
+    assert not await store.retry_job(job.id)  # running: not touched
+    assert await store.fail(job, "boom", backoff_seconds=1) == "dead"
+    assert [j["state"] for j in await store.jobs_of(["octo/hello"])] == ["dead"]
+    assert await store.jobs_of(["octo/other"]) == []
+    clock.now += 10
+    assert await store.retry_job(job.id)
+    again = await store.get_job(job.id)
+    assert again is not None and again["state"] == "queued" and again["attempts"] == 0
+    assert not await store.retry_job(job.id)  # already queued
+    leased = await store.lease("w2", 60)
+    assert leased is not None and leased.id == job.id
+
+
+async def test_spend_by_day_groups_by_repo_loop_and_model(store: Store, clock: Clock) -> None:
+    run = await store.start_run(None, "fix", "octo/hello", 1)
+    for model, cost in (("small", 0.01), ("big", 0.25)):
+        await store.record_step(
+            run,
+            StepRecord(
+                name="patch", kind="model", verdict="ok", model=model, cost=cost, prompt_tokens=10
+            ),
+        )
+    other = await store.start_run(None, "triage", "octo/secret", 2)
+    await store.record_step(
+        other, StepRecord(name="triage", kind="model", verdict="ok", model="small", cost=9.0)
+    )
+    day = "1970-01-12"  # the test clock's day
+    assert await store.spend_by_day(["octo/hello"], by="repo", since=0) == [
+        (day, "octo/hello", pytest.approx(0.26), 20)
+    ]
+    assert await store.spend_by_day(["octo/hello"], by="loop", since=0) == [
+        (day, "fix", pytest.approx(0.26), 20)
+    ]
+    by_model = await store.spend_by_day(["octo/hello"], by="model", since=0)
+    assert by_model == [(day, "big", 0.25, 10), (day, "small", 0.01, 10)]
+    with pytest.raises(ValueError, match="expected repo, loop or model"):
+        await store.spend_by_day(["octo/hello"], by="label", since=0)
