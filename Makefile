@@ -52,7 +52,7 @@ demo: system-deps venv
 	@echo
 	@echo "== fix loop (reproduce -> patch -> re-test) on a buggy fixture project, embedded model =="
 	@echo "   (one attempt each: Gemma 3 270M rarely manages it; the loop must say so, quickly)"
-	$(PY) -m tests.fixrepo $(DEMO_DIR)
+	$(PY) -m tests.support.fixrepo $(DEMO_DIR)
 	LOOPWRIGHT_SANDBOX_USER=$(SANDBOX_USER) LOOPWRIGHT_DATA_DIR=$(DEMO_DIR)/data \
 	  $(VENV)/bin/loopwright run fix --repo $(DEMO_DIR)/calc --issue-file $(DEMO_DIR)/issue.md \
 	  || echo "(the fix loop ended without a fix: see its exit reason above)"

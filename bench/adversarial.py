@@ -32,8 +32,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests import adversarial  # noqa: E402
-from tests.adversarial import RowResult  # noqa: E402
+from tests.support import adversarial  # noqa: E402
+from tests.support.adversarial import RowResult  # noqa: E402
 
 
 def sandbox_user() -> str | None:

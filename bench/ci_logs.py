@@ -61,8 +61,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bot import cilogs  # noqa: E402
-from tests import cilog_corpus as corpus  # noqa: E402
-from tests import cilog_fixtures as fx  # noqa: E402
+from tests.support import cilog_corpus as corpus  # noqa: E402
+from tests.support import cilog_fixtures as fx  # noqa: E402
 
 GOAL_MB_S = 50.0
 

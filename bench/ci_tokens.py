@@ -82,15 +82,12 @@ from bench.tokens import (  # noqa: E402
     step_cells,
 )
 from bot.repo_config import BudgetConfig  # noqa: E402
-from tests import cirepo  # noqa: E402
-from tests.cilog_fixtures import actions_log  # noqa: E402
-from tests.e2e import Stack, serve_repo  # noqa: E402
-from tests.fakegithub import FakeJob  # noqa: E402
-from tests.fakemodel import running_model  # noqa: E402
-from tests.test_e2e_ci import REPO as CI_REPO  # noqa: E402
-from tests.test_e2e_ci import WORKFLOW_ID, CiStack  # noqa: E402
-from tests.test_e2e_deps import REPO as DEPS_REPO  # noqa: E402
-from tests.test_e2e_deps import DepsStack  # noqa: E402
+from tests.support import cirepo  # noqa: E402
+from tests.support.ci_stacks import CI_REPO, DEPS_REPO, WORKFLOW_ID, CiStack, DepsStack  # noqa: E402
+from tests.support.cilog_fixtures import actions_log  # noqa: E402
+from tests.support.e2e import Stack, serve_repo  # noqa: E402
+from tests.support.fakegithub import FakeJob  # noqa: E402
+from tests.support.fakemodel import running_model  # noqa: E402
 
 #: The default `budgets.max_tokens` of .github/loopwright.yml.
 BUDGET_TOKENS = BudgetConfig().max_tokens

@@ -89,9 +89,9 @@ from bot.sandbox import grant_workspace, prepare_environment  # noqa: E402
 from bot.settings import Settings, load_settings  # noqa: E402
 from bot.testresults import run_tests  # noqa: E402
 from loops.tools import fatal_lint, find_ruff  # noqa: E402
-from tests import fixrepo  # noqa: E402
-from tests.fakemodel import FakeModel, running_model  # noqa: E402
-from tests.sandbox_user import bwrap_works, ensure_sandbox_user  # noqa: E402
+from tests.support import fixrepo  # noqa: E402
+from tests.support.fakemodel import FakeModel, running_model  # noqa: E402
+from tests.support.sandbox_user import bwrap_works, ensure_sandbox_user  # noqa: E402
 
 TEST_COMMAND = "python check.py"
 SAMPLE_SECONDS = 0.02

@@ -30,8 +30,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests import realbugs  # noqa: E402
-from tests.fakemodel import FakeModel  # noqa: E402
+from tests.support import realbugs  # noqa: E402
+from tests.support.fakemodel import FakeModel  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "realbugs"
 #: Where the upstream change also rewrote existing tests, the fix may still leave the old

@@ -75,8 +75,8 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.fakegithub import FakeGitHub, Fault, running_fake  # noqa: E402
-from tests.fakemodel import FakeModel, triage_answer  # noqa: E402
+from tests.support.fakegithub import FakeGitHub, Fault, running_fake  # noqa: E402
+from tests.support.fakemodel import FakeModel, triage_answer  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "fixtures" / "webhooks"
 REPO = "Codertocat/Hello-World"

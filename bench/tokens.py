@@ -67,9 +67,9 @@ from bot.app import Runtime, run_local  # noqa: E402
 from bot.forge import DryRunForge, Issue  # noqa: E402
 from bot.local_model import model_path  # noqa: E402
 from bot.settings import load_settings  # noqa: E402
-from tests import fixrepo  # noqa: E402
-from tests.fakemodel import ModelCall, running_model  # noqa: E402
-from tests.sandbox_user import bwrap_works, ensure_sandbox_user  # noqa: E402
+from tests.support import fixrepo  # noqa: E402
+from tests.support.fakemodel import ModelCall, running_model  # noqa: E402
+from tests.support.sandbox_user import bwrap_works, ensure_sandbox_user  # noqa: E402
 
 GOAL_TOKENS = 40_000
 #: Assumption (from the issue: the goal is "about a tenth of what general agents spend").

@@ -26,9 +26,9 @@ from pathlib import Path
 
 import pytest
 
-from tests import adversarial, fixrepo
-from tests.adversarial import BY_NAME, RowResult
-from tests.sandbox_user import bwrap_works, sandbox_run_as
+from tests.support import adversarial, fixrepo
+from tests.support.adversarial import BY_NAME, RowResult
+from tests.support.sandbox_user import bwrap_works, sandbox_run_as
 
 __all__ = ["sandbox_run_as"]
 

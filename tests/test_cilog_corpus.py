@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from bot.logparsers.base import CATEGORIES, Failure
-from tests import cilog_fixtures as fx
-from tests.cilog_corpus import CORPUS, STYLES, Case, job_log, load
+from tests.support import cilog_fixtures as fx
+from tests.support.cilog_corpus import CORPUS, STYLES, Case, job_log, load
 
 CASE_FILES = sorted(CORPUS.glob("*/*.json"))
 KEYS = {"about", "tool", "category", "captured", "steps", "passing", "marked", "failures"}

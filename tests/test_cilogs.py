@@ -12,7 +12,7 @@ import pytest
 
 from bot import cilogs
 from bot.cilogs import Failure, clean_log, diagnose, new_lines, parse_failures
-from tests import cilog_fixtures as fx
+from tests.support import cilog_fixtures as fx
 
 MiB = 1024 * 1024
 

@@ -19,8 +19,8 @@ import pytest
 
 from bot import cilogs
 from bot.cilogs import Failure, clean_log, diagnose, find_lines, parse_failures, reproduction
-from tests import cilog_corpus as cc
-from tests import cilog_fixtures as fx
+from tests.support import cilog_corpus as cc
+from tests.support import cilog_fixtures as fx
 
 #: Cases whose expected category contradicts another ecosystem's parser (strict: the test
 #: fails when they start to agree, so the entry is removed then).

@@ -16,7 +16,7 @@ from gidgethub import BadRequest, InvalidField, QueryError, ValidationError
 from gidgethub.aiohttp import GitHubAPI
 
 from bot.github import GitHubApp
-from tests.fakegithub import FakeGitHub, running_fake
+from tests.support.fakegithub import FakeGitHub, running_fake
 
 REPO = {"owner": "octo", "repo": "hello"}
 BRANCH = "loopwright/fix-1"

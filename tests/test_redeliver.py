@@ -31,12 +31,12 @@ from bot.redeliver import (
     reconcile,
 )
 from bot.store import Store
-from tests import fakegithub_hooks
-from tests.conftest import WEBHOOK_SECRET, payload, sign
-from tests.e2e import Stack, make_settings, serve
-from tests.fakegithub import FakeGitHub, running_fake
-from tests.fakegithub_hooks import HookAttempt, HookLog, hooks
-from tests.fakemodel import FakeModel, triage_answer
+from tests.support import fakegithub_hooks
+from tests.support.e2e import Stack, make_settings, serve
+from tests.support.fakegithub import FakeGitHub, running_fake
+from tests.support.fakegithub_hooks import HookAttempt, HookLog, hooks
+from tests.support.fakemodel import FakeModel, triage_answer
+from tests.support.webhooks import WEBHOOK_SECRET, payload, sign
 
 REPO = "Codertocat/Hello-World"
 ISSUES = range(1, 9)

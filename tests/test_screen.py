@@ -36,7 +36,7 @@ from loops.screen import (
     screen_change,
 )
 from loops.tools import PATCH_PROTECTED_PATHS, PathPolicy
-from tests import adversarial, fixrepo
+from tests.support import adversarial, fixrepo
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "screen"

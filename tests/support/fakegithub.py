@@ -79,9 +79,10 @@ from aiohttp import hdrs, web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.githttp import add_git_routes, create_bare_repo
+from tests.support import FIXTURES
+from tests.support.githttp import add_git_routes, create_bare_repo
 
-OPERATIONS_FILE = Path(__file__).parent / "fixtures" / "operations.json"
+OPERATIONS_FILE = FIXTURES / "operations.json"
 DOCS_URL = "https://docs.github.com/rest"
 HTML_BASE = "https://github.com"
 
@@ -3832,4 +3833,4 @@ def _git(
 
 # The App's webhook delivery log and its three operations live in their own module; importing
 # it here registers them, so every FakeGitHub answers them (with an empty log until used).
-from tests import fakegithub_hooks as _hooks  # noqa: E402,F401  (registers at import)
+from tests.support import fakegithub_hooks as _hooks  # noqa: E402,F401  (registers at import)

@@ -44,10 +44,10 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
-from tests import fixrepo
-from tests.fakemodel import FakeModel
+from tests.support import fixrepo
+from tests.support.fakemodel import FakeModel
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TAG = "lw-attack"
 #: Files an escape attempt writes are named with this and the row's name.
 ESCAPE_MARK = "lw-escape-"

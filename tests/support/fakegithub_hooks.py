@@ -1,7 +1,7 @@
 """The App's webhook delivery log, for FakeGitHub: what GitHub records of every delivery it
 makes to the App's webhook URL, and the three REST operations that read it and redeliver.
 
-    from tests.fakegithub_hooks import hooks    # registers the operations (or hooks() does)
+    from tests.support.fakegithub_hooks import hooks    # registers the operations (or hooks() does)
     log = hooks(gh, webhook_url=f"{stack.url}/webhook")
     await log.send("issues", payload)           # a real signed POST, logged as GitHub would
     log.webhook_url = closed_port_url           # our server is down: "failed to connect"
@@ -38,8 +38,7 @@ import aiohttp
 import jsonschema
 from aiohttp import web
 
-from tests.conftest import WEBHOOK_SECRET
-from tests.fakegithub import (
+from tests.support.fakegithub import (
     _HANDLERS,
     Ctx,
     FakeGitHub,
@@ -47,6 +46,7 @@ from tests.fakegithub import (
     _openapi30_to_jsonschema,
     operation,
 )
+from tests.support.webhooks import WEBHOOK_SECRET
 
 #: github.com keeps (lists, and can redeliver) deliveries of the past 3 days.
 RETENTION = timedelta(days=3)
