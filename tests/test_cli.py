@@ -125,7 +125,7 @@ async def test_redeliver_needs_the_app_and_a_valid_since(tmp_path: Path) -> None
 
 async def test_redeliver_dry_run_against_the_app_s_delivery_log(tmp_path: Path) -> None:
     from tests.support.fakegithub import running_fake
-    from tests.support.fakegithub_hooks import hooks
+    from tests.support.fakegithub.hooks import hooks
 
     async with running_fake() as gh:
         log = hooks(gh, webhook_url="http://127.0.0.1:9/webhook")  # nothing listens: failures

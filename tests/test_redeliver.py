@@ -31,10 +31,10 @@ from bot.redeliver import (
     reconcile,
 )
 from bot.store import Store
-from tests.support import fakegithub_hooks
 from tests.support.e2e import Stack, make_settings, serve
 from tests.support.fakegithub import FakeGitHub, running_fake
-from tests.support.fakegithub_hooks import HookAttempt, HookLog, hooks
+from tests.support.fakegithub import hooks as fakegithub_hooks
+from tests.support.fakegithub.hooks import HookAttempt, HookLog, hooks
 from tests.support.fakemodel import FakeModel, triage_answer
 from tests.support.webhooks import WEBHOOK_SECRET, payload, sign
 
