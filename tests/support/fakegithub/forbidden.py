@@ -1,5 +1,18 @@
-"""What the bot must never do — merge a PR, approve one, mark one ready through GraphQL — lands
-in `fake.forbidden_actions`; tests assert that list stays empty."""
+"""What the bot must never do — merge a PR, approve one, mark one ready for review — is recorded
+here, never performed: each attempt lands in `fake.forbidden_actions` (tests assert that list
+stays empty) and is answered with a refusal.  Where GitHub itself would refuse (the bot's own
+draft PR), the refusal is GitHub's, in GitHub's words; otherwise it says that the fake records
+and does not act.  Nothing is merged, no review is stored, no PR leaves draft.
+
+- `pulls/merge`: recorded; GitHub's 405/409 for a closed, draft or moved PR, else a 405.
+- `pulls/create-review` with `event: APPROVE` (`approve`): recorded; GitHub's 422 on one's own
+  PR, else a 422.  Reviews that only comment or request changes are not forbidden: they live
+  in routes/pulls.py.
+- `pulls/update` with `draft: false` (`record_ready`): recorded and ignored, which is what
+  GitHub's REST does with it.
+- GraphQL (`record_graphql`): not modelled; ready/merge/auto-merge/approve mutations are
+  recorded, and every call is a violation.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +20,13 @@ import contextlib
 import json
 import re
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from aiohttp import web
 
 from tests.support.fakegithub.auth import _parse_auth
-from tests.support.fakegithub.gitrepos import _made_up_sha
-from tests.support.fakegithub.registry import _error_body, _json, operation
-from tests.support.fakegithub.routes.pulls import _require_pull
-from tests.support.fakegithub.state import Ctx, FakeReview, GitHubError, RecordedRequest, _now_iso
+from tests.support.fakegithub.registry import _error_body, _json, _require_pull, operation
+from tests.support.fakegithub.state import Ctx, FakePull, FakeRepo, GitHubError, RecordedRequest
 
 if TYPE_CHECKING:
     from tests.support.fakegithub.server import FakeGitHub
@@ -42,60 +53,28 @@ async def _merge_pull(fake: FakeGitHub, ctx: Ctx) -> web.StreamResponse:
     current = fake.branch_sha(repo.full_name, pull.head) or pull.head_sha
     if body.get("sha") is not None and body["sha"] != current:
         raise GitHubError(409, "Head branch was modified. Review and try the merge again.")
-    pull.head_sha = current
-    method = str(body.get("merge_method", "merge"))
-    title = body.get("commit_title") or (
-        f"Merge pull request #{pull.number} from {repo.owner}/{pull.head}"
-        if method == "merge"
-        else f"{pull.title} (#{pull.number})"
-    )
-    message = f"{title}\n\n{body['commit_message']}" if body.get("commit_message") else title
-    if repo.git_dir is not None:
-        sha = fake._merge_in_git(repo, pull, method, message)
-    else:
-        sha = _made_up_sha(f"{repo.full_name}#{pull.number}:merge")
-        repo.branches[pull.base] = sha
-    now = _now_iso()
-    login, _ = fake.actor(ctx)
-    pull.merged, pull.merged_at, pull.merged_by, pull.merge_commit_sha = True, now, login, sha
-    pull.issue.state, pull.issue.closed_at, pull.issue.updated_at = "closed", now, now
-    return _json({"sha": sha, "merged": True, "message": "Pull Request successfully merged"})
+    raise GitHubError(405, "FakeGitHub records merges and never performs them")
 
 
-@operation("pulls/create-review", "pull_requests")
-async def _create_review(fake: FakeGitHub, ctx: Ctx) -> web.StreamResponse:
-    repo, pull = _require_pull(ctx)
-    body: dict[str, Any] = ctx.body or {}
-    event = body.get("event")
-    login, user_type = fake.actor(ctx)
-    if event == "APPROVE":
-        fake.forbidden_actions.append(f"approve {repo.full_name}#{pull.number}")
-    if event in ("APPROVE", "REQUEST_CHANGES") and login == pull.user_login:
+def approve(fake: FakeGitHub, repo: FakeRepo, pull: FakePull, login: str) -> NoReturn:
+    """A review with `event: APPROVE`: recorded, refused, not stored."""
+    fake.forbidden_actions.append(f"approve {repo.full_name}#{pull.number}")
+    if login == pull.user_login:
         # GitHub's wording; `errors` is a list of strings here, unlike the usual objects.
-        verb = "approve" if event == "APPROVE" else "request changes on"
         raise GitHubError(
-            422, "Unprocessable Entity", errors=[f"Can not {verb} your own pull request"]
+            422, "Unprocessable Entity", errors=["Can not approve your own pull request"]
         )
-    if event in ("REQUEST_CHANGES", "COMMENT") and not body.get("body"):
-        # The schema marks body "required" for these two; the wording here is approximate.
-        raise GitHubError(
-            422,
-            "Unprocessable Entity",
-            errors=[f"Body is required when the event is {event}"],
-        )
-    states = {"APPROVE": "APPROVED", "REQUEST_CHANGES": "CHANGES_REQUESTED", "COMMENT": "COMMENTED"}
-    review = FakeReview(
-        id=fake.next_id(),
-        user_login=login,
-        user_type=user_type,
-        # No event = a PENDING review, visible only to its author until submitted.
-        state=states.get(str(event), "PENDING"),
-        body=str(body.get("body", "")),
-        commit_id=str(body.get("commit_id") or pull.head_sha),
-        submitted_at=_now_iso() if event else None,
+    raise GitHubError(
+        422,
+        "Unprocessable Entity",
+        errors=["FakeGitHub records approvals and never submits them"],
     )
-    pull.reviews.append(review)
-    return _json(fake.review_json(repo, pull, review))
+
+
+def record_ready(fake: FakeGitHub, repo: FakeRepo, pull: FakePull) -> None:
+    """`draft: false` on `pulls/update`: REST has no way to mark a draft ready; GitHub accepts
+    the key and silently ignores it, and so does the fake.  The attempt is still recorded."""
+    fake.forbidden_actions.append(f"ready {repo.full_name}#{pull.number} (pulls/update)")
 
 
 async def record_graphql(fake: FakeGitHub, request: web.Request) -> web.StreamResponse:

@@ -9,9 +9,9 @@ import subprocess
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
-from tests.support.fakegithub.state import FakePull, FakeRepo, GitHubError
+from tests.support.fakegithub.state import FakeRepo
 
 if TYPE_CHECKING:
     pass
@@ -175,31 +175,3 @@ class GitRepos:
             "deletions": deletions,
             "changed_files": changed,
         }
-
-    def _merge_in_git(self, repo: FakeRepo, pull: FakePull, method: str, message: str) -> str:
-        """Merge the PR into its base for real (git >= 2.38 `merge-tree --write-tree`); raises
-        GitHub's 405 on conflicts."""
-        base_sha = cast(str, self.branch_sha(repo.full_name, pull.base))
-        git_dir = cast(Path, repo.git_dir)
-        proc = _git_run(git_dir, "merge-tree", "--write-tree", base_sha, pull.head_sha, check=False)
-        if proc.returncode != 0:
-            raise GitHubError(405, "Pull Request is not mergeable")
-        tree = proc.stdout.decode().splitlines()[0]
-        # squash and rebase both leave base with a single new parent chain; one commit is
-        # enough for what a test can observe.
-        parents = ["-p", base_sha] + (["-p", pull.head_sha] if method == "merge" else [])
-        commit = _git(
-            git_dir,
-            "-c",
-            # GitHub itself commits merges made through the API.
-            "user.name=GitHub",
-            "-c",
-            "user.email=noreply@github.com",
-            "commit-tree",
-            tree,
-            *parents,
-            "-m",
-            message,
-        )
-        _git(git_dir, "update-ref", f"refs/heads/{pull.base}", commit, base_sha)
-        return commit

@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from tests.support.fakegithub.state import DOCS_URL, MAX_BODY_CHARS, Ctx, FakeRepo, GitHubError
+from tests.support.fakegithub.state import (
+    DOCS_URL,
+    MAX_BODY_CHARS,
+    Ctx,
+    FakePull,
+    FakeRepo,
+    GitHubError,
+)
 
 if TYPE_CHECKING:
     from tests.support.fakegithub.server import FakeGitHub
@@ -61,6 +68,15 @@ def _require_repo(ctx: Ctx) -> FakeRepo:
     if ctx.repo is None:
         raise GitHubError(404, "Not Found")
     return ctx.repo
+
+
+def _require_pull(ctx: Ctx) -> tuple[FakeRepo, FakePull]:
+    repo = _require_repo(ctx)
+    pull = repo.pulls.get(ctx.int_param("pull_number"))
+    if pull is None:
+        # An issue number is "Not Found" here too: pulls/* only know pull requests.
+        raise GitHubError(404, "Not Found")
+    return repo, pull
 
 
 def _label_names(items: list[Any]) -> list[str]:

@@ -103,8 +103,8 @@ class FakeGitHub(Seeding, GitRepos, Shapes, Auth, Validation):
         self.violations: list[str] = []
         self.requests: list[RecordedRequest] = []
         self.faults: list[Fault] = []
-        # Things the bot must never do (merge, approve, mark ready).  Handlers still answer as
-        # GitHub would, so the bot's code path runs; tests assert this list stays empty.
+        # Things the bot must never do (merge, approve, mark ready): recorded and refused by
+        # forbidden.py, never performed; tests assert this list stays empty.
         self.forbidden_actions: list[str] = []
         self.git_root = git_root
 

@@ -1,5 +1,5 @@
-"""Pull requests: create, list, get, update (where `draft: false` is recorded as a forbidden
-"ready" and ignored, as GitHub's REST does), and the pull requests of a commit."""
+"""Pull requests: create, list, get, update, reviews, and the pull requests of a commit.  What
+the bot must never do here (merge, approve, mark ready) is recorded by forbidden.py."""
 
 from __future__ import annotations
 
@@ -9,12 +9,20 @@ from typing import TYPE_CHECKING, Any, cast
 
 from aiohttp import web
 
+from tests.support.fakegithub import forbidden
 from tests.support.fakegithub.gitrepos import _git_run
-from tests.support.fakegithub.registry import _check_body_length, _json, _require_repo, operation
+from tests.support.fakegithub.registry import (
+    _check_body_length,
+    _json,
+    _require_pull,
+    _require_repo,
+    operation,
+)
 from tests.support.fakegithub.state import (
     Ctx,
     FakePull,
     FakeRepo,
+    FakeReview,
     GitHubError,
     _now_iso,
     _pull_custom_error,
@@ -23,15 +31,6 @@ from tests.support.fakegithub.state import (
 
 if TYPE_CHECKING:
     from tests.support.fakegithub.server import FakeGitHub
-
-
-def _require_pull(ctx: Ctx) -> tuple[FakeRepo, FakePull]:
-    repo = _require_repo(ctx)
-    pull = repo.pulls.get(ctx.int_param("pull_number"))
-    if pull is None:
-        # An issue number is "Not Found" here too: pulls/* only know pull requests.
-        raise GitHubError(404, "Not Found")
-    return repo, pull
 
 
 @operation("pulls/create", "pull_requests")
@@ -102,6 +101,41 @@ async def _list_pulls(fake: FakeGitHub, ctx: Ctx) -> web.StreamResponse:
     return fake.paginate(ctx.request, [fake.pull_json(repo, p, full=False) for p in pulls])
 
 
+@operation("pulls/create-review", "pull_requests")
+async def _create_review(fake: FakeGitHub, ctx: Ctx) -> web.StreamResponse:
+    repo, pull = _require_pull(ctx)
+    body: dict[str, Any] = ctx.body or {}
+    event = body.get("event")
+    login, user_type = fake.actor(ctx)
+    if event == "APPROVE":
+        forbidden.approve(fake, repo, pull, login)
+    if event == "REQUEST_CHANGES" and login == pull.user_login:
+        # GitHub's wording; `errors` is a list of strings here, unlike the usual objects.
+        raise GitHubError(
+            422, "Unprocessable Entity", errors=["Can not request changes on your own pull request"]
+        )
+    if event in ("REQUEST_CHANGES", "COMMENT") and not body.get("body"):
+        # The schema marks body "required" for these two; the wording here is approximate.
+        raise GitHubError(
+            422,
+            "Unprocessable Entity",
+            errors=[f"Body is required when the event is {event}"],
+        )
+    states = {"REQUEST_CHANGES": "CHANGES_REQUESTED", "COMMENT": "COMMENTED"}
+    review = FakeReview(
+        id=fake.next_id(),
+        user_login=login,
+        user_type=user_type,
+        # No event = a PENDING review, visible only to its author until submitted.
+        state=states.get(str(event), "PENDING"),
+        body=str(body.get("body", "")),
+        commit_id=str(body.get("commit_id") or pull.head_sha),
+        submitted_at=_now_iso() if event else None,
+    )
+    pull.reviews.append(review)
+    return _json(fake.review_json(repo, pull, review))
+
+
 @operation("pulls/get", "pull_requests")
 async def _get_pull(fake: FakeGitHub, ctx: Ctx) -> web.StreamResponse:
     repo, pull = _require_pull(ctx)
@@ -113,9 +147,7 @@ async def _update_pull(fake: FakeGitHub, ctx: Ctx) -> web.StreamResponse:
     repo, pull = _require_pull(ctx)
     body: dict[str, Any] = ctx.body or {}
     if body.get("draft") is False and pull.draft:
-        # REST has no way to mark a draft ready: GitHub accepts the key and silently ignores
-        # it.  Any attempt is still a forbidden action for the bot.
-        fake.forbidden_actions.append(f"ready {repo.full_name}#{pull.number} (pulls/update)")
+        forbidden.record_ready(fake, repo, pull)
     if "base" in body:
         base = str(body["base"])
         if fake.branch_sha(repo.full_name, base) is None:
