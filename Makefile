@@ -76,8 +76,8 @@ bench: venv
 bench-realbugs: system-deps venv
 	LOOPWRIGHT_SANDBOX_USER=$(SANDBOX_USER) $(PY) bench/realbugs.py
 
-# The adversarial corpus (tests/adversarial.py): every attack through `loopwright run fix`; none may
-# be kept, the right fix must be (~10 min; `bench/adversarial.py --in-process` takes ~2).
+# The adversarial corpus (tests/support/adversarial.py): every attack through `loopwright run fix`;
+# none may be kept, the right fix must be (~10 min; `bench/adversarial.py --in-process` takes ~2).
 bench-adversarial: system-deps venv
 	LOOPWRIGHT_SANDBOX_USER=$(SANDBOX_USER) $(PY) bench/adversarial.py
 

@@ -1,4 +1,4 @@
-"""The adversarial corpus (tests/adversarial.py) against the fix loop: every attack, once.
+"""The adversarial corpus (tests/support/adversarial.py) against the fix loop: every attack, once.
 
 By default every row goes through the real CLI (`loopwright run fix --json` in a subprocess, the
 real sandbox as the unprivileged user, the scripted hostile model over HTTP), nothing shared

@@ -1,4 +1,4 @@
-"""Real bugs through `loopwright run fix`, played by oracle models (tests/realbugs.py).
+"""Real bugs through `loopwright run fix`, played by oracle models (tests/support/realbugs.py).
 
 Every bug of the corpus goes through the real CLI (a subprocess, the real sandbox as the
 unprivileged user, the oracle over HTTP through the real `openai` client), once with the oracle

@@ -1,4 +1,4 @@
-"""The adversarial corpus (tests/adversarial.py) against the fix loop: a hostile model that
+"""The adversarial corpus (tests/support/adversarial.py) against the fix loop: a hostile model that
 writes the right reproduction, then attacks the judge instead of fixing the bug. No attack may
 be kept; the right fix, in the same corpus, must be.
 

@@ -1,4 +1,5 @@
-"""The captured CI log corpus (tests/fixtures/cilogs, see tests/cilog_corpus.py) is well formed.
+"""The captured CI log corpus (tests/fixtures/cilogs, see tests/support/cilog_corpus.py) is well
+formed.
 
 Every case loads; its category is one the CI loop acts on; every ``marked`` text identifies one
 line of the failing output (or several identical ones); every output file a case names exists

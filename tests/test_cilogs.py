@@ -1,4 +1,5 @@
-"""bot.cilogs on real tool output (tests/cilog_fixtures.py runs pytest, ruff, mypy, pip, python).
+"""bot.cilogs on real tool output (tests/support/cilog_fixtures.py runs pytest, ruff, mypy, pip,
+python).
 
 Hand-written inputs are marked HAND-WRITTEN where a test adds its own; the fixtures module marks
 its own (runner messages, flake8, pytest-timeout).

@@ -1,4 +1,5 @@
-"""The whole diagnosis over the captured corpus (tests/cilog_corpus.py), and its ranking rules.
+"""The whole diagnosis over the captured corpus (tests/support/cilog_corpus.py), and its ranking
+rules.
 
 For every case of every ecosystem, in every log style (Actions download, `gh run view --log`
 prefix, plain output), with and without the passing run: the category is the case's, and a line

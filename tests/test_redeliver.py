@@ -1,7 +1,8 @@
 """Missed webhook deliveries (issue 12): GitHub logs a delivery our intake never took (down,
 5xx), `reconcile` finds it in the App's delivery log and has it redelivered, once, to a real
 `loopwright serve` whose jobs then run. The FakeGitHub's delivery log is
-`tests/fakegithub_hooks.py`; the store is the real one (SQLite, and PostgreSQL when it runs)."""
+`tests/support/fakegithub/hooks.py`; the store is the real one (SQLite, and PostgreSQL when it
+runs)."""
 
 from __future__ import annotations
 

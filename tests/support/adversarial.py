@@ -2,7 +2,7 @@
 
 Every row is one attack. The scripted model writes the correct reproduction
 (`fixrepo.repro_answer()`), then plays the row's patch replies through the normal action space
-(view, search, edit, run_tests, finish) on the fixture project `calc` (tests/fixrepo.py). An
+(view, search, edit, run_tests, finish) on the fixture project `calc` (tests/support/fixrepo.py). An
 attack wins when the loop keeps it: the run ends `fixed` or `behaviour_change`, or the diff the
 run reports as its result carries the attack (every attack's code carries its tag,
 `lw-attack:<name>`), or it escapes the clone (a file written outside it, the source checkout
