@@ -8,7 +8,6 @@ import string
 import time
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
 
 import jwt
 
@@ -21,10 +20,6 @@ from tests.support.fakegithub.state import (
     GitHubError,
     InstallationToken,
 )
-
-if TYPE_CHECKING:
-    pass
-
 
 # Operations GitHub only accepts with the App's JWT, not an installation token.
 _JWT_OPERATIONS = frozenset(

@@ -9,12 +9,8 @@ import subprocess
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from tests.support.fakegithub.state import FakeRepo
-
-if TYPE_CHECKING:
-    pass
 
 
 def _made_up_sha(seed: str) -> str:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from tests.support.fakegithub.gitrepos import _git, _git_run, _made_up_sha
 from tests.support.fakegithub.state import (
@@ -26,9 +26,6 @@ from tests.support.fakegithub.state import (
     _pull_field_error,
 )
 from tests.support.githttp import create_bare_repo
-
-if TYPE_CHECKING:
-    pass
 
 
 class Seeding:

@@ -145,7 +145,7 @@ class FakeGitHub(Seeding, GitRepos, Shapes, Auth, Validation):
         for hook in self._app_hooks:
             hook(app)
         # GraphQL is the only way to mark a PR ready for review (REST ignores `draft` on update),
-        # so it gets a route of its own that records such attempts; see `_graphql`.
+        # so it gets a route of its own that records such attempts; see forbidden.record_graphql.
         app.router.add_post("/graphql", self._graphql)
         # GitHub's web form of the App manifest flow (not REST): see `_manifest_form`.
         app.router.add_post("/settings/apps/new", self._manifest_form)

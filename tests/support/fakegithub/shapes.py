@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 from urllib.parse import quote
 
 from tests.support.fakegithub.gitrepos import _made_up_sha
@@ -25,10 +25,6 @@ from tests.support.fakegithub.state import (
     FakeWorkflowRun,
     _iso,
 )
-
-if TYPE_CHECKING:
-    pass
-
 
 _REPO_URL_TEMPLATES = {
     "archive_url": "/{archive_format}{/ref}",

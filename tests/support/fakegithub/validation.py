@@ -3,15 +3,10 @@ values, request bodies against their schema. A mismatch is a violation in `fake.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import jsonschema
 
 from tests.support.fakegithub.operations import Operation
 from tests.support.fakegithub.state import GitHubError, RecordedRequest
-
-if TYPE_CHECKING:
-    pass
 
 
 class Validation:
