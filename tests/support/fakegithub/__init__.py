@@ -47,9 +47,10 @@ its area and register it with `@operation("<operationId>", "<installation permis
 
 Layout: `operations` (the published operations, path matching), `validation` (every call
 checked against them), `state` (what the fake holds and records), `seeding`, `gitrepos`,
-`shapes` (GitHub's JSON), `auth`, `server` (the pipeline, faults, `FakeGitHub`, `running_fake`),
-`routes/` (one module per area: apps, repos, issues, pulls, actions, checks), `forbidden`
-(merge, approve, GraphQL: recorded, never performed), `hooks` (the App's webhook delivery log).
+`shapes` (GitHub's JSON), `payloads` (webhook payloads), `auth`, `server` (the pipeline,
+faults, `FakeGitHub`, `running_fake`), `registry` (the handler table), `routes/` (one module
+per area: apps, repos, issues, pulls, actions, checks), `forbidden` (merge, approve, ready,
+GraphQL: recorded and refused, never performed), `hooks` (the App's webhook delivery log).
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ from tests.support.fakegithub.auth import Auth, _parse_auth
 from tests.support.fakegithub.forbidden import record_graphql
 from tests.support.fakegithub.gitrepos import GitRepos
 from tests.support.fakegithub.operations import OPERATIONS_FILE, load_operations
+from tests.support.fakegithub.payloads import Payloads
 from tests.support.fakegithub.registry import (
     _HANDLERS,
     Handler,
@@ -71,7 +72,7 @@ async def _serve_on_loopback(runner: web.AppRunner) -> str:
     return f"http://127.0.0.1:{port}"
 
 
-class FakeGitHub(Seeding, GitRepos, Shapes, Auth, Validation):
+class FakeGitHub(Seeding, GitRepos, Shapes, Payloads, Auth, Validation):
     """GitHub's REST API on loopback, as a GitHub App sees it (see the package docstring)."""
 
     def __init__(
