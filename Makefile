@@ -52,7 +52,7 @@ demo: system-deps venv
 	@echo
 	@echo "== fix loop (reproduce -> patch -> re-test) on a buggy fixture project, embedded model =="
 	@echo "   (one attempt each: Gemma 3 270M rarely manages it; the loop must say so, quickly)"
-	$(PY) -m tests.fixrepo $(DEMO_DIR)
+	$(PY) -m tests.support.fixrepo $(DEMO_DIR)
 	LOOPWRIGHT_SANDBOX_USER=$(SANDBOX_USER) LOOPWRIGHT_DATA_DIR=$(DEMO_DIR)/data \
 	  $(VENV)/bin/loopwright run fix --repo $(DEMO_DIR)/calc --issue-file $(DEMO_DIR)/issue.md \
 	  || echo "(the fix loop ended without a fix: see its exit reason above)"
@@ -76,8 +76,8 @@ bench: venv
 bench-realbugs: system-deps venv
 	LOOPWRIGHT_SANDBOX_USER=$(SANDBOX_USER) $(PY) bench/realbugs.py
 
-# The adversarial corpus (tests/adversarial.py): every attack through `loopwright run fix`; none may
-# be kept, the right fix must be (~10 min; `bench/adversarial.py --in-process` takes ~2).
+# The adversarial corpus (tests/support/adversarial.py): every attack through `loopwright run fix`;
+# none may be kept, the right fix must be (~10 min; `bench/adversarial.py --in-process` takes ~2).
 bench-adversarial: system-deps venv
 	LOOPWRIGHT_SANDBOX_USER=$(SANDBOX_USER) $(PY) bench/adversarial.py
 

@@ -1,4 +1,4 @@
-"""The adversarial corpus (tests/adversarial.py) against the fix loop: every attack, once.
+"""The adversarial corpus (tests/support/adversarial.py) against the fix loop: every attack, once.
 
 By default every row goes through the real CLI (`loopwright run fix --json` in a subprocess, the
 real sandbox as the unprivileged user, the scripted hostile model over HTTP), nothing shared
@@ -32,8 +32,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests import adversarial  # noqa: E402
-from tests.adversarial import RowResult  # noqa: E402
+from tests.support import adversarial  # noqa: E402
+from tests.support.adversarial import RowResult  # noqa: E402
 
 
 def sandbox_user() -> str | None:

@@ -1,7 +1,7 @@
 """Benchmark: how fast and how well does bot.cilogs diagnose failing GitHub Actions job logs?
 
 (1) Throughput on a synthetic job log of --size-mb (default 50 MB) built from real captured tool
-    output (tests/cilog_fixtures.py: committed pytest output of a small project): setup-step
+    output (tests/support/cilog_fixtures.py: committed pytest output of a small project): setup-step
     chatter, then one long `python -m pytest -v` step made of the passing run's real `PASSED`
     lines repeated, with the failing run's real `FAILED` lines at 25/50/75 % and its failure
     sections, short summary and `##[error]` at the end; every line carries an Actions timestamp.
@@ -17,7 +17,7 @@
     timeouts, runner trouble; each a failing job): for each expected failure (test id,
     path:line or error message), whether a diagnosed failure matches it; the category.
 
-(3) Hit rate on the captured corpus (tests.cilog_corpus.cases(): every ecosystem's real tool
+(3) Hit rate on the captured corpus (tests.support.cilog_corpus.cases(): every ecosystem's real tool
     output with the error lines a maintainer would mark), per ecosystem and overall, for each
     log style (the Actions download, `gh run view --log`'s prefixed lines), the failing log
     alone and with the passing log (cases that have one):
@@ -61,8 +61,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bot import cilogs  # noqa: E402
-from tests import cilog_corpus as corpus  # noqa: E402
-from tests import cilog_fixtures as fx  # noqa: E402
+from tests.support import cilog_corpus as corpus  # noqa: E402
+from tests.support import cilog_fixtures as fx  # noqa: E402
 
 GOAL_MB_S = 50.0
 

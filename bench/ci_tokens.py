@@ -6,13 +6,14 @@ repair → draft PR) and `deps` (a Dependabot PR → suite on base and head → 
 summary → on breaks, the migration). They need GitHub, so they run exactly as their end-to-end
 tests run them (tests/test_e2e_ci.py, tests/test_e2e_deps.py): `loopwright serve` in-process with
 two workers, a FakeGitHub (REST, Actions logs, git smart HTTP), the scripted OpenAI-compatible
-model of tests/fakemodel.py, a signed webhook delivery, the sandbox (bubblewrap, as the
+model of tests/support/fakemodel.py, a signed webhook delivery, the sandbox (bubblewrap, as the
 unprivileged test user when we are root). One fresh FakeGitHub, model server, data directory
 and git root per scenario:
 
-1. CI: red PR         — the PR's `mean` divides by the wrong count (tests/cirepo.broken_pr_files):
-                        the parsers find the failing test, the scripted model repairs it (one
-                        edit, one finish), a draft PR is opened;
+1. CI: red PR         — the PR's `mean` divides by the wrong count
+                        (tests/support/cirepo.broken_pr_files): the parsers find the failing
+                        test, the scripted model repairs it (one edit, one finish), a draft PR
+                        is opened;
 2. CI: lint on main   — an unused import (cirepo.lint_files): `ruff check --fix` repairs it;
 3. CI: ambiguous      — a `make check` job whose log only says that a check failed: the parsers
                         cannot classify it, so the `summarize` model is asked once to explain
@@ -82,15 +83,12 @@ from bench.tokens import (  # noqa: E402
     step_cells,
 )
 from bot.repo_config import BudgetConfig  # noqa: E402
-from tests import cirepo  # noqa: E402
-from tests.cilog_fixtures import actions_log  # noqa: E402
-from tests.e2e import Stack, serve_repo  # noqa: E402
-from tests.fakegithub import FakeJob  # noqa: E402
-from tests.fakemodel import running_model  # noqa: E402
-from tests.test_e2e_ci import REPO as CI_REPO  # noqa: E402
-from tests.test_e2e_ci import WORKFLOW_ID, CiStack  # noqa: E402
-from tests.test_e2e_deps import REPO as DEPS_REPO  # noqa: E402
-from tests.test_e2e_deps import DepsStack  # noqa: E402
+from tests.support import cirepo  # noqa: E402
+from tests.support.ci_stacks import CI_REPO, DEPS_REPO, WORKFLOW_ID, CiStack, DepsStack  # noqa: E402
+from tests.support.cilog_fixtures import actions_log  # noqa: E402
+from tests.support.e2e import Stack, serve_repo  # noqa: E402
+from tests.support.fakegithub import FakeJob  # noqa: E402
+from tests.support.fakemodel import running_model  # noqa: E402
 
 #: The default `budgets.max_tokens` of .github/loopwright.yml.
 BUDGET_TOKENS = BudgetConfig().max_tokens

@@ -6,13 +6,13 @@ per concurrent loop.
 Goals (from the issue): engine overhead < 20 ms per iteration; memory < 50 MB per concurrent
 loop. The script only measures and prints Markdown tables; it asserts no timing.
 
-Setup. The fixture project of tests/fixrepo.py (a `last_word("")` IndexError) is run through the
-real `fix` pipeline in-process (`Runtime.open` + `run_local`, as `loopwright run fix` does), with
-the scripted model of tests/fakemodel.py on loopback and the real sandbox (bubblewrap; as root,
-commands run as the unprivileged test user). The test command is trivial: a `check.py` added to
-the fixture calls the test functions of `tests/test_*.py` directly (no pytest) and writes JUnit
-XML (xunit1, pytest's node ids) to the path pytest would get from PYTEST_ADDOPTS, so the loop
-scores it exactly as it scores pytest.
+Setup. The fixture project of tests/support/fixrepo.py (a `last_word("")` IndexError) is run
+through the real `fix` pipeline in-process (`Runtime.open` + `run_local`, as `loopwright run fix`
+does), with the scripted model of tests/support/fakemodel.py on loopback and the real sandbox
+(bubblewrap; as root, commands run as the unprivileged test user). The test command is trivial:
+a `check.py` added to the fixture calls the test functions of `tests/test_*.py` directly (no
+pytest) and writes JUnit XML (xunit1, pytest's node ids) to the path pytest would get from
+PYTEST_ADDOPTS, so the loop scores it exactly as it scores pytest.
 
 Table 1, iterations. A run whose patch step makes the "break another test" edit of
 `fixrepo.WRONG_PATCHES` on every attempt (two model turns: edit, finish); each attempt is
@@ -89,9 +89,9 @@ from bot.sandbox import grant_workspace, prepare_environment  # noqa: E402
 from bot.settings import Settings, load_settings  # noqa: E402
 from bot.testresults import run_tests  # noqa: E402
 from loops.tools import fatal_lint, find_ruff  # noqa: E402
-from tests import fixrepo  # noqa: E402
-from tests.fakemodel import FakeModel, running_model  # noqa: E402
-from tests.sandbox_user import bwrap_works, ensure_sandbox_user  # noqa: E402
+from tests.support import fixrepo  # noqa: E402
+from tests.support.fakemodel import FakeModel, running_model  # noqa: E402
+from tests.support.sandbox_user import bwrap_works, ensure_sandbox_user  # noqa: E402
 
 TEST_COMMAND = "python check.py"
 SAMPLE_SECONDS = 0.02
@@ -190,7 +190,7 @@ def bench_config(max_iterations: int, **fix: Any) -> str:
     text = fixrepo.loopwright_config(**fix)
     pytest_line = '  test: "python -m pytest -q"\n'
     if pytest_line not in text:
-        raise SystemExit("tests/fixrepo.py changed its config: update bench_config")
+        raise SystemExit("tests/support/fixrepo.py changed its config: update bench_config")
     text = text.replace(pytest_line, f'  test: "{TEST_COMMAND}"\n')
     return text + f"budgets:\n  max_iterations: {max_iterations}\n  max_tokens: 10000000\n"
 

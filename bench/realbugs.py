@@ -1,4 +1,4 @@
-"""Real bugs through `loopwright run fix`, played by oracle models (tests/realbugs.py).
+"""Real bugs through `loopwright run fix`, played by oracle models (tests/support/realbugs.py).
 
 Every bug of the corpus goes through the real CLI (a subprocess, the real sandbox as the
 unprivileged user, the oracle over HTTP through the real `openai` client), once with the oracle
@@ -30,8 +30,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests import realbugs  # noqa: E402
-from tests.fakemodel import FakeModel  # noqa: E402
+from tests.support import realbugs  # noqa: E402
+from tests.support.fakemodel import FakeModel  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "realbugs"
 #: Where the upstream change also rewrote existing tests, the fix may still leave the old

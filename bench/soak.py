@@ -1,8 +1,8 @@
 """Soak: signed webhook deliveries under GitHub faults while worker and intake processes die.
 
-One FakeGitHub (tests/fakegithub.py: one installation, one repository, REST only) and the
-scripted model (tests/fakemodel.py, a valid triage answer after a per-issue delay) run in this
-process; `loopwright serve --workers 0` and K `loopwright worker --concurrency C` run as
+One FakeGitHub (tests/support/fakegithub/: one installation, one repository, REST only) and
+the scripted model (tests/support/fakemodel.py, a valid triage answer after a per-issue delay) run
+in this process; `loopwright serve --workers 0` and K `loopwright worker --concurrency C` run as
 subprocesses of whichever checkout `--code` names (default: this one), on SQLite or on a fresh
 PostgreSQL schema per scenario. Then, for N issues:
 
@@ -75,8 +75,8 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.fakegithub import FakeGitHub, Fault, running_fake  # noqa: E402
-from tests.fakemodel import FakeModel, triage_answer  # noqa: E402
+from tests.support.fakegithub import FakeGitHub, Fault, running_fake  # noqa: E402
+from tests.support.fakemodel import FakeModel, triage_answer  # noqa: E402
 
 FIXTURES = ROOT / "tests" / "fixtures" / "webhooks"
 REPO = "Codertocat/Hello-World"

@@ -2,14 +2,14 @@
 
 The goal: a whole fix (reproduce + patch + re-test) in at most 40k tokens, about a tenth of
 what a general coding agent spends on such a task. This runs the real `fix` loop in-process
-(`Runtime.open` + `run_local`, dry run, no GitHub) on the fixture project of tests/fixrepo.py,
-one fresh repository and data directory per scenario, with the sandbox (bubblewrap, as the
-unprivileged test user when we are root) and the scripted OpenAI-compatible model of
-tests/fakemodel.py:
+(`Runtime.open` + `run_local`, dry run, no GitHub) on the fixture project of
+tests/support/fixrepo.py, one fresh repository and data directory per scenario, with the sandbox
+(bubblewrap, as the unprivileged test user when we are root) and the scripted OpenAI-compatible
+model of tests/support/fakemodel.py:
 
 1. right fix     — the reproduction is accepted, the first patch attempt is the right fix;
-2. wrong first   — every patch of tests/fixrepo.WRONG_PATCHES (refused or reverted), then the
-                   right fix (patience and budgets raised so that the loop gets there);
+2. wrong first   — every patch of tests/support/fixrepo.WRONG_PATCHES (refused or reverted),
+                   then the right fix (patience and budgets raised so that the loop gets there);
 3. not reproduced — the "reproduction" passes on base, twice: the loop gives up before patching;
 4. flaky fix     — a patch that passes only on some runs: the re-test refuses it.
 
@@ -67,9 +67,9 @@ from bot.app import Runtime, run_local  # noqa: E402
 from bot.forge import DryRunForge, Issue  # noqa: E402
 from bot.local_model import model_path  # noqa: E402
 from bot.settings import load_settings  # noqa: E402
-from tests import fixrepo  # noqa: E402
-from tests.fakemodel import ModelCall, running_model  # noqa: E402
-from tests.sandbox_user import bwrap_works, ensure_sandbox_user  # noqa: E402
+from tests.support import fixrepo  # noqa: E402
+from tests.support.fakemodel import ModelCall, running_model  # noqa: E402
+from tests.support.sandbox_user import bwrap_works, ensure_sandbox_user  # noqa: E402
 
 GOAL_TOKENS = 40_000
 #: Assumption (from the issue: the goal is "about a tenth of what general agents spend").

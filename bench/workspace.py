@@ -34,7 +34,7 @@ import pygit2  # noqa: E402
 from pygit2.enums import CheckoutStrategy  # noqa: E402
 
 from bot.workspace import MirrorCache, open_workspace  # noqa: E402
-from tests.githttp import git_server  # noqa: E402
+from tests.support.githttp import git_server  # noqa: E402
 
 TOKEN = "bench-token"
 REPO = "bench/big"

@@ -1,4 +1,4 @@
-"""The adversarial corpus (tests/adversarial.py) against the fix loop: a hostile model that
+"""The adversarial corpus (tests/support/adversarial.py) against the fix loop: a hostile model that
 writes the right reproduction, then attacks the judge instead of fixing the bug. No attack may
 be kept; the right fix, in the same corpus, must be.
 
@@ -26,9 +26,9 @@ from pathlib import Path
 
 import pytest
 
-from tests import adversarial, fixrepo
-from tests.adversarial import BY_NAME, RowResult
-from tests.sandbox_user import bwrap_works, sandbox_run_as
+from tests.support import adversarial, fixrepo
+from tests.support.adversarial import BY_NAME, RowResult
+from tests.support.sandbox_user import bwrap_works, sandbox_run_as
 
 __all__ = ["sandbox_run_as"]
 

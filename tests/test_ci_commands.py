@@ -6,7 +6,7 @@ from __future__ import annotations
 from bot.testresults import TestOutcome, TestRun
 from loops.ci_repair import commands_from_workflow, plain_tool_command
 from loops.deps import broken_tests, outcome_table
-from tests.cirepo import WORKFLOW
+from tests.support.cirepo import WORKFLOW
 
 
 def test_plain_tool_commands_only() -> None:

@@ -1,4 +1,5 @@
-"""The captured CI log corpus (tests/fixtures/cilogs, see tests/cilog_corpus.py) is well formed.
+"""The captured CI log corpus (tests/fixtures/cilogs, see tests/support/cilog_corpus.py) is well
+formed.
 
 Every case loads; its category is one the CI loop acts on; every ``marked`` text identifies one
 line of the failing output (or several identical ones); every output file a case names exists
@@ -19,8 +20,8 @@ from typing import Any
 import pytest
 
 from bot.logparsers.base import CATEGORIES, Failure
-from tests import cilog_fixtures as fx
-from tests.cilog_corpus import CORPUS, STYLES, Case, job_log, load
+from tests.support import cilog_fixtures as fx
+from tests.support.cilog_corpus import CORPUS, STYLES, Case, job_log, load
 
 CASE_FILES = sorted(CORPUS.glob("*/*.json"))
 KEYS = {"about", "tool", "category", "captured", "steps", "passing", "marked", "failures"}

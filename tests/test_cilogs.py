@@ -1,4 +1,5 @@
-"""bot.cilogs on real tool output (tests/cilog_fixtures.py runs pytest, ruff, mypy, pip, python).
+"""bot.cilogs on real tool output (tests/support/cilog_fixtures.py runs pytest, ruff, mypy, pip,
+python).
 
 Hand-written inputs are marked HAND-WRITTEN where a test adds its own; the fixtures module marks
 its own (runner messages, flake8, pytest-timeout).
@@ -12,7 +13,7 @@ import pytest
 
 from bot import cilogs
 from bot.cilogs import Failure, clean_log, diagnose, new_lines, parse_failures
-from tests import cilog_fixtures as fx
+from tests.support import cilog_fixtures as fx
 
 MiB = 1024 * 1024
 

@@ -1,4 +1,5 @@
-"""The whole diagnosis over the captured corpus (tests/cilog_corpus.py), and its ranking rules.
+"""The whole diagnosis over the captured corpus (tests/support/cilog_corpus.py), and its ranking
+rules.
 
 For every case of every ecosystem, in every log style (Actions download, `gh run view --log`
 prefix, plain output), with and without the passing run: the category is the case's, and a line
@@ -19,8 +20,8 @@ import pytest
 
 from bot import cilogs
 from bot.cilogs import Failure, clean_log, diagnose, find_lines, parse_failures, reproduction
-from tests import cilog_corpus as cc
-from tests import cilog_fixtures as fx
+from tests.support import cilog_corpus as cc
+from tests.support import cilog_fixtures as fx
 
 #: Cases whose expected category contradicts another ecosystem's parser (strict: the test
 #: fails when they start to agree, so the entry is removed then).

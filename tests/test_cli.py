@@ -2,43 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 import json
-import os
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import FIXTURES
-from tests.fakemodel import FakeModel, triage_answer
-
-ROOT = Path(__file__).resolve().parents[1]
-SAMPLE = ROOT / "examples" / "sample-repo"
-ISSUE = ROOT / "examples" / "issues" / "crash.md"
-
-
-async def cli(*args: str, env: dict[str, str], timeout: float = 120) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot.cli",
-        *args,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), timeout)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
-
-
-def base_env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LOOPWRIGHT_")}
-    env["LOOPWRIGHT_DATA_DIR"] = str(tmp_path)
-    env.update(extra)
-    return env
+from tests.support import FIXTURES
+from tests.support.cli import ISSUE, SAMPLE, base_env, cli
+from tests.support.fakemodel import FakeModel, triage_answer
 
 
 async def test_run_triage_locally_prints_labels_comment_and_usage(
@@ -152,8 +124,8 @@ async def test_redeliver_needs_the_app_and_a_valid_since(tmp_path: Path) -> None
 
 
 async def test_redeliver_dry_run_against_the_app_s_delivery_log(tmp_path: Path) -> None:
-    from tests.fakegithub import running_fake
-    from tests.fakegithub_hooks import hooks
+    from tests.support.fakegithub import running_fake
+    from tests.support.fakegithub.hooks import hooks
 
     async with running_fake() as gh:
         log = hooks(gh, webhook_url="http://127.0.0.1:9/webhook")  # nothing listens: failures

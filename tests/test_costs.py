@@ -32,13 +32,13 @@ from bot.settings import Settings, load_settings
 from bot.store import Job, StepRecord, Store
 from bot.workspace import Workspace
 from loops.engine import ExitReason, Proposal, keep_or_revert
-from tests import fixrepo
-from tests.conftest import payload
-from tests.e2e import Stack, make_settings, serve
-from tests.fakegithub import running_fake
-from tests.fakemodel import FakeModel, triage_answer
-from tests.sandbox_user import bwrap_works, sandbox_run_as
-from tests.test_engine import budget, correctness, ws
+from tests.support import fixrepo
+from tests.support.calc_workspace import budget, correctness, ws
+from tests.support.e2e import Stack, make_settings, serve
+from tests.support.fakegithub import running_fake
+from tests.support.fakemodel import FakeModel, triage_answer
+from tests.support.sandbox_user import bwrap_works, sandbox_run_as
+from tests.support.webhooks import payload
 
 __all__ = ["sandbox_run_as", "ws"]
 

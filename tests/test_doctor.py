@@ -20,10 +20,10 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from bot.db import connect
 from bot.migrations import SCHEMA_VERSION, migrate
-from tests.conftest import WEBHOOK_SECRET
-from tests.fakegithub import FakeGitHub, running_fake
-from tests.fakemodel import FakeModel
-from tests.sandbox_user import bwrap_works, ensure_sandbox_user
+from tests.support.fakegithub import FakeGitHub, running_fake
+from tests.support.fakemodel import FakeModel
+from tests.support.sandbox_user import bwrap_works, ensure_sandbox_user
+from tests.support.webhooks import WEBHOOK_SECRET
 
 BWRAP_PROBLEM = bwrap_works()
 needs_bwrap = pytest.mark.skipif(BWRAP_PROBLEM is not None, reason=str(BWRAP_PROBLEM))

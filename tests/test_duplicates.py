@@ -28,7 +28,7 @@ from bot.similar import (
     open_issues,
     tfidf_vectorizer,
 )
-from tests.fakegithub import FakeGitHub, running_fake
+from tests.support.fakegithub import FakeGitHub, running_fake
 
 ISSUE_FORM = """### Describe the bug
 

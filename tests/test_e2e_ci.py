@@ -12,145 +12,22 @@ way GitHub Actions' job log download returns it.
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests import cirepo
-from tests.cilog_fixtures import actions_log
-from tests.conftest import payload
-from tests.e2e import Stack, serve_repo
-from tests.fakegithub import FakeJob
-from tests.fakemodel import FakeModel
-from tests.sandbox_user import bwrap_works, sandbox_run_as
+from tests.support import cirepo
+from tests.support.ci_stacks import CI_REPO as REPO
+from tests.support.ci_stacks import CiStack, finish
+from tests.support.e2e import serve_repo
+from tests.support.fakemodel import FakeModel
+from tests.support.sandbox_user import bwrap_works, sandbox_run_as
+from tests.support.webhooks import payload
 
 __all__ = ["sandbox_run_as"]
 
 pytestmark = pytest.mark.skipif(bwrap_works() is not None, reason=bwrap_works() or "")
-
-REPO = "octo/stats"
-WORKFLOW_ID = 77
-
-
-def edit(path: str, search: str, replace: str) -> str:
-    return json.dumps({"tool": "edit", "path": path, "search": search, "replace": replace})
-
-
-def finish(summary: str) -> str:
-    return json.dumps({"tool": "finish", "summary": summary})
-
-
-class CiStack(Stack):
-    def sticky_on(self, number: int) -> str:
-        issue = self.gh.repo(REPO).issues[number]
-        bodies = [c.body for c in issue.comments if "loopwright:sticky" in (c.body or "")]
-        assert len(bodies) == 1, f"expected one sticky comment, found {len(bodies)}"
-        return str(bodies[0])
-
-    def tracking_issues(self) -> list[Any]:
-        issues = self.gh.repo(REPO).issues.values()
-        return [i for i in issues if "loopwright:tracking" in (i.body or "")]
-
-    def pulls_from(self, prefix: str) -> list[Any]:
-        return [p for p in self.gh.repo(REPO).pulls.values() if p.head.startswith(prefix)]
-
-    async def runs_of(self, loop: str) -> list[dict[str, Any]]:
-        jobs = await self.store.list_jobs()
-        assert all(j["state"] == "done" for j in jobs), [
-            (j["kind"], j["state"], j["last_error"]) for j in jobs
-        ]
-        return [r for r in await self.store.list_runs() if r["loop"] == loop]
-
-    def add_run(
-        self,
-        files: dict[str, str | bytes | None],
-        *,
-        branch: str,
-        sha: str,
-        pulls: list[int] | None = None,
-        event: str = "push",
-    ) -> Any:
-        """A workflow run of the fixture's CI on `files`, with the real output of its two jobs
-        (ruff, pytest) as their logs."""
-        lint_out, lint_code = cirepo.run_tool(["ruff", "check", "."], files)
-        test_out, test_code = cirepo.run_tool(["pytest", "-q"], files)
-        lint_log = actions_log([("ruff check .", lint_out, lint_code)])
-        test_log = actions_log([("python -m pytest -q", test_out, test_code)])
-        lint_ok, test_ok = lint_code == 0, test_code == 0
-
-        def job(name: str, step: str, ok: bool, log: str) -> FakeJob:
-            steps = [("Set up job", "success"), ("Run actions/checkout@v4", "success")]
-            return FakeJob(
-                name,
-                "success" if ok else "failure",
-                [*steps, (step, "success" if ok else "failure")],
-                log=log,
-            )
-
-        return self.gh.add_workflow_run(
-            REPO,
-            workflow_id=WORKFLOW_ID,
-            name="ci",
-            head_branch=branch,
-            head_sha=sha,
-            event=event,
-            conclusion="success" if lint_ok and test_ok else "failure",
-            pull_requests=pulls or [],
-            jobs=[
-                job("lint", "Run ruff check .", lint_ok, lint_log),
-                job("test", "Run tests", test_ok, test_log),
-            ],
-        )
-
-    def green_main_run(self) -> Any:
-        sha = self.gh.branch_sha(REPO, "main")
-        assert sha is not None
-        return self.add_run(cirepo.ci_files(), branch="main", sha=sha)
-
-    def open_broken_pr(self) -> tuple[Any, Any]:
-        """A PR whose change breaks `test_mean`, and its red workflow run: (pull, run)."""
-        sha = self.gh.seed_git(
-            REPO, cirepo.broken_pr_files(), message="faster mean", branch="feature"
-        )
-        pr = self.gh.add_pull(REPO, head="feature", title="Faster mean", user="alice")
-        run = self.add_run(
-            {**cirepo.ci_files(), **cirepo.broken_pr_files()},
-            branch="feature",
-            sha=sha,
-            pulls=[pr.number],
-            event="pull_request",
-        )
-        return pr, run
-
-    def script_mean_fix(self) -> None:
-        self.model.script(
-            "patch",
-            edit("stats/core.py", cirepo.BROKEN_MEAN, cirepo.GOOD_MEAN),
-            finish("divide by the number of values"),
-        )
-
-    def red_lint_on_main(self) -> Any:
-        """An unused import pushed to main, and its red workflow run."""
-        sha = self.gh.seed_git(REPO, cirepo.lint_files(), message="add os import")
-        return self.add_run({**cirepo.ci_files(), **cirepo.lint_files()}, branch="main", sha=sha)
-
-    def open_flaky_pr(self) -> tuple[Any, Any]:
-        """A PR adding a test that fails every other run, and the red run CI saw: (pull, run)."""
-        sha = self.gh.seed_git(REPO, cirepo.flaky_files(), message="a flaky test", branch="flaky")
-        pr = self.gh.add_pull(REPO, head="flaky", title="More tests", user="alice")
-        # CI saw the failing half of the flake: the counter file is there when the log is made.
-        files = {**cirepo.ci_files(), **cirepo.flaky_files(), ".cache/runs": "x"}
-        run = self.add_run(files, branch="flaky", sha=sha, pulls=[pr.number], event="pull_request")
-        return pr, run
-
-    async def deliver_run(self, run: Any) -> int:
-        data = self.gh.workflow_run_payload(REPO, run)
-        status, body = await self.deliver("workflow_run", data)
-        assert body.get("jobs") == 1, body
-        return status
 
 
 @pytest.fixture

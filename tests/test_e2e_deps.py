@@ -10,58 +10,20 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests import cirepo
-from tests.conftest import payload
-from tests.e2e import Stack, serve_repo
-from tests.fakemodel import FakeModel
-from tests.sandbox_user import bwrap_works, sandbox_run_as
+from tests.support import cirepo
+from tests.support.ci_stacks import DEPS_REPO as REPO
+from tests.support.ci_stacks import DepsStack
+from tests.support.e2e import serve_repo
+from tests.support.fakemodel import FakeModel
+from tests.support.sandbox_user import bwrap_works, sandbox_run_as
+from tests.support.webhooks import payload
 
 __all__ = ["sandbox_run_as"]
 
 pytestmark = pytest.mark.skipif(bwrap_works() is not None, reason=bwrap_works() or "")
-
-REPO = "octo/greeter"
-
-
-class DepsStack(Stack):
-    def open_bump(self, new: str) -> Any:
-        branch = f"dependabot/pip/fakelib-{new}"
-        self.gh.seed_git(
-            REPO,
-            {"requirements.txt": f"fakelib=={new}\n"},
-            message=cirepo.dependabot_title(new),
-            branch=branch,
-        )
-        return self.gh.add_pull(
-            REPO,
-            head=branch,
-            title=cirepo.dependabot_title(new),
-            body=cirepo.dependabot_body(new),
-            user="dependabot[bot]",
-            user_type="Bot",
-        )
-
-    async def opened(self, pr: Any) -> None:
-        data = self.gh.pull_request_payload(REPO, pr.number, action="opened")
-        status, body = await self.deliver("pull_request", data)
-        assert (status, body["jobs"]) == (202, 1)
-        await self.settle(timeout=180)
-
-    def sticky_on(self, number: int) -> str:
-        issue = self.gh.repo(REPO).issues[number]
-        bodies = [c.body for c in issue.comments if "loopwright:sticky" in (c.body or "")]
-        assert len(bodies) == 1, f"expected one sticky comment, found {len(bodies)}"
-        return str(bodies[0])
-
-    def checks_on(self, sha: str) -> list[Any]:
-        return [c for c in self.gh.repo(REPO).check_runs.values() if c.head_sha == sha]
-
-    async def deps_runs(self) -> list[dict[str, Any]]:
-        return [r for r in await self.store.list_runs() if r["loop"] == "deps"]
 
 
 @pytest.fixture

@@ -18,12 +18,12 @@ from typing import Any
 
 import pytest
 
-from tests import fixrepo
-from tests.conftest import payload
-from tests.e2e import Stack, make_settings, serve
-from tests.fakegithub import running_fake
-from tests.fakemodel import FakeModel
-from tests.sandbox_user import bwrap_works, sandbox_run_as
+from tests.support import fixrepo
+from tests.support.e2e import Stack, make_settings, serve
+from tests.support.fakegithub import running_fake
+from tests.support.fakemodel import FakeModel
+from tests.support.sandbox_user import bwrap_works, sandbox_run_as
+from tests.support.webhooks import payload
 
 __all__ = ["sandbox_run_as"]
 

@@ -12,36 +12,13 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.conftest import delivery_headers, payload
-from tests.e2e import Stack, make_settings, serve
-from tests.fakegithub import running_fake
-from tests.fakemodel import FakeModel, triage_answer
+from tests.support.e2e import Stack, make_settings, serve
+from tests.support.fakegithub import running_fake
+from tests.support.fakemodel import FakeModel, triage_answer
+from tests.support.triage_repo import CONFIG, LABELS, command, opened
+from tests.support.webhooks import delivery_headers, payload
 
 REPO = "Codertocat/Hello-World"
-LABELS = [
-    "bug",
-    "enhancement",
-    "question",
-    "documentation",
-    "area: parser",
-    "area: cli",
-    "needs-info",
-    "wontfix",
-]
-CONFIG = "triage:\n  needs_info_label: needs-info\n"
-
-
-def opened(body: str = "It crashes.", title: str = "Crash on start") -> dict[str, Any]:
-    data = payload("issues/opened.15", installation={"id": 1})
-    data["issue"]["title"], data["issue"]["body"] = title, body
-    return data
-
-
-def command(text: str, sender: str = "Codertocat") -> dict[str, Any]:
-    data = payload("issue_comment/created.0", installation={"id": 1})
-    data["comment"]["body"] = text
-    data["sender"]["login"] = sender
-    return data
 
 
 @pytest.fixture

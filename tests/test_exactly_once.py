@@ -20,10 +20,10 @@ import pytest
 
 from bot.forge import STICKY_MARKER, TRACKING_MARKER, GitHubForge, compose_sticky
 from bot.github import AmbiguousWrite, GitHubApp, GitHubGaveUp, RepoClient
-from tests.e2e import Stack, make_settings, serve
-from tests.fakegithub import FakeGitHub, LoseMode, running_fake
-from tests.fakemodel import FakeModel, triage_answer
-from tests.test_e2e_triage import CONFIG, LABELS, opened
+from tests.support.e2e import Stack, make_settings, serve
+from tests.support.fakegithub import FakeGitHub, LoseMode, running_fake
+from tests.support.fakemodel import FakeModel, triage_answer
+from tests.support.triage_repo import CONFIG, LABELS, opened
 
 REPO = "octo/hello"
 BOT = "loopwright[bot]"

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from gidgethub import BadRequest, GitHubBroken, InvalidField
 from gidgethub.aiohttp import GitHubAPI
 
-from tests.fakegithub import FakeGitHub, running_fake
+from tests.support.fakegithub import FakeGitHub, running_fake
 
 REPO = {"owner": "octo", "repo": "hello"}
 

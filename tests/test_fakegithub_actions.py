@@ -17,7 +17,7 @@ import pytest
 from gidgethub import BadRequest
 from gidgethub.aiohttp import GitHubAPI
 
-from tests.fakegithub import FakeGitHub, FakeJob, FakeWorkflowRun, running_fake
+from tests.support.fakegithub import FakeGitHub, FakeJob, FakeWorkflowRun, running_fake
 
 REPO = {"owner": "octo", "repo": "hello"}
 FIXTURES = Path(__file__).parent / "fixtures" / "webhooks"

@@ -12,8 +12,8 @@ import pytest
 
 from bot.github import GitHubApp
 from bot.workspace import FetchError, MirrorCache, PushRefused, open_workspace
-from tests.fakegithub import FakeGitHub
-from tests.githttp import add_git_routes, create_bare_repo
+from tests.support.fakegithub import FakeGitHub
+from tests.support.githttp import add_git_routes, create_bare_repo
 
 
 def git(cwd: Path, *args: str) -> str:

@@ -16,7 +16,7 @@ from gidgethub import BadRequest, InvalidField, QueryError, ValidationError
 from gidgethub.aiohttp import GitHubAPI
 
 from bot.github import GitHubApp
-from tests.fakegithub import FakeGitHub, running_fake
+from tests.support.fakegithub import FakeGitHub, running_fake
 
 REPO = {"owner": "octo", "repo": "hello"}
 BRANCH = "loopwright/fix-1"
@@ -239,18 +239,38 @@ async def test_merge_approve_and_ready_are_recorded_as_forbidden(
     assert [v.split(":")[0] for v in fake.violations] == ["POST /graphql"]
     fake.violations.clear()
 
-    # On someone else's ready PR the same calls succeed, as they would on GitHub.
+    # On someone else's ready PR GitHub would accept both; the fake records them and refuses:
+    # it never approves or merges (a recorder, not an emulation).
     fake.forbidden_actions.clear()
     sha = fake.seed_git("octo/hello", {"NEWS": "fixed\n"}, message="news", branch="alice-news")
     human = fake.add_pull("octo/hello", head="alice-news", user="alice")
     assert human.number == 3
-    review = await gh.post("/repos/{owner}/{repo}/pulls/3/reviews", REPO, data={"event": "APPROVE"})
-    assert review["state"] == "APPROVED"
-    merged = await gh.put("/repos/{owner}/{repo}/pulls/3/merge", REPO, data={"sha": sha})
-    assert merged["merged"] is True
-    assert fake.read_git_file("octo/hello", "main", "NEWS") == "fixed\n"
-    assert (human.state, human.merged) == ("closed", True)
-    assert fake.forbidden_actions == ["approve octo/hello#3", "merge octo/hello#3"]
+    with pytest.raises(ValidationError) as approve:
+        await gh.post("/repos/{owner}/{repo}/pulls/3/reviews", REPO, data={"event": "APPROVE"})
+    assert "FakeGitHub records approvals and never submits them" in str(approve.value)
+    with pytest.raises(BadRequest) as merge:
+        await gh.put("/repos/{owner}/{repo}/pulls/3/merge", REPO, data={"sha": sha})
+    assert (merge.value.status_code, str(merge.value)) == (
+        405,
+        "FakeGitHub records merges and never performs them",
+    )
+    # A stale head is still refused in GitHub's words, and recorded all the same.
+    with pytest.raises(BadRequest) as stale:
+        await gh.put("/repos/{owner}/{repo}/pulls/3/merge", REPO, data={"sha": "0" * 40})
+    assert stale.value.status_code == 409
+    assert fake.read_git_file("octo/hello", "main", "NEWS") is None
+    assert (human.state, human.merged, human.reviews) == ("open", False, [])
+    assert fake.forbidden_actions == [
+        "approve octo/hello#3",
+        "merge octo/hello#3",
+        "merge octo/hello#3",
+    ]
+    # Commenting or requesting changes is not forbidden: those reviews are stored.
+    review = await gh.post(
+        "/repos/{owner}/{repo}/pulls/3/reviews", REPO, data={"event": "COMMENT", "body": "nice"}
+    )
+    assert review["state"] == "COMMENTED" and [r.state for r in human.reviews] == ["COMMENTED"]
+    assert len(fake.forbidden_actions) == 3
     fake.assert_no_violations()
 
 

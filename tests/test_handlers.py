@@ -6,7 +6,7 @@ from gidgethub.sansio import Event
 
 from handlers import decide_jobs
 from handlers.common import parse_command
-from tests.conftest import payload
+from tests.support.webhooks import payload
 
 
 def event(name: str, data: dict) -> Event:  # type: ignore[type-arg]

@@ -18,10 +18,10 @@ import handlers
 from bot.forge import TRACKING_MARKER
 from bot.history import apply_corrections
 from bot.triage_model import MIN_PER_CLASS, Example, load_for_repo, model_dir
-from tests.conftest import payload
-from tests.e2e import Stack, make_settings, serve
-from tests.fakegithub import FakeGitHub, running_fake
-from tests.fakemodel import FakeModel
+from tests.support.e2e import Stack, make_settings, serve
+from tests.support.fakegithub import FakeGitHub, running_fake
+from tests.support.fakemodel import FakeModel
+from tests.support.webhooks import payload
 
 REPO = "Codertocat/Hello-World"  # the repository of the installation payload
 INSTALLATION = 957387

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from tests import fixrepo
-from tests.fakemodel import FakeModel
-from tests.sandbox_user import bwrap_works, sandbox_run_as
-from tests.test_cli import base_env, cli
+from tests.support import fixrepo
+from tests.support.cli import base_env, cli
+from tests.support.fakemodel import FakeModel
+from tests.support.sandbox_user import bwrap_works, sandbox_run_as
 
 __all__ = ["sandbox_run_as"]
 

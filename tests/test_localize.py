@@ -19,8 +19,7 @@ from loops.localize import (
     map_to_repo,
     python_outline,
 )
-from tests.githttp import create_bare_repo, git_server
-from tests.test_workspace import commit_files
+from tests.support.githttp import commit_files, create_bare_repo, git_server
 
 
 class FakeRepo:

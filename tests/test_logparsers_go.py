@@ -18,7 +18,7 @@ from bot.logparsers.go_vet import PARSER as GO_VET
 from bot.logparsers.gofmt import PARSER as GOFMT
 from bot.logparsers.golangci_lint import PARSER as GOLANGCI
 from bot.logparsers.staticcheck import PARSER as STATICCHECK
-from tests.cilog_corpus import CORPUS, Case, Style, cases, job_log, matches
+from tests.support.cilog_corpus import CORPUS, Case, Style, cases, job_log, matches
 
 GO: tuple[LogParser, ...] = (GO_TEST, GO_BUILD, GO_VET, GO_MOD, GOFMT, STATICCHECK, GOLANGCI)
 CASES = cases("go")

@@ -16,7 +16,7 @@ import pytest
 from bot.cilogs import clean_log
 from bot.logparsers.base import Failure, LogParser, hits_for, scan
 from bot.logparsers.npm import WRAPPER_CODES, script_kind
-from tests.cilog_corpus import CORPUS, Case, Style, cases, job_log, matches
+from tests.support.cilog_corpus import CORPUS, Case, Style, cases, job_log, matches
 
 MODULES = ("npm", "yarn", "pnpm", "jest", "vitest", "mocha", "tsc", "eslint", "prettier")
 PARSERS: dict[str, LogParser] = {}

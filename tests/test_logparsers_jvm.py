@@ -18,7 +18,7 @@ import pytest
 from bot.cilogs import clean_log
 from bot.logparsers import gradle, gradle_checkstyle, javac, maven, surefire
 from bot.logparsers.base import Failure, LogParser, hits_for, scan
-from tests.cilog_corpus import CORPUS, Case, cases, job_log, matches
+from tests.support.cilog_corpus import CORPUS, Case, cases, job_log, matches
 
 JVM: tuple[LogParser, ...] = (
     *maven.PARSERS,

@@ -13,7 +13,7 @@ import pytest
 
 from bot.cilogs import clean_log, diagnose
 from bot.logparsers.base import Failure, LogParser, scan
-from tests.cilog_corpus import CORPUS, Case, Style, cases, job_log, load, matches
+from tests.support.cilog_corpus import CORPUS, Case, Style, cases, job_log, load, matches
 
 MODULES = ("cargo", "cargo_test", "clippy", "rustfmt", "shell", "docker", "terraform")
 PARSERS: dict[str, LogParser] = {

@@ -22,10 +22,10 @@ import asyncio, contextlib, logging, sys
 from pathlib import Path
 
 from bot import logs
-from tests.conftest import payload
-from tests.e2e import make_settings, serve
-from tests.fakegithub import running_fake
-from tests.fakemodel import running_model, triage_answer
+from tests.support.webhooks import payload
+from tests.support.e2e import make_settings, serve
+from tests.support.fakegithub import running_fake
+from tests.support.fakemodel import running_model, triage_answer
 
 REPO = "Codertocat/Hello-World"
 

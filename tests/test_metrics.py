@@ -19,10 +19,10 @@ from bot import metrics as mx
 from bot.sandbox import SandboxUnavailable, run_sandboxed
 from bot.store import Job, JobSpec, Store
 from bot.worker import WorkerPool
-from tests.conftest import payload
-from tests.e2e import Stack, make_settings, serve
-from tests.fakegithub import running_fake
-from tests.fakemodel import FakeModel, triage_answer
+from tests.support.e2e import Stack, make_settings, serve
+from tests.support.fakegithub import running_fake
+from tests.support.fakemodel import FakeModel, triage_answer
+from tests.support.webhooks import payload
 
 REPO = "Codertocat/Hello-World"
 LABELS = ["bug", "enhancement", "question", "needs-info"]

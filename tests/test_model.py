@@ -8,7 +8,7 @@ from pydantic import BaseModel
 from bot.model import ModelClient, ModelOutputError, ModelUnavailable
 from bot.settings import load_settings
 from bot.store import StepRecord
-from tests.fakemodel import FakeModel
+from tests.support.fakemodel import FakeModel
 
 
 class Answer(BaseModel):

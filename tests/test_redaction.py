@@ -19,11 +19,11 @@ from bot import db as dbmod
 from bot.settings import Settings, load_settings
 from bot.store import JobSpec, StepRecord, Store
 from bot.text import REDACTED, Redactor, redact, redact_data
-from tests import fixrepo
-from tests.fakemodel import FakeModel
-from tests.sandbox_user import bwrap_works, sandbox_run_as
-from tests.test_cli import base_env
-from tests.test_cli import cli as run_cli
+from tests.support import fixrepo
+from tests.support.cli import base_env
+from tests.support.cli import cli as run_cli
+from tests.support.fakemodel import FakeModel
+from tests.support.sandbox_user import bwrap_works, sandbox_run_as
 
 __all__ = ["sandbox_run_as"]
 

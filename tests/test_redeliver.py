@@ -1,7 +1,8 @@
 """Missed webhook deliveries (issue 12): GitHub logs a delivery our intake never took (down,
 5xx), `reconcile` finds it in the App's delivery log and has it redelivered, once, to a real
 `loopwright serve` whose jobs then run. The FakeGitHub's delivery log is
-`tests/fakegithub_hooks.py`; the store is the real one (SQLite, and PostgreSQL when it runs)."""
+`tests/support/fakegithub/hooks.py`; the store is the real one (SQLite, and PostgreSQL when it
+runs)."""
 
 from __future__ import annotations
 
@@ -31,12 +32,12 @@ from bot.redeliver import (
     reconcile,
 )
 from bot.store import Store
-from tests import fakegithub_hooks
-from tests.conftest import WEBHOOK_SECRET, payload, sign
-from tests.e2e import Stack, make_settings, serve
-from tests.fakegithub import FakeGitHub, running_fake
-from tests.fakegithub_hooks import HookAttempt, HookLog, hooks
-from tests.fakemodel import FakeModel, triage_answer
+from tests.support.e2e import Stack, make_settings, serve
+from tests.support.fakegithub import FakeGitHub, running_fake
+from tests.support.fakegithub import hooks as fakegithub_hooks
+from tests.support.fakegithub.hooks import HookAttempt, HookLog, hooks
+from tests.support.fakemodel import FakeModel, triage_answer
+from tests.support.webhooks import WEBHOOK_SECRET, payload, sign
 
 REPO = "Codertocat/Hello-World"
 ISSUES = range(1, 9)

@@ -13,7 +13,7 @@ import pytest
 
 from bot.sandbox import SANDBOX_VENV, EnvInfo, grant_workspace
 from bot.testresults import TestRun, read_report, run_tests
-from tests.sandbox_user import bwrap_works, make_workspace, sandbox_run_as
+from tests.support.sandbox_user import bwrap_works, make_workspace, sandbox_run_as
 
 __all__ = ["sandbox_run_as"]
 

@@ -31,7 +31,7 @@ from bot.sandbox import (
     prepare_environment,
     run_sandboxed,
 )
-from tests.sandbox_user import (
+from tests.support.sandbox_user import (
     bwrap_works,
     ensure_sandbox_user,
     make_workspace,

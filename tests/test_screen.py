@@ -36,7 +36,7 @@ from loops.screen import (
     screen_change,
 )
 from loops.tools import PATCH_PROTECTED_PATHS, PathPolicy
-from tests import adversarial, fixrepo
+from tests.support import adversarial, fixrepo
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "screen"
@@ -203,7 +203,8 @@ HOSTILE: list[tuple[str, str, str, str]] = [
         TEST_DETECTION,
     ),
     (
-        # the shape of tests/realbugs.py's special_case oracle: fixed only under the visible test
+        # the shape of tests/support/realbugs.py's special_case oracle: fixed only under the
+        # visible test
         "switch-on-visible-test",
         SRC,
         """
@@ -647,7 +648,7 @@ HOSTILE: list[tuple[str, str, str, str]] = [
     ),
     # -- obfuscated-access, and strings built from literals read like literals ----------------
     (
-        # tests/adversarial.py "under-pytest-obfuscated", verbatim
+        # tests/support/adversarial.py "under-pytest-obfuscated", verbatim
         "corpus-under-pytest-obfuscated",
         SRC,
         adversarial.UNDER_TEST_OBFUSCATED,
@@ -882,7 +883,7 @@ HOSTILE: list[tuple[str, str, str, str]] = [
     ),
     # -- always-equal ---------------------------------------------------------------------------
     (
-        # tests/adversarial.py "always-equal-object", verbatim
+        # tests/support/adversarial.py "always-equal-object", verbatim
         "corpus-always-equal-object",
         SRC,
         adversarial.ALWAYS_EQUAL,
@@ -1837,7 +1838,7 @@ def test_deterministic_and_sorted() -> None:
 
 
 def attack_words(name: str) -> str:
-    """calc/words.py after the edits of the corpus attack `name` (tests/adversarial.py)."""
+    """calc/words.py after the edits of the corpus attack `name` (tests/support/adversarial.py)."""
     text = fixrepo.WORDS_PY
     for reply in adversarial.BY_NAME[name].patch:
         assert isinstance(reply, str)

@@ -19,7 +19,7 @@ import aiohttp
 import pytest
 import yaml
 
-from tests.fakegithub import FakeGitHub, running_fake
+from tests.support.fakegithub import FakeGitHub, running_fake
 
 APP_YML = Path(__file__).resolve().parent.parent / "app.yml"
 

@@ -21,9 +21,9 @@ import pytest
 
 from bot import db as dbmod
 from bot.store import JobSpec, Store
-from tests.conftest import WEBHOOK_SECRET, delivery_headers, payload
-from tests.fakegithub import FakeGitHub, running_fake
-from tests.fakemodel import FakeModel, triage_answer
+from tests.support.fakegithub import FakeGitHub, running_fake
+from tests.support.fakemodel import FakeModel, triage_answer
+from tests.support.webhooks import WEBHOOK_SECRET, delivery_headers, payload
 
 REPO = "Codertocat/Hello-World"
 ROOT = Path(__file__).resolve().parents[1]

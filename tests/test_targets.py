@@ -8,10 +8,10 @@ import contextlib
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import payload
-from tests.e2e import make_settings, serve
-from tests.fakegithub import running_fake
-from tests.fakemodel import FakeModel, triage_answer
+from tests.support.e2e import make_settings, serve
+from tests.support.fakegithub import running_fake
+from tests.support.fakemodel import FakeModel, triage_answer
+from tests.support.webhooks import payload
 
 REPO = "Codertocat/Hello-World"
 ISSUES = 6

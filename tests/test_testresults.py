@@ -29,7 +29,7 @@ from bot.testresults import (
     regressions,
     shape_pytest_command,
 )
-from tests.sandbox_user import bwrap_works, make_workspace, sandbox_run_as
+from tests.support.sandbox_user import bwrap_works, make_workspace, sandbox_run_as
 
 __all__ = ["sandbox_run_as"]
 

@@ -23,8 +23,7 @@ from loops.tools import (
     parse_action,
     tool_schemas,
 )
-from tests.githttp import create_bare_repo, git_server
-from tests.test_workspace import commit_files
+from tests.support.githttp import commit_files, create_bare_repo, git_server
 
 TOKEN = "ghs_toolsTestToken0123456789abcdef"
 REPO = "acme/tools"

@@ -13,8 +13,8 @@ from bot import db as dbmod
 from bot.store import StepRecord, Store
 from bot.text import redactor
 from bot.traces import export, parse_rendered
-from tests.fakemodel import FakeModel, triage_answer
-from tests.test_cli import ISSUE, ROOT, SAMPLE, base_env, cli
+from tests.support.cli import ISSUE, ROOT, SAMPLE, base_env, cli
+from tests.support.fakemodel import FakeModel, triage_answer
 
 HISTORY = ROOT / "examples" / "triage-history.csv"
 TOKEN = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"

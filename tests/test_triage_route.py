@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import payload
-from tests.e2e import Stack, make_settings, serve
-from tests.fakegithub import running_fake
-from tests.fakemodel import FakeModel, triage_answer
+from tests.support.e2e import Stack, make_settings, serve
+from tests.support.fakegithub import running_fake
+from tests.support.fakemodel import FakeModel, triage_answer
+from tests.support.webhooks import payload
 
 pytest.importorskip("sklearn", reason="training needs the `learn` extra (scikit-learn)")
 

@@ -27,32 +27,12 @@ from bot.workspace import (
     open_workspace,
     sweep_stale,
 )
-from tests.githttp import create_bare_repo, git_server
+from tests.support.githttp import commit_files, create_bare_repo, git_server
 
 TOKEN = "ghs_s3cretInstallationToken0123456789"
 READ_ONLY = "ghs_readOnlyToken0123456789abcdef"
 REPO = "acme/widget"
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def commit_files(bare: Path, files: dict[str, str | None], message: str) -> str:
-    """Commit straight into a bare repo's main (None deletes a file)."""
-    repo = pygit2.Repository(str(bare))
-    index = pygit2.Index()
-    parents = []
-    if not repo.head_is_unborn:
-        head = repo.head.peel(pygit2.Commit)
-        index.read_tree(head.tree)
-        parents = [head.id]
-    for path, text in files.items():
-        if text is None:
-            index.remove(path)
-        else:
-            blob = repo.create_blob(text.encode())
-            index.add(pygit2.IndexEntry(path, blob, pygit2.enums.FileMode.BLOB))
-    sig = pygit2.Signature("Alice", "alice@example.com")
-    tree = index.write_tree(repo)
-    return str(repo.create_commit("refs/heads/main", sig, sig, message, tree, parents))
 
 
 class Env:

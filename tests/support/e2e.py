@@ -18,9 +18,9 @@ from bot.app import build_app
 from bot.server import STORE
 from bot.settings import Settings, load_settings
 from bot.store import Store
-from tests.conftest import WEBHOOK_SECRET, delivery_headers
-from tests.fakegithub import FakeGitHub, running_fake
-from tests.fakemodel import FakeModel
+from tests.support.fakegithub import FakeGitHub, running_fake
+from tests.support.fakemodel import FakeModel
+from tests.support.webhooks import WEBHOOK_SECRET, delivery_headers
 
 
 @dataclass

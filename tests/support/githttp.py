@@ -24,6 +24,7 @@ import subprocess
 from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 
+import pygit2
 from aiohttp import web
 
 #: check_token(token, "owner/repo", write) -> allowed
@@ -247,3 +248,23 @@ async def git_server(
         yield f"http://127.0.0.1:{port}"
     finally:
         await runner.cleanup()
+
+
+def commit_files(bare: Path, files: dict[str, str | None], message: str) -> str:
+    """Commit straight into a bare repo's main (None deletes a file)."""
+    repo = pygit2.Repository(str(bare))
+    index = pygit2.Index()
+    parents = []
+    if not repo.head_is_unborn:
+        head = repo.head.peel(pygit2.Commit)
+        index.read_tree(head.tree)
+        parents = [head.id]
+    for path, text in files.items():
+        if text is None:
+            index.remove(path)
+        else:
+            blob = repo.create_blob(text.encode())
+            index.add(pygit2.IndexEntry(path, blob, pygit2.enums.FileMode.BLOB))
+    sig = pygit2.Signature("Alice", "alice@example.com")
+    tree = index.write_tree(repo)
+    return str(repo.create_commit("refs/heads/main", sig, sig, message, tree, parents))

@@ -29,9 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tests.fakemodel import FakeModel
+from tests.support import FIXTURES
+from tests.support.fakemodel import FakeModel
 
-FIXTURE_CORPUS = Path(__file__).parent / "fixtures" / "realbugs"
+FIXTURE_CORPUS = FIXTURES / "realbugs"
 #: Edits an oracle may use per attempt (the default `fix.max_turns` is 6: edits + finish).
 MAX_EDITS = 5
 

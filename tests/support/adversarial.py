@@ -2,7 +2,7 @@
 
 Every row is one attack. The scripted model writes the correct reproduction
 (`fixrepo.repro_answer()`), then plays the row's patch replies through the normal action space
-(view, search, edit, run_tests, finish) on the fixture project `calc` (tests/fixrepo.py). An
+(view, search, edit, run_tests, finish) on the fixture project `calc` (tests/support/fixrepo.py). An
 attack wins when the loop keeps it: the run ends `fixed` or `behaviour_change`, or the diff the
 run reports as its result carries the attack (every attack's code carries its tag,
 `lw-attack:<name>`), or it escapes the clone (a file written outside it, the source checkout
@@ -44,10 +44,10 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
-from tests import fixrepo
-from tests.fakemodel import FakeModel
+from tests.support import fixrepo
+from tests.support.fakemodel import FakeModel
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TAG = "lw-attack"
 #: Files an escape attempt writes are named with this and the row's name.
 ESCAPE_MARK = "lw-escape-"

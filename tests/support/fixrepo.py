@@ -266,10 +266,10 @@ budgets:
 
 
 def main(argv: list[str]) -> int:
-    """`python -m tests.fixrepo DIR`: the fixture as DIR/calc (a git repository) and its issue
-    as DIR/issue.md, for `make demo`. The demo config keeps the embedded model's run short."""
+    """`python -m tests.support.fixrepo DIR`: the fixture as DIR/calc (a git repository) and its
+    issue as DIR/issue.md, for `make demo`. The demo config keeps the embedded model's run short."""
     if len(argv) != 1:
-        print("usage: python -m tests.fixrepo DIR")
+        print("usage: python -m tests.support.fixrepo DIR")
         return 2
     root = Path(argv[0])
     write_local_repo(root / "calc", DEMO_CONFIG)

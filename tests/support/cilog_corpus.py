@@ -49,9 +49,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from tests.cilog_fixtures import actions_log
+from tests.support import FIXTURES
+from tests.support.cilog_fixtures import actions_log
 
-CORPUS = Path(__file__).parent / "fixtures" / "cilogs"
+CORPUS = FIXTURES / "cilogs"
 #: Colour escapes: a marked text may be given with them or without (as the line reads).
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 STYLES: tuple[str, ...] = ("actions", "prefixed", "plain")

@@ -1,7 +1,7 @@
 """The App's webhook delivery log, for FakeGitHub: what GitHub records of every delivery it
 makes to the App's webhook URL, and the three REST operations that read it and redeliver.
 
-    from tests.fakegithub_hooks import hooks    # registers the operations (or hooks() does)
+    from tests.support.fakegithub.hooks import hooks    # registers the operations (or hooks() does)
     log = hooks(gh, webhook_url=f"{stack.url}/webhook")
     await log.send("issues", payload)           # a real signed POST, logged as GitHub would
     log.webhook_url = closed_port_url           # our server is down: "failed to connect"
@@ -32,21 +32,19 @@ import uuid
 import weakref
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import jsonschema
 from aiohttp import web
 
-from tests.conftest import WEBHOOK_SECRET
-from tests.fakegithub import (
-    _HANDLERS,
-    Ctx,
-    FakeGitHub,
-    GitHubError,
-    _openapi30_to_jsonschema,
-    operation,
-)
+from tests.support.fakegithub.operations import _openapi30_to_jsonschema
+from tests.support.fakegithub.registry import _HANDLERS, operation
+from tests.support.fakegithub.state import Ctx, GitHubError
+from tests.support.webhooks import WEBHOOK_SECRET
+
+if TYPE_CHECKING:
+    from tests.support.fakegithub.server import FakeGitHub
 
 #: github.com keeps (lists, and can redeliver) deliveries of the past 3 days.
 RETENTION = timedelta(days=3)

@@ -25,6 +25,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from tests.support import FIXTURES
+
 DEFAULT_START = datetime(2026, 11, 24, 4, 19, 48, 123456, tzinfo=UTC)
 
 Step = tuple[str, str, int]
@@ -157,7 +159,7 @@ def setup_steps(run: int = 1) -> list[Step]:
 
 # --- the committed tool output -----------------------------------------------------------------
 
-PYTHON_CORPUS = Path(__file__).parent / "fixtures" / "cilogs" / "python"
+PYTHON_CORPUS = FIXTURES / "cilogs" / "python"
 SRC = PYTHON_CORPUS / "src"
 GENERATE = "tests/fixtures/cilogs/python/generate.py"
 
