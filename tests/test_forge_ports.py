@@ -16,9 +16,9 @@ from pathlib import Path
 from bot.forge import DryRunForge, GitHubForge, Issue
 from loops import ISSUE_LOOPS, LOOPS
 from loops.ports import CIPort, Forge, IssuePort, LoopPort, PullPort
-from tests.conftest import FIXTURES
-from tests.fakemodel import FakeModel
-from tests.test_cli import base_env, cli
+from tests.support import FIXTURES
+from tests.support.cli import base_env, cli
+from tests.support.fakemodel import FakeModel
 
 ROOT = Path(__file__).resolve().parents[1]
 ISSUE = Issue(number=7, title="It crashes", body="Traceback ...", author="someone")
