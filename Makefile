@@ -9,7 +9,7 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 SANDBOX_USER := $(shell [ "$$(id -u)" = 0 ] && echo loopwright-sbx)
 DEMO_DIR ?= /tmp/loopwright-demo
 
-.PHONY: demo test lint system-deps venv bench bench-realbugs bench-adversarial clean
+.PHONY: demo test test-deps lint system-deps venv bench bench-realbugs bench-adversarial clean
 
 system-deps:
 	@command -v bwrap >/dev/null 2>&1 || { \
@@ -62,7 +62,14 @@ lint: venv
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-test: system-deps venv lint
+# The dashboard's browser test drives Debian's chromium through its chromedriver.
+test-deps:
+	@command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 || { \
+	  echo "installing chromium and chromium-driver (the dashboard's browser test) with apt-get"; \
+	  $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium chromium-driver >/dev/null \
+	  || echo "could not install chromium: the browser test will be skipped (apt-get install chromium chromium-driver)"; }
+
+test: system-deps test-deps venv lint
 	$(PY) -m pytest -q -p no:cacheprovider -n 2 --dist loadfile
 
 bench: venv

@@ -103,6 +103,11 @@ def _when(ts: Any) -> str:
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+def _redirect(location: str, status: int = 302) -> web.Response:
+    """A redirect that can carry cookies (aiohttp's HTTPFound is raised, not returned)."""
+    return web.Response(status=status, headers={"Location": location})
+
+
 def _signed_in(
     handler: Callable[[web.Request, Dashboard, Session], Awaitable[web.StreamResponse]],
 ) -> Handler:
@@ -130,7 +135,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     if ui.oauth is None:
         return web.Response(status=503, text="the dashboard's OAuth is not configured\n")
     state = secrets.token_urlsafe(24)
-    response = web.HTTPFound(ui.oauth.authorize_url(ui.redirect_uri(request), state))
+    response = _redirect(ui.oauth.authorize_url(ui.redirect_uri(request), state))
     response.set_cookie(
         STATE_COOKIE, ui.sessions.sign(state), max_age=600, httponly=True, samesite="Lax"
     )
@@ -155,7 +160,7 @@ async def callback(request: web.Request) -> web.StreamResponse:
     cookie, session = ui.sessions.create(login_name, token)
     await refresh_repos(ui.oauth, ui.http, session, force=True)
     log.info("dashboard: %s signed in (%d repositories)", login_name, len(session.repos))
-    response = web.HTTPFound(f"{PREFIX}/")
+    response = _redirect(f"{PREFIX}/")
     response.del_cookie(STATE_COOKIE)
     response.set_cookie(
         SESSION_COOKIE,
@@ -170,7 +175,7 @@ async def callback(request: web.Request) -> web.StreamResponse:
 async def logout(request: web.Request) -> web.StreamResponse:
     ui = request.app[_UI]
     ui.sessions.drop(request.cookies.get(SESSION_COOKIE))
-    response = web.HTTPFound(f"{PREFIX}/")
+    response = _redirect(f"{PREFIX}/", status=303)
     response.del_cookie(SESSION_COOKIE)
     return response
 
@@ -318,7 +323,7 @@ def setup_ui(app: web.Application, settings: Settings, store: StoreGetter) -> Da
             ui.http = None
 
     app.cleanup_ctx.append(http_session)
-    app.router.add_get(f"{PREFIX}", lambda r: _to_root())
+    app.router.add_get(f"{PREFIX}", _to_root)
     app.router.add_get(f"{PREFIX}/", runs)
     app.router.add_get(f"{PREFIX}/login", login)
     app.router.add_get(f"{PREFIX}/callback", callback)
@@ -330,5 +335,5 @@ def setup_ui(app: web.Application, settings: Settings, store: StoreGetter) -> Da
     return ui
 
 
-async def _to_root() -> web.StreamResponse:
+async def _to_root(request: web.Request) -> web.StreamResponse:
     raise web.HTTPFound(f"{PREFIX}/")

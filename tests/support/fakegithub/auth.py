@@ -26,6 +26,15 @@ _JWT_OPERATIONS = frozenset(
     {"apps/get-repo-installation", "apps/get-org-installation", "apps/get-user-installation"}
 )
 
+# Operations for a user's own (OAuth user-to-server) token, not the App's.
+_USER_OPERATIONS = frozenset(
+    {
+        "users/get-authenticated",
+        "apps/list-installations-for-authenticated-user",
+        "apps/list-installation-repos-for-authenticated-user",
+    }
+)
+
 # Operations GitHub accepts with no credentials at all (the manifest code is the credential).
 _UNAUTHENTICATED_OPERATIONS = frozenset({"apps/create-from-manifest"})
 
@@ -46,6 +55,8 @@ def _parse_auth(header: str | None) -> tuple[AuthKind | None, str | None]:
 class Auth:
     """FakeGitHub's authentication and authorisation (a mixin of FakeGitHub)."""
 
+    user_tokens: dict[str, str]  # OAuth user-to-server tokens → login (oauth.py)
+
     # ----------------------------------------------------------------------------- auth
 
     def _authorize(
@@ -58,6 +69,14 @@ class Auth:
     ) -> tuple[InstallationToken | None, FakeRepo | None]:
         repo: FakeRepo | None = None
         if op.operation_id in _UNAUTHENTICATED_OPERATIONS:
+            return None, None
+        if op.operation_id in _USER_OPERATIONS:
+            # Only a user's token says who "the authenticated user" is (an installation token
+            # or the JWT is not one); the handler looks the user up (`user_of`).
+            if credential is None:
+                raise GitHubError(401, "Requires authentication")
+            if auth_kind != "token" or credential not in self.user_tokens:
+                raise GitHubError(401, "Bad credentials")
             return None, None
         is_jwt_op = (
             op.path == "/app" or op.path.startswith("/app/") or op.operation_id in _JWT_OPERATIONS

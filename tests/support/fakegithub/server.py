@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from tests.support.fakegithub.auth import Auth, _parse_auth
 from tests.support.fakegithub.forbidden import record_graphql
 from tests.support.fakegithub.gitrepos import GitRepos
+from tests.support.fakegithub.oauth import OAuth
 from tests.support.fakegithub.operations import OPERATIONS_FILE, load_operations
 from tests.support.fakegithub.payloads import Payloads
 from tests.support.fakegithub.registry import (
@@ -72,7 +73,7 @@ async def _serve_on_loopback(runner: web.AppRunner) -> str:
     return f"http://127.0.0.1:{port}"
 
 
-class FakeGitHub(Seeding, GitRepos, Shapes, Payloads, Auth, Validation):
+class FakeGitHub(Seeding, GitRepos, Shapes, Payloads, Auth, Validation, OAuth):
     """GitHub's REST API on loopback, as a GitHub App sees it (see the package docstring)."""
 
     def __init__(
@@ -128,6 +129,8 @@ class FakeGitHub(Seeding, GitRepos, Shapes, Payloads, Auth, Validation):
         # The App manifest flow: code -> (manifest, owner login, owner type); single use.
         self.manifest_codes: dict[str, tuple[dict[str, Any], str, str]] = {}
         self.created_apps: list[dict[str, Any]] = []
+        # The OAuth web flow's client, codes and user-to-server tokens (oauth.py).
+        self.init_oauth()
 
     # ----------------------------------------------------------------------------- lifecycle
 
@@ -151,6 +154,8 @@ class FakeGitHub(Seeding, GitRepos, Shapes, Payloads, Auth, Validation):
         # GitHub's web form of the App manifest flow (not REST): see `_manifest_form`.
         app.router.add_post("/settings/apps/new", self._manifest_form)
         app.router.add_post("/organizations/{org}/settings/apps/new", self._manifest_form)
+        # GitHub's OAuth web flow (not REST either): see oauth.py.
+        self.add_oauth_routes(app)
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()

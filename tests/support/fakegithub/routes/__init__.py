@@ -3,6 +3,6 @@ them (`@operation`) in the table every FakeGitHub copies."""
 
 from __future__ import annotations
 
-from tests.support.fakegithub.routes import actions, apps, checks, issues, pulls, repos
+from tests.support.fakegithub.routes import actions, apps, checks, issues, pulls, repos, users
 
-__all__ = ["actions", "apps", "checks", "issues", "pulls", "repos"]
+__all__ = ["actions", "apps", "checks", "issues", "pulls", "repos", "users"]
