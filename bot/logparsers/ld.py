@@ -10,7 +10,9 @@ Recognises:
   main.c:23`` line): code ``undefined-reference``;
 - ``multiple definition of `x'``: code ``multiple-definition``;
 - ``/usr/bin/ld: cannot find -lsodium: No such file or directory``: a library the runner does
-  not have, kind "dependency", code ``missing-library``;
+  not have, code ``missing-library``; kind "compile" like every link error (as cargo's
+  ``linking with `cc` failed`` for a missing native library; a package manager's resolution
+  failure is "dependency");
 - ``collect2: error: ld returned 1 exit status`` / clang's ``linker command failed with exit
   code 1`` only when the log shows none of the above (they are trailers: the linker said why
   above them): code ``link``.
@@ -125,7 +127,7 @@ class LdParser:
         lib = _MISSING_LIB.search(body)
         if lib:
             return Failure(
-                kind="dependency",
+                kind="compile",
                 tool=self.name,
                 message=clip(f"cannot find {lib.group('lib')}"),
                 code="missing-library",
