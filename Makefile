@@ -8,6 +8,10 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # As root, sandboxed commands run as this unprivileged user (rlimits do not bind root).
 SANDBOX_USER := $(shell [ "$$(id -u)" = 0 ] && echo loopwright-sbx)
 DEMO_DIR ?= /tmp/loopwright-demo
+# llama.cpp built for the machine it was built on (GGML_NATIVE) crashed the embedded model on
+# another CPU (a general protection fault in libggml-cpu on AVX-512 FP16 hosts) when pip reused a
+# cached wheel: build it portable, and never from pip's wheel cache.
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF
 
 .PHONY: demo test test-deps lint system-deps venv bench bench-realbugs bench-adversarial clean
 
@@ -22,7 +26,9 @@ system-deps:
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	@echo "installing loopwright[dev,local,learn] (building llama-cpp-python takes ~6 min the first time)"
+	@echo "building llama-cpp-python for any x86-64 CPU (~6-10 min, once per virtualenv)"
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PY) -m pip install -q --no-cache-dir 'llama-cpp-python[server]>=0.3'
+	@echo "installing loopwright[dev,local,learn]"
 	$(PY) -m pip install -q -e '.[dev,local,learn]'
 	@rm -f $(VENV)/.installed-*
 	@touch $@

@@ -14,7 +14,7 @@ import pytest
 from bot.cilogs import clean_log, diagnose
 from bot.logparsers import parsers
 from bot.logparsers.base import LogParser, scan
-from tests.cilog_corpus import CORPUS, Case, Style, cases, job_log, matches
+from tests.support.cilog_corpus import CORPUS, Case, Style, cases, job_log, matches
 
 MODULES = ("gcc", "ld", "cmake", "ctest", "c_assert")
 PARSERS: dict[str, LogParser] = {
