@@ -899,7 +899,7 @@ _NOISE_RE = re.compile(
     r"^\s*(?:ok\s|PASS\b|PASSED|✓|√|\[INFO\]|INFO\b|go: downloading|Downloading|Downloaded|"
     r"Compiling |Installing |Collecting |Requirement already|Successfully|Fetching )"
     r"|\b0 (?:errors?|failures?|failed)\b|\b(?:errors?|failures?|failed)[:=]\s*0\b"
-    r"|Failures: 0, Errors: 0|-Werror|fail-fast|continue-on-error|--fail\b|error_?reporting"
+    r"|Failures: 0, Errors: 0|-Werror(?!=)|fail-fast|continue-on-error|--fail\b|error_?reporting"
     r"|if: failure|\bno errors?\b|without errors?|ignore-errors|on-error|error-?prone"
     r"|PASSED|\bpassed\b(?!.*\b(?:failed|errors?)\b)"
 )
