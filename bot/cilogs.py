@@ -181,8 +181,6 @@ class Diagnosis:
     #: A narrow command reproducing the failure (`go test ./pkg -run '^TestX$'`), when the
     #: failed step's command says how; else the step's command; None without one.
     reproduce: str | None = None
-    #: Indices (into the cleaned lines) of `key_lines`.
-    key_line_numbers: list[int] = field(default_factory=list)
 
     def summary(self) -> str:
         """One line for a comment or a log, e.g. "2 failing tests (pytest): tests/test_a.py::…"."""
@@ -832,7 +830,6 @@ def _classify(
         new_lines=new,
         truncated=log.truncated,
         reproduce=reproduction(command, [f for f in relevant if f.kind == category]),
-        key_line_numbers=key,
     )
 
 

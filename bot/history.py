@@ -86,13 +86,6 @@ async def labelled_issues(
     return found
 
 
-async def labelled_history(
-    client: RepoClient, type_labels: Mapping[str, str], *, max_issues: int = 5000
-) -> list[Example]:
-    """The repository's labelled issues as examples (see `labelled_issues`), newest first."""
-    return list((await labelled_issues(client, type_labels, max_issues=max_issues)).values())
-
-
 @dataclass(frozen=True)
 class CorrectedHistory:
     examples: dict[int, Example]

@@ -37,9 +37,6 @@ from bot.store import JobState, Store
 #: Job states always exported (0 when empty), so an alert on `dead` has a series to watch.
 JOB_STATES = (JobState.QUEUED, JobState.RUNNING, JobState.DONE, JobState.DEAD)
 
-#: Intake results (`loopwright_deliveries_total{result}`).
-DELIVERY_RESULTS = ("accepted", "ignored", "duplicate", "bad_signature", "malformed", "too_large")
-
 #: Run durations reach from a triage (seconds) to a fix loop with test runs (many minutes).
 RUN_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, float("inf"))
 SANDBOX_BUCKETS = (0.1, 0.5, 1, 5, 15, 30, 60, 120, 300, 600, float("inf"))
