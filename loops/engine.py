@@ -160,11 +160,26 @@ LoopFn = Callable[[Job, LoopContext[Forge]], Awaitable[Outcome]]
 IssueLoopFn = Callable[[Job, IssueContext], Awaitable[Outcome]]
 
 
+#: The most of a kept diff a `diff` step stores (the PR holds the whole of it).
+DIFF_STEP_CAP = 200_000
+
+
 async def push_and_open_pull(
     ctx: LoopContext, co: Checkout, *, base: str, title: str, body: str
 ) -> PullRef:
     """The code-changing loops' last step: force-push the job's `loopwright/*` branch and open
-    (or edit) its one draft PR into `base`, both recorded."""
+    (or edit) its one draft PR into `base`, all recorded: the diff that goes out (the run page
+    of the dashboard shows it), the push, the PR."""
+    diff = await co.ws.diff()
+    await ctx.record(
+        StepRecord(
+            name="diff",
+            kind="deterministic",
+            verdict="kept",
+            input=f"{co.ws.branch} into {base}",
+            output=diff[:DIFF_STEP_CAP],
+        )
+    )
     sha = await co.push()
     await ctx.record(
         StepRecord(

@@ -133,6 +133,13 @@ async def test_label_fix_opens_one_draft_pr_with_a_verified_fix(stack_factory: A
     assert s.gh.read_git_file(REPO, "loopwright/fix-1", "tests/test_loopwright_issue_1.py")
     assert s.gh.read_git_file(REPO, "loopwright/fix-1", "tests/test_loopwright_holdout_1.py")
     assert s.gh.read_git_file(REPO, "main", "calc/words.py") == fixrepo.WORDS_PY
+    # The run records the diff that went out (the dashboard's run page shows it), before the
+    # push and the PR.
+    names = [st["name"] for st in await s.store.steps_for(run["id"])]
+    assert names[-3:] == ["diff", "push", "draft_pr"], names
+    (diff,) = [st for st in await s.store.steps_for(run["id"]) if st["name"] == "diff"]
+    assert diff["verdict"] == "kept" and "+++ b/calc/words.py" in diff["output"]
+    assert "if words else" in diff["output"] and "test_loopwright_holdout_1.py" in diff["output"]
     assert "loopwright:draft-pr" in s.issue().labels
     assert "loopwright:needs-human" not in s.issue().labels
     sticky = s.sticky()
