@@ -35,13 +35,15 @@ own, then lines new against the passing run), then the runner's findings, then e
 other than the generic "Process completed with exit code N.", then lines new against the passing
 run, then lines with a generic error word (error, fail, fatal, exception, panic) that are not
 passing noise (``ok pkg 0.02s``, ``go: downloading``, ``[INFO] Downloading``), then lines with
-a weaker failure word ("cannot", "could not", "not found", "No such file") or a diagnostic's
-shape (``path:line:col: message``, ``E711 …``) near the end of a failed step. A guess's shape
-moves it: an error word first or a location up; a summary or heading ("2 failing", "What went
-wrong:"), a stack frame, echoed code, a warning or note, a trailer ("make: *** …", "see above
-for more details") down. Few lines are shown: when tools explain the failure, only their lines
-(and the runner's); otherwise up to three close to the best guess, one per message, never the
-runner's bare "Process completed with exit code N." beside another line.
+a weaker failure word ("cannot", "could not", "not found", "No such file", "is not set",
+"would be reformatted", a failed-test glyph ``✕``) or a diagnostic's shape
+(``path:line:col: message``, ``E711 …``) near the end of a failed step. A guess's shape moves
+it: an error word or glyph first or a location up; a summary or heading ("2 failing", " 2 fail",
+"What went wrong:", a status word and a path alone: ``FAIL src/a.test.js``), a stack frame
+(``[ERROR] at java.base/…`` too), echoed code, a warning or note, a trailer ("make: *** …",
+"see above for more details") down. Few lines are shown: when tools explain the failure, only
+their lines (and the runner's); otherwise up to three close to the best guess, one per message,
+never the runner's bare "Process completed with exit code N." beside another line.
 """
 
 from __future__ import annotations
@@ -596,6 +598,9 @@ _WEAK_NEEDLES = (
     "imed out",
     "xceeded",
     "would reformat",
+    "would be ",
+    "would have been ",
+    "not set",
     "diff --git ",
     "●",
     "✕",
@@ -921,12 +926,14 @@ _SUMMARY_RE = re.compile(
     r"|\b\d+ (?:(?:examples?|tests?|specs?|failures?|failed|failing|errors?|problems?|targets?)\b"
     r"|Error\(s\))"
     r"|^\s*(?:Tests|Test Suites|Failures|Errors):\s+\d"
+    r"|^\s*\d+ (?:fail|error|pass|skip)\w*\s*$"  # a count alone (" 2 fail", "3 errors")
 )
 #: An exception line: "ValueError: bad", "java.lang.IllegalStateException: x".
-_EXCEPTION_LINE = re.compile(r"^\s*(?:[\w$]+\.)*[A-Z]\w*(?:Error|Exception)\b:?")
+_EXCEPTION_LINE = re.compile(r"^\s*(?:\[\w+\]\s*)?(?:[\w$]+\.)*[A-Z]\w*(?:Error|Exception)\b:?")
 _STARTS_WITH_WORD = re.compile(
     r"^\s*(?:\[\w+\]\s*|> )?(?:\S+: )?"
-    r"(?:Could not|Cannot|error|Error|ERROR|fatal|Fatal|FATAL|FAIL|Fail|panic|Exception|E |not ok )"
+    r"(?:Could not|Cannot|error|Error|ERROR|fatal|Fatal|FATAL|FAIL|Fail|panic|Exception|E |not ok "
+    r"|[●✕×✗✘❌] )"
 )
 #: Source code echoed in a traceback ("    raise RuntimeError(…)"), not the error itself.
 _CODE_ECHO = re.compile(r"^\s+(?:raise|throw|assert|panic!?\(|fail\()\b")
@@ -1067,8 +1074,9 @@ def _guesses(
 #: Failure words weaker than "error" (the regex of `_WEAK_NEEDLES`).
 _WEAK_RE = re.compile(
     r"(?i:\b(?:cannot|could(?: not|n't)|unable to|no such|not found|(?:permission |access )?denied"
-    r"|missing|invalid|undefined|unresolved|refused|timed out|exceeded)\b)"
-    r"|would reformat|^diff --git "
+    r"|missing|invalid|undefined|unresolved|refused|timed out|exceeded|(?:is )?not set)\b)"
+    r"|would reformat|\bwould (?:have been|be) (?:re)?(?:formatted|modified|changed)\b"
+    r"|^diff --git "
     r"|^\s*[●✕×✗✘❌] \S"  # a test runner's failed-test glyph
     r"|^\s*\d{1,3}\) [A-Za-z]"  # "1) test adds numbers": a numbered failure (mocha, rspec, …)
 )
@@ -1082,7 +1090,7 @@ _DIAGNOSTIC = re.compile(
 _NUMBERED = re.compile(r"^\s*\d{1,3}\) [A-Za-z]")
 #: A stack frame: where an error passed, not what it was.
 _FRAME = re.compile(
-    r"^\s*(?:\[\w+\]\s*)?(?:at (?:[\w$.<>\[\] -]+ ?\(|/)|File \"[^\"]+\", line \d+"
+    r"^\s*(?:\[\w+\]\s*)?(?:at (?:[\w$./<>\[\] -]+ ?\(|/)|File \"[^\"]+\", line \d+"
     r"|#\d+\s+0x[0-9a-f]+"
     r"|\d+: 0x[0-9a-f]+|[\w./-]+\.go:\d+ \+0x)"
     r"|^\s*[\w./*()$-]+\((?:\{?0x|\.\.\.|\)$)"
@@ -1097,6 +1105,11 @@ _WARNING = re.compile(
 #: A location and one word ("tests/test_a.py:11: AssertionError"): it points at the error
 #: printed above it.
 _POINTER = re.compile(r"^\s*\S+:\d+: (?:\w+|\(.*\))$")
+#: A status word and where, nothing of what ("FAIL src/cart.test.js", "FAIL\tpkg/calc\t0.01s",
+#: "ERROR tests/test_a.py"): a heading over the failures, which are printed beside it.
+_BARE_STATUS = re.compile(
+    r"^\s*(?:FAIL(?:ED)?|ERROR|Error|error)[:\s]\s*[\w./\\@:-]+(?:\s+\(?[\d.]+m?s\)?)?\s*$"
+)
 #: How many output lines at the end of each failed step are read for diagnostics' shapes.
 TAIL_LINES = 60
 
@@ -1136,6 +1149,8 @@ def _shape(s: str) -> float:
         value -= 15
     elif _POINTER.match(s):
         value -= 5
+    elif _BARE_STATUS.match(s):
+        value -= 20  # its failure word says nothing: below any line with a message
     if _TRAILER_RE.search(s):
         value -= 25
     return value

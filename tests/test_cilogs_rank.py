@@ -564,6 +564,27 @@ UNSEEN: list[tuple[str, str, tuple[str, ...]]] = [
         ),
         ("Cannot find path",),
     ),
+    (
+        # A test runner's per-file "FAIL <path>" headings sit above the failed tests (✕): the
+        # headings say where, the glyph lines say what.
+        "bun test",
+        (
+            "FAIL src/cart.test.ts\n"
+            "  ✕ cart > total > applies the discount before tax (3 ms)\n"
+            "FAIL src/range.test.ts\n"
+            "  ✕ range > counts up (1 ms)\n"
+            "\n"
+            " 2 fail\n"
+            " 9 pass\n"
+        ),
+        ("✕ cart > total", "✕ range > counts up"),
+    ),
+    (
+        # A setting the job needs, not set ("not set" is a weaker failure word).
+        "./scripts/deploy.sh",
+        ("Deploying build 1234\ndeploy: REGISTRY_TOKEN is not set\n"),
+        ("REGISTRY_TOKEN is not set",),
+    ),
 ]
 
 

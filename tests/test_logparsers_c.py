@@ -99,6 +99,21 @@ def test_warnings_notes_and_trailers_are_not_failures() -> None:
     ]
 
 
+def test_lld_names_the_missing_library_also_as_rustc_relays_it() -> None:
+    # lld's wording (not captured here: the image has no lld), bare and as rustc's `= note:`
+    lines = [
+        "error: linking with `cc` failed: exit status: 1",
+        "  = note: rust-lld: error: unable to find library -lcalcfast",
+        "          collect2: error: ld returned 1 exit status",
+        "ld.lld: error: unable to find library -lsodium",
+    ]
+    found = scan(PARSERS["ld"], lines)
+    assert [(f.log_line, f.code, f.message) for f in found] == [
+        (1, "missing-library", "cannot find -lcalcfast"),
+        (3, "missing-library", "cannot find -lsodium"),
+    ]  # and collect2's exit status is a trailer beside them
+
+
 def test_two_errors_in_one_file() -> None:
     found = scan(PARSERS["gcc"], captured("make-compile.out"))
     assert [(f.path, f.line, f.code) for f in found] == [

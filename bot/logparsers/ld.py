@@ -9,10 +9,11 @@ Recognises:
 - lld's ``ld.lld: error: undefined symbol: calc_pow`` (path/line from its ``>>> referenced by
   main.c:23`` line): code ``undefined-reference``;
 - ``multiple definition of `x'``: code ``multiple-definition``;
-- ``/usr/bin/ld: cannot find -lsodium: No such file or directory``: a library the runner does
-  not have, code ``missing-library``; kind "compile" like every link error (as cargo's
-  ``linking with `cc` failed`` for a missing native library; a package manager's resolution
-  failure is "dependency");
+- ``/usr/bin/ld: cannot find -lsodium: No such file or directory`` (lld: ``ld.lld: error: unable
+  to find library -lsodium``, also as rustc relays it, ``= note: rust-lld: error: …``): a
+  library the runner does not have, code ``missing-library``; kind "compile" like every link
+  error (as cargo's ``linking with `cc` failed`` for a missing native library; a package
+  manager's resolution failure is "dependency");
 - ``collect2: error: ld returned 1 exit status`` / clang's ``linker command failed with exit
   code 1`` only when the log shows none of the above (they are trailers: the linker said why
   above them): code ``link``.
@@ -25,7 +26,9 @@ from collections.abc import Iterable, Sequence
 
 from bot.logparsers.base import Failure, clip, rel_path
 
-_LD_PREFIX = re.compile(r"^(?:\S*/)?(?:ld(?:\.\w+)?|ld64\.lld|lld|mold)(?:-\d+)?: (?:error: )?")
+_LD_PREFIX = re.compile(
+    r"^(?:= note: )?(?:\S*/)?(?:ld(?:\.\w+)?|ld64\.lld|[\w-]*lld|mold)(?:-\d+)?: (?:error: )?"
+)
 _UNDEFINED = re.compile(
     r"^(?:[^\s:]+\.o:)?(?:(?P<loc>[^\s:][^:]*?)(?::(?P<line>\d+)|:\([^)]*\))?: )?"
     r"undefined reference to "
@@ -35,7 +38,9 @@ _IN_FUNCTION = re.compile(r": in function [`'‘]([^'’]+)['’]:$")
 _LLD_UNDEFINED = re.compile(r"^undefined symbol: (?P<symbol>.+)$")
 _REFERENCED = re.compile(r"^>>> referenced by (?P<path>[^:\s]+):(?P<line>\d+)")
 _MULTIPLE = re.compile(r"multiple definition of [`'‘](?P<symbol>[^'’]+)['’]")
-_MISSING_LIB = re.compile(r"cannot find (?P<lib>-l\S+?|\S+\.(?:so|a))(?::|$)")
+_MISSING_LIB = re.compile(
+    r"(?:cannot|unable to) find (?:library )?(?P<lib>-l\S+?|\S+\.(?:so|a))(?::|$)"
+)
 _TRAILERS = ("collect2: error: ld returned", "linker command failed with exit code")
 
 
@@ -51,6 +56,7 @@ class LdParser:
         "undefined symbol: ",
         "multiple definition of ",
         "cannot find -l",
+        "unable to find library -l",
         "collect2: error: ",
         "linker command failed",
     )
