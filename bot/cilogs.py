@@ -907,7 +907,7 @@ _NOISE_RE = re.compile(
 )
 #: Trailers that only say that something failed.
 _TRAILER_RE = re.compile(
-    r"make(?:\[\d+\])?: \*\*\*|exit status \d|exited with (?:exit )?(?:code|status)"
+    r"make(?:\[\d+\])?: \*\*\*|exit status:? \d|exited with (?:exit )?(?:code|status)"
     r"|Process completed with exit code|returned non-zero exit status|with exit code \d"
     r"|npm (?:ERR!|error) (?:A complete log|code (?:ELIFECYCLE|\d)|errno|Lifecycle|Failed at"
     r"|This is probably"
@@ -927,6 +927,7 @@ _SUMMARY_RE = re.compile(
     r"|Error\(s\))"
     r"|^\s*(?:Tests|Test Suites|Failures|Errors):\s+\d"
     r"|^\s*\d+ (?:fail|error|pass|skip)\w*\s*$"  # a count alone (" 2 fail", "3 errors")
+    r"|^\s*([=*~#_-])\1{2,} ?[\w ]{1,40}? ?\1{3,}\s*$"  # a banner ("===== FAILURES =====")
 )
 #: An exception line: "ValueError: bad", "java.lang.IllegalStateException: x".
 _EXCEPTION_LINE = re.compile(r"^\s*(?:\[\w+\]\s*)?(?:[\w$]+\.)*[A-Z]\w*(?:Error|Exception)\b:?")
@@ -962,8 +963,10 @@ def rank_lines(
         return newset is not None and i not in newset
 
     explained = False
+    found: set[int] = set()
     for f in failures:
         i = f.log_line
+        found.add(i)
         failed = steps.in_failed(i)
         own = 15 if f.kind == category else 0
         if _TRAILER_RE.search(lines[i]):
@@ -990,11 +993,15 @@ def rank_lines(
     chosen: list[int] = []
     texts: set[str] = set()
     best = score[ranked[0]] if ranked else 0.0
+    # Guesses are measured against the best guess: a finding that explains nothing (a missing
+    # command, exit 127) does not hide the guesses at the cause printed before it.
+    best_guess = next((score[i] for i in ranked if i not in found), best)
     for i in ranked:
         if explained and score[i] < 90:
             break  # the findings explain it: no guesses below their lines
-        if not explained and chosen and score[i] < best - GUESS_BAND:
-            break  # a much weaker guess only costs precision
+        top = best if i in found else best_guess
+        if not explained and chosen and score[i] < top - GUESS_BAND:
+            continue  # a much weaker line only costs precision
         same = _SAME_TEXT.sub(" ", lines[i]).strip()
         if same in texts:
             continue  # the same message again (a summary repeating it, another prefix)
@@ -1106,9 +1113,9 @@ _WARNING = re.compile(
 #: printed above it.
 _POINTER = re.compile(r"^\s*\S+:\d+: (?:\w+|\(.*\))$")
 #: A status word and where, nothing of what ("FAIL src/cart.test.js", "FAIL\tpkg/calc\t0.01s",
-#: "ERROR tests/test_a.py"): a heading over the failures, which are printed beside it.
+#: "ERROR tests/test_a.py", "FAILED" alone): a heading over the failures printed beside it.
 _BARE_STATUS = re.compile(
-    r"^\s*(?:FAIL(?:ED)?|ERROR|Error|error)[:\s]\s*[\w./\\@:-]+(?:\s+\(?[\d.]+m?s\)?)?\s*$"
+    r"^\s*(?:FAIL(?:ED)?|ERROR|Error|error)(?:[:\s]\s*[\w./\\@:-]+(?:\s+\(?[\d.]+m?s\)?)?)?\s*$"
 )
 #: How many output lines at the end of each failed step are read for diagnostics' shapes.
 TAIL_LINES = 60

@@ -196,6 +196,30 @@ def test_cause_printed_by_an_earlier_step_that_exited_zero_is_found() -> None:
     assert d.failed_step == "Run ./scripts/release.sh"
 
 
+def test_a_missing_program_does_not_hide_the_build_error_that_explains_it() -> None:
+    # HAND-WRITTEN in dune/OCaml's wording (no parser knows it): the build step swallowed its
+    # error, the next step cannot find the program it did not build. The shell's finding is
+    # shown, and the guess at the cause beside it, not cut off by the finding's score.
+    log = fx.actions_log(
+        [
+            (
+                "dune build || echo 'build failed, continuing'",
+                'File "bin/main.ml", line 6, characters 13-14:\n'
+                "Error: Unbound value y\n"
+                "build failed, continuing\n",
+                0,
+            ),
+            ("./_build/default/bin/main.exe --version", MISSING, 127),
+        ]
+    )
+    d = diagnose(log)
+    assert "bash: line 1: ./_build/default/bin/main.exe: No such file or directory" in d.key_lines
+    assert "Error: Unbound value y" in d.key_lines[:3], d.key_lines
+
+
+MISSING = "bash: line 1: ./_build/default/bin/main.exe: No such file or directory\n"
+
+
 def test_build_error_swallowed_by_tee_decides_the_category() -> None:
     # HAND-WRITTEN in mypy's wording: `mypy | tee` exits 0, the next step fails.
     log = fx.actions_log(
