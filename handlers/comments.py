@@ -36,8 +36,8 @@ async def on_issue_comment_created(event: Event, gh: Any, *, deps: IntakeDeps) -
         return
     kind = PR_COMMANDS.get(name, COMMANDS[name]) if on_pull else COMMANDS[name]
     sender = event.data["sender"]["login"]
-    trigger = TRIGGERS[kind]
-    assert issubclass(trigger, Requested), f"a command cannot start {kind}"
+    model = TRIGGERS[kind]
+    assert issubclass(model, Requested), f"a command cannot start {kind}"
     deps.jobs.append(
         JobSpec(
             kind=kind,
@@ -45,7 +45,7 @@ async def on_issue_comment_created(event: Event, gh: Any, *, deps: IntakeDeps) -
             installation_id=installation_of(event),
             number=int(event.data["issue"]["number"]),
             # The sender's permission is checked by the worker: intake may not call GitHub.
-            payload=trigger(
+            payload=model(
                 trigger=f"/loopwright {name}",
                 requires_write_from=sender,
                 comment_id=event.data["comment"].get("id"),
