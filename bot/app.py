@@ -23,6 +23,7 @@ from bot import metrics as mx
 from bot.costs import CostGuard, reservation_ttl
 from bot.forge import DryRunForge, GitHubForge, Issue, NeedsGitHub
 from bot.github import GitHubApp
+from bot.jobs import TRIGGERS, LoopName, PermanentJobError, loop_name
 from bot.local_model import EmbeddedModel
 from bot.model import ModelClient
 from bot.redeliver import reconcile_periodically
@@ -165,12 +166,12 @@ class Runtime:
             self.pool.notify()
 
     async def run_job(self, job: Job) -> None:
-        """Run one leased job; an exception makes the worker retry it with backoff."""
+        """Run one leased job; an exception makes the worker retry it with backoff, except a
+        `PermanentJobError` (checked before any GitHub call), which buries it at once."""
         assert self.github is not None and self.model is not None
-        if job.kind not in LOOPS:
-            raise ValueError(f"no loop named {job.kind!r}")
+        runnable(job)
         if job.installation_id is None:
-            raise ValueError("the delivery carried no installation id")
+            raise PermanentJobError("the delivery carried no installation id")
         client = self.github.for_repo(job.installation_id, job.repo)
         forge = GitHubForge(
             client, bot_login=await self.github.bot_login(), secrets=self.settings.secret_values()
@@ -191,18 +192,20 @@ class Runtime:
         """Run one loop as a recorded run; returns its outcome and run id. Local mode's forge
         implements the issue port only: a loop that needs another is refused before it starts
         (`NeedsGitHub`)."""
+        name = runnable(job)
         if isinstance(forge, DryRunForge):
-            if job.kind not in ISSUE_LOOPS:
-                raise NeedsGitHub(job.kind) if job.kind in LOOPS else KeyError(job.kind)
+            if name not in ISSUE_LOOPS:
+                raise NeedsGitHub(name)
             # Checked by mypy: local mode's forge implements the issue port, all of it.
             issue_port: IssuePort = forge
-            loop = ISSUE_LOOPS[job.kind]
-            return await self._run(job, issue_port, loop, code, dry_run, on_progress)
-        return await self._run(job, forge, LOOPS[job.kind], code, dry_run, on_progress)
+            loop = ISSUE_LOOPS[name]
+            return await self._run(job, name, issue_port, loop, code, dry_run, on_progress)
+        return await self._run(job, name, forge, LOOPS[name], code, dry_run, on_progress)
 
     async def _run(
         self,
         job: Job,
+        name: LoopName,
         forge: Port,
         loop: Callable[[Job, LoopContext[Port]], Awaitable[Outcome]],
         code: CodeHost | None,
@@ -211,10 +214,10 @@ class Runtime:
     ) -> tuple[Outcome, int]:
         assert self.model is not None
         run_id = await self.store.start_run(
-            job.id or None, job.kind, job.repo, job.number, installation_id=job.installation_id
+            job.id or None, name, job.repo, job.number, installation_id=job.installation_id
         )
         # Every line logged from here to the end of this task names the run (and its job).
-        logs.bind(run_id=run_id, job_id=job.id or None, repo=job.repo, loop=job.kind)
+        logs.bind(run_id=run_id, job_id=job.id or None, repo=job.repo, loop=name)
         started = time.monotonic()
         # The spend caps of this repository and installation, checked before every model call
         # of the run (local mode has no installation: the repository's caps still apply).
@@ -239,10 +242,10 @@ class Runtime:
             costs=guard,
         )
         try:
-            outcome = await execute(job.kind, loop, job, ctx)
+            outcome = await execute(name, loop, job, ctx)
         except BaseException as exc:
             if interrupted_by_shutdown(exc):
-                mx.observe_run(job.kind, "shutdown", time.monotonic() - started)
+                mx.observe_run(name, "shutdown", time.monotonic() - started)
                 await asyncio.shield(
                     self.store.finish_run(
                         run_id, "interrupted", "shutdown", "the worker stopped; job requeued"
@@ -251,21 +254,29 @@ class Runtime:
             else:
                 # The exception's type is the recorded exit reason; the metric keeps one label
                 # value for all of them (type names are open-ended).
-                mx.observe_run(job.kind, "error", time.monotonic() - started)
+                mx.observe_run(name, "error", time.monotonic() - started)
                 await self.store.finish_run(run_id, "error", type(exc).__name__, str(exc))
             raise
-        mx.observe_run(job.kind, outcome.exit.value, time.monotonic() - started)
+        mx.observe_run(name, outcome.exit.value, time.monotonic() - started)
         await self.store.finish_run(run_id, "done", outcome.exit.value, outcome.detail)
         log.info(
             "run %d (%s %s#%s): %s %s",
             run_id,
-            job.kind,
+            name,
             job.repo,
             job.number,
             outcome.exit.value,
             outcome.detail,
         )
         return outcome, run_id
+
+
+def runnable(job: Job) -> LoopName:
+    """The loop `job` runs, once its payload has parsed as that loop's trigger model; a kind
+    with no loop or a payload that is not its trigger can never run (`PermanentJobError`)."""
+    name = loop_name(job.kind)
+    TRIGGERS[name].of(job)
+    return name
 
 
 async def decide(event: Event, settings: Settings) -> list[JobSpec]:
@@ -346,9 +357,13 @@ def read_issue_file(path: Path, number: int = 1) -> Issue:
     raise ValueError(f"{path}: no '# Title' line found")
 
 
+#: The trigger of a local run (`loopwright run`): nobody's permission to check.
+LOCAL_TRIGGER = "loopwright run"
+
+
 async def run_local(
     rt: Runtime,
-    kind: str,
+    kind: LoopName,
     repo_name: str,
     forge: DryRunForge,
     number: int,
@@ -364,7 +379,7 @@ async def run_local(
         repo=repo_name,
         installation_id=None,
         number=number,
-        payload=payload or {},
+        payload=payload if payload is not None else {"trigger": LOCAL_TRIGGER},
         attempts=1,
         max_attempts=1,
         lease_owner="local",
@@ -402,10 +417,8 @@ async def replay(
             secrets=rt.settings.secret_values(),
         )
         result = await run_local(rt, spec.kind, spec.repo, forge, spec.number or 0, spec.payload)
-        if spec.payload.get("requires_write_from"):
-            result.note = (
-                f"dry run: the permission of {spec.payload['requires_write_from']} "
-                "was not checked (no GitHub)"
-            )
+        requester = TRIGGERS[spec.kind].model_validate(spec.payload).requires_write_from
+        if requester:
+            result.note = f"dry run: the permission of {requester} was not checked (no GitHub)"
         results.append(result)
     return results

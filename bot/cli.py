@@ -18,6 +18,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from bot.jobs import LoopName
 from bot.local_model import LocalModelError
 from bot.migrations import SchemaTooNew
 from bot.settings import Settings, SettingsError, load_settings
@@ -29,6 +30,9 @@ _RECORD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None)))
     "asctime",
 }
 _TRACEBACKS = logging.Formatter()
+
+#: The loops `loopwright run` offers: the ones an issue file starts.
+LOCAL_LOOPS = (LoopName.TRIAGE, LoopName.FIX, LoopName.REPRODUCE)
 
 
 class RedactingFilter(logging.Filter):
@@ -206,7 +210,7 @@ def _parser() -> argparse.ArgumentParser:
     tr.add_argument("--since", help="only steps recorded in the last 90m, 2h, 7d, …")
 
     run = sub.add_parser("run", help="run a loop locally, without GitHub (dry run)")
-    run.add_argument("loop", choices=["triage", "fix", "reproduce"])
+    run.add_argument("loop", choices=[n.value for n in LOCAL_LOOPS])
     run.add_argument("--repo", type=Path, required=True, help="local checkout of the repository")
     run.add_argument(
         "--issue-file",
@@ -692,7 +696,8 @@ async def _run_local(settings: Settings, args: argparse.Namespace) -> int:
 
     if not args.repo.is_dir():
         raise SettingsError(f"--repo {args.repo} is not a directory")
-    code_loop = args.loop in ("fix", "reproduce")
+    loop = LoopName(args.loop)
+    code_loop = loop in (LoopName.FIX, LoopName.REPRODUCE)
     if code_loop and not (args.repo / ".git").exists():
         raise SettingsError(
             f"--repo {args.repo} is not the root of a git repository; `{args.loop}` works on its "
@@ -717,7 +722,7 @@ async def _run_local(settings: Settings, args: argparse.Namespace) -> int:
         async with Runtime.open(settings, model=True) as rt:
             result = await run_local(
                 rt,
-                args.loop,
+                loop,
                 forge.repo,
                 forge,
                 issue.number,

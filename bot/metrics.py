@@ -32,6 +32,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
 
+from bot.jobs import LoopName
 from bot.store import JobState, Store
 
 #: Job states always exported (0 when empty), so an alert on `dead` has a series to watch.
@@ -252,7 +253,7 @@ def observe_sandbox(result: str, seconds: float) -> None:
     m.sandbox_seconds.labels(result).observe(seconds)
 
 
-def observe_run(loop: str, exit_reason: str, seconds: float) -> None:
+def observe_run(loop: LoopName, exit_reason: str, seconds: float) -> None:
     m = current()
     if m is None:
         return

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.db import Database, Row, Tx
+from bot.jobs import LoopName
 from bot.migrations import migrate
 from bot.text import Redactor
 
@@ -41,7 +42,7 @@ _INSERT_JOB = (
 _COLLAPSE = " ON CONFLICT (queue_key) WHERE state = 'queued' DO NOTHING"
 
 #: Kinds that never wait for their target: `stop` must reach a loop while it runs.
-UNLOCKED_KINDS = frozenset({"stop"})
+UNLOCKED_KINDS = frozenset({LoopName.STOP})
 
 #: Payload keys that say where a trigger came from, not what it asks: two otherwise equal
 #: jobs that differ only in these are the same work.
@@ -64,7 +65,7 @@ def queue_key(spec: JobSpec) -> str | None:
         return None
     request = {k: v for k, v in spec.payload.items() if k not in _PROVENANCE_KEYS}
     canonical = json.dumps(
-        [spec.kind, spec.repo, spec.number, request], sort_keys=True, separators=(",", ":")
+        [str(spec.kind), spec.repo, spec.number, request], sort_keys=True, separators=(",", ":")
     )
     return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -78,7 +79,7 @@ def _job_params(
 ) -> dict[str, Any]:
     return {
         "delivery": delivery_id,
-        "kind": spec.kind,
+        "kind": str(spec.kind),
         "repo": spec.repo,
         "inst": spec.installation_id,
         "number": spec.number,
@@ -108,9 +109,10 @@ class JobState:
 
 @dataclass(frozen=True)
 class JobSpec:
-    """What a handler decides at intake; becomes a `jobs` row in the delivery's transaction."""
+    """What a handler decides at intake; becomes a `jobs` row in the delivery's transaction.
+    `payload` is the loop's trigger model dumped (`bot.jobs.Trigger.payload()`)."""
 
-    kind: str
+    kind: LoopName
     repo: str
     installation_id: int | None
     number: int | None
@@ -121,7 +123,9 @@ class JobSpec:
 class Job:
     id: int
     delivery_id: str | None
-    kind: str
+    #: A `LoopName`, or the plain string of a row whose kind this release has no loop for (it
+    #: loads, and the worker buries it: `bot.jobs.loop_name`).
+    kind: LoopName | str
     repo: str
     installation_id: int | None
     number: int | None
@@ -136,7 +140,7 @@ class Job:
         return cls(
             id=int(row["id"]),
             delivery_id=row["delivery_id"],
-            kind=row["kind"],
+            kind=_kind(row["kind"]),
             repo=row["repo"],
             installation_id=row["installation_id"],
             number=row["number"],
@@ -146,6 +150,13 @@ class Job:
             lease_owner=row["lease_owner"],
             created_at=float(row.get("created_at") or 0.0),
         )
+
+
+def _kind(kind: str) -> LoopName | str:
+    try:
+        return LoopName(kind)
+    except ValueError:
+        return kind
 
 
 @dataclass(frozen=True)
@@ -354,10 +365,13 @@ class Store:
             )
         return bool(n == 1)
 
-    async def fail(self, job: Job, error: str, *, backoff_seconds: float) -> str:
-        """Record a failed attempt: queue a retry with exponential backoff, or go `dead`."""
+    async def fail(
+        self, job: Job, error: str, *, backoff_seconds: float, permanent: bool = False
+    ) -> str:
+        """Record a failed attempt: queue a retry with exponential backoff, or go `dead` — on
+        the last attempt, or at once when the job can never succeed (`permanent`)."""
         now = self._clock()
-        if job.attempts >= job.max_attempts:
+        if permanent or job.attempts >= job.max_attempts:
             state, run_after = JobState.DEAD, now
         else:
             state, run_after = JobState.QUEUED, now + backoff_seconds * 2 ** (job.attempts - 1)
@@ -395,7 +409,7 @@ class Store:
     async def start_run(
         self,
         job_id: int | None,
-        loop: str,
+        loop: LoopName,
         repo: str,
         number: int | None,
         *,
@@ -407,7 +421,7 @@ class Store:
                 "VALUES (:job, :loop, :repo, :number, :inst, 'running', :now) RETURNING id",
                 {
                     "job": job_id,
-                    "loop": loop,
+                    "loop": str(loop),
                     "repo": repo,
                     "number": number,
                     "inst": installation_id,
@@ -509,9 +523,9 @@ class Store:
         it stops; the loop checks the requester's permission before it obeys.
         """
         rows = await self.db.fetchall(
-            "SELECT payload FROM jobs WHERE kind='stop' AND repo=:repo AND number=:number "
+            "SELECT payload FROM jobs WHERE kind=:kind AND repo=:repo AND number=:number "
             "AND created_at >= :since ORDER BY id",
-            {"repo": repo, "number": number, "since": since},
+            {"kind": str(LoopName.STOP), "repo": repo, "number": number, "since": since},
         )
         who = []
         for row in rows:

@@ -184,6 +184,7 @@ async def run_model_candidate(
     """The triage loop in dry-run on each issue (no repository classifier: the model decides)."""
     from bot.app import Runtime, run_local
     from bot.forge import DryRunForge, Issue
+    from bot.jobs import LoopName
     from bot.model import ModelError
     from bot.settings import load_settings
     from loops.engine import ExitReason
@@ -208,7 +209,7 @@ async def run_model_candidate(
                 forge = DryRunForge("eval/dataset", issue=issue)
                 started = time.perf_counter()
                 try:
-                    local = await run_local(rt, "triage", forge.repo, forge, done)
+                    local = await run_local(rt, LoopName.TRIAGE, forge.repo, forge, done)
                 except ModelError as exc:
                     errors += 1
                     out.note = f"{errors} unavailable ({exc})"

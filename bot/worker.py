@@ -1,4 +1,5 @@
-"""The worker pool: lease jobs, keep their leases alive, run them, retry or bury failures."""
+"""The worker pool: lease jobs, keep their leases alive, run them, retry or bury failures (at
+once when the job can never succeed: `bot.jobs.PermanentJobError`)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from collections.abc import Awaitable, Callable
 
 from bot import logs
 from bot import metrics as mx
+from bot.jobs import PermanentJobError
 from bot.store import Job, JobState, Store
 
 log = logging.getLogger("loopwright.worker")
@@ -191,6 +193,17 @@ class WorkerPool:
                 raise
             if not isinstance(exc, Exception):
                 raise
+            if isinstance(exc, PermanentJobError):
+                # Retrying cannot help (no loop of its kind, a trigger that does not parse):
+                # dead now, its message the last error, instead of after every attempt.
+                await self.store.fail(
+                    job,
+                    f"{type(exc).__name__}: {exc}",
+                    backoff_seconds=self.backoff_seconds,
+                    permanent=True,
+                )
+                log.error("job %d can never succeed, so it is dead: %s", job.id, exc)
+                return True
             state = await self.store.fail(
                 job,
                 f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}",

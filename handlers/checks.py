@@ -7,6 +7,7 @@ from typing import Any
 from gidgethub.routing import Router
 from gidgethub.sansio import Event
 
+from bot.jobs import CiTrigger, LoopName, Where
 from bot.store import JobSpec
 from handlers.common import IntakeDeps, installation_of, repo_of
 
@@ -20,8 +21,10 @@ FAILING = frozenset({"failure", "timed_out", "startup_failure"})
 OWN_BRANCH_PREFIX = "loopwright/"
 
 
-def _target(repository: dict[str, Any], branch: str, pulls: list[Any]) -> tuple[int | None, str]:
-    """(PR number or None, where) for a failure, or (None, "") when it is not ours to handle:
+def _target(
+    repository: dict[str, Any], branch: str, pulls: list[Any]
+) -> tuple[int | None, Where | None]:
+    """(PR number or None, where) for a failure, or (None, None) when it is not ours to handle:
     a PR from this repository, or the default branch; never a fork's PR or another branch."""
     same_repo = [
         p
@@ -32,17 +35,17 @@ def _target(repository: dict[str, Any], branch: str, pulls: list[Any]) -> tuple[
         return int(same_repo[0]["number"]), "pull_request"
     if branch and branch == repository.get("default_branch"):
         return None, "default_branch"
-    return None, ""
+    return None, None
 
 
-def _ci_job(event: Event, deps: IntakeDeps, number: int | None, **payload: Any) -> None:
+def _ci_job(event: Event, deps: IntakeDeps, number: int | None, trigger: CiTrigger) -> None:
     deps.jobs.append(
         JobSpec(
-            kind="ci_repair",
+            kind=LoopName.CI_REPAIR,
             repo=repo_of(event),
             installation_id=installation_of(event),
             number=number,
-            payload=payload,
+            payload=trigger.payload(),
         )
     )
 
@@ -60,11 +63,13 @@ async def on_workflow_run_completed(event: Event, gh: Any, *, deps: IntakeDeps) 
         event,
         deps,
         number,
-        trigger="workflow_run.completed",
-        run_id=int(run["id"]),
-        where=where,
-        head_branch=branch,
-        head_sha=str(run.get("head_sha") or ""),
+        CiTrigger(
+            trigger="workflow_run.completed",
+            run_id=int(run["id"]),
+            where=where,
+            head_branch=branch,
+            head_sha=str(run.get("head_sha") or ""),
+        ),
     )
 
 
@@ -86,11 +91,13 @@ async def on_check_suite_completed(event: Event, gh: Any, *, deps: IntakeDeps) -
         event,
         deps,
         number,
-        trigger="check_suite.completed",
-        check_suite_id=int(suite["id"]),
-        app_id=app.get("id"),
-        app_name=str(app.get("name") or app.get("slug") or "a CI app"),
-        where=where,
-        head_branch=branch,
-        head_sha=str(suite.get("head_sha") or ""),
+        CiTrigger(
+            trigger="check_suite.completed",
+            check_suite_id=int(suite["id"]),
+            app_id=app.get("id"),
+            app_name=str(app.get("name") or app.get("slug") or "a CI app"),
+            where=where,
+            head_branch=branch,
+            head_sha=str(suite.get("head_sha") or ""),
+        ),
     )

@@ -7,6 +7,7 @@ from typing import Any
 from gidgethub.routing import Router
 from gidgethub.sansio import Event
 
+from bot.jobs import TRIGGERS, Requested
 from bot.store import JobSpec
 from handlers.common import (
     COMMANDS,
@@ -35,6 +36,8 @@ async def on_issue_comment_created(event: Event, gh: Any, *, deps: IntakeDeps) -
         return
     kind = PR_COMMANDS.get(name, COMMANDS[name]) if on_pull else COMMANDS[name]
     sender = event.data["sender"]["login"]
+    model = TRIGGERS[kind]
+    assert issubclass(model, Requested), f"a command cannot start {kind}"
     deps.jobs.append(
         JobSpec(
             kind=kind,
@@ -42,10 +45,10 @@ async def on_issue_comment_created(event: Event, gh: Any, *, deps: IntakeDeps) -
             installation_id=installation_of(event),
             number=int(event.data["issue"]["number"]),
             # The sender's permission is checked by the worker: intake may not call GitHub.
-            payload={
-                "trigger": f"/loopwright {name}",
-                "requires_write_from": sender,
-                "comment_id": event.data["comment"].get("id"),
-            },
+            payload=model(
+                trigger=f"/loopwright {name}",
+                requires_write_from=sender,
+                comment_id=event.data["comment"].get("id"),
+            ).payload(),
         )
     )

@@ -8,6 +8,7 @@ from typing import Any
 
 from gidgethub.sansio import Event
 
+from bot.jobs import LoopName
 from bot.store import JobSpec
 
 #: `/loopwright <command> [args]` at the start of a line of a comment.
@@ -15,14 +16,14 @@ COMMAND = re.compile(r"^\s*/loopwright[ \t]+([a-z][a-z-]*)\b[ \t]*(.*)$", re.MUL
 
 #: Commands a comment can give, and the loop each one starts.
 COMMANDS = {
-    "triage": "triage",
-    "fix": "fix",
-    "reproduce": "reproduce",
-    "retest": "retest",
-    "stop": "stop",
-    "diagnose": "ci_repair",
+    "triage": LoopName.TRIAGE,
+    "fix": LoopName.FIX,
+    "reproduce": LoopName.REPRODUCE,
+    "retest": LoopName.RETEST,
+    "stop": LoopName.STOP,
+    "diagnose": LoopName.CI_REPAIR,
     # Retrains the repository's issue-type classifier; the loop also requires admin.
-    "train": "train",
+    "train": LoopName.TRAIN,
 }
 
 #: Commands that only make sense on an issue (not in a pull request's conversation).
@@ -30,7 +31,7 @@ ISSUE_ONLY_COMMANDS = frozenset({"fix", "reproduce"})
 
 #: In a pull request's conversation some commands mean the PR loops: `retest` re-runs the
 #: dependency verdict, `diagnose` the CI-failure loop. `diagnose` means nothing on an issue.
-PR_COMMANDS = {"retest": "deps", "diagnose": "ci_repair"}
+PR_COMMANDS = {"retest": LoopName.DEPS, "diagnose": LoopName.CI_REPAIR}
 PR_ONLY_COMMANDS = frozenset({"diagnose"})
 
 #: Bots whose pull requests are dependency updates (the one kind of bot event that starts a

@@ -8,6 +8,7 @@ from typing import Any
 from gidgethub.routing import Router
 from gidgethub.sansio import Event
 
+from bot.jobs import LoopName, TrainTrigger
 from bot.store import JobSpec
 from handlers.common import IntakeDeps, installation_of
 
@@ -22,11 +23,11 @@ def _train_each(event: Event, deps: IntakeDeps, repositories: list[Any], trigger
             continue
         deps.jobs.append(
             JobSpec(
-                kind="train",
+                kind=LoopName.TRAIN,
                 repo=name,
                 installation_id=installation,
                 number=None,
-                payload={"trigger": trigger},
+                payload=TrainTrigger(trigger=trigger).payload(),
             )
         )
 

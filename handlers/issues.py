@@ -7,6 +7,7 @@ from typing import Any
 from gidgethub.routing import Router
 from gidgethub.sansio import Event
 
+from bot.jobs import FixTrigger, LabelFeedbackTrigger, LoopName, TriageTrigger
 from bot.store import JobSpec
 from handlers.common import FIX_LABEL, OWN_LABEL_PREFIX, IntakeDeps, installation_of, repo_of
 
@@ -18,11 +19,11 @@ async def on_issues_opened(event: Event, gh: Any, *, deps: IntakeDeps) -> None:
     issue = event.data["issue"]
     deps.jobs.append(
         JobSpec(
-            kind="triage",
+            kind=LoopName.TRIAGE,
             repo=repo_of(event),
             installation_id=installation_of(event),
             number=int(issue["number"]),
-            payload={"trigger": "issues.opened"},
+            payload=TriageTrigger(trigger="issues.opened").payload(),
         )
     )
 
@@ -35,15 +36,14 @@ async def on_issues_labeled(event: Event, gh: Any, *, deps: IntakeDeps) -> None:
         return
     deps.jobs.append(
         JobSpec(
-            kind="fix",
+            kind=LoopName.FIX,
             repo=repo_of(event),
             installation_id=installation_of(event),
             number=int(issue["number"]),
             # Anyone with triage access can label; only writers may start a code-changing loop.
-            payload={
-                "trigger": f"label {FIX_LABEL}",
-                "requires_write_from": event.data["sender"]["login"],
-            },
+            payload=FixTrigger(
+                trigger=f"label {FIX_LABEL}", requires_write_from=event.data["sender"]["login"]
+            ).payload(),
         )
     )
 
@@ -61,21 +61,21 @@ async def on_issues_label_changed(event: Event, gh: Any, *, deps: IntakeDeps) ->
     action = str(event.data["action"])
     deps.jobs.append(
         JobSpec(
-            kind="label_feedback",
+            kind=LoopName.LABEL_FEEDBACK,
             repo=repo_of(event),
             installation_id=installation_of(event),
             # No number: the job is silent (the preamble would react on an issue's number),
             # and one lock per repository keeps a repository's label events in order.
             number=None,
-            payload={
-                "trigger": f"issues.{action}",
-                "issue": int(issue["number"]),
-                "label": label,
-                "action": action,
+            payload=LabelFeedbackTrigger(
+                trigger=f"issues.{action}",
+                issue=int(issue["number"]),
+                label=label,
+                action=action,
                 # Not `requires_write_from`: the loop checks the permission itself, and only
                 # for a type label on an issue loopwright triaged (one API call saved on every
                 # other label event).
-                "writer": event.data["sender"]["login"],
-            },
+                writer=event.data["sender"]["login"],
+            ).payload(),
         )
     )

@@ -7,6 +7,7 @@ from typing import Any
 from gidgethub.routing import Router
 from gidgethub.sansio import Event
 
+from bot.jobs import DepsTrigger, LoopName
 from bot.store import JobSpec
 from handlers.common import IntakeDeps, installation_of, repo_of
 
@@ -26,13 +27,13 @@ async def on_pull_request_updated(event: Event, gh: Any, *, deps: IntakeDeps) ->
         return  # a fork's branch: not a dependency bot's update of this repository
     deps.jobs.append(
         JobSpec(
-            kind="deps",
+            kind=LoopName.DEPS,
             repo=repo_of(event),
             installation_id=installation_of(event),
             number=int(pr["number"]),
-            payload={
-                "trigger": f"pull_request.{event.data['action']}",
-                "head_sha": str((pr.get("head") or {}).get("sha", "")),
-            },
+            payload=DepsTrigger(
+                trigger=f"pull_request.{event.data['action']}",
+                head_sha=str((pr.get("head") or {}).get("sha", "")),
+            ).payload(),
         )
     )

@@ -1,24 +1,27 @@
-"""The loops, by name. Each is `async def run(job, ctx) -> Outcome` in its own module."""
+"""The loops, by name. Each is `async def run(job, ctx) -> Outcome` in its own module; a job's
+kind (`bot.jobs.LoopName`) picks one, and its payload parses as the loop's trigger model
+(`bot.jobs.TRIGGERS`)."""
 
 from __future__ import annotations
 
+from bot.jobs import LoopName
 from loops import ci_repair, deps, fix, learn, triage
 from loops.engine import IssueLoopFn, LoopFn
 
 #: The loops whose context asks only for the issue port (`loops.ports.IssuePort`): the ones
 #: local mode's forge can run.
-ISSUE_LOOPS: dict[str, IssueLoopFn] = {
-    "triage": triage.run,
-    "fix": fix.run,
-    "reproduce": fix.run_reproduce,
-    "retest": fix.run_retest,
-    "stop": fix.run_stop,
-    "train": learn.run_train,
-    "label_feedback": learn.run_label_feedback,
+ISSUE_LOOPS: dict[LoopName, IssueLoopFn] = {
+    LoopName.TRIAGE: triage.run,
+    LoopName.FIX: fix.run,
+    LoopName.REPRODUCE: fix.run_reproduce,
+    LoopName.RETEST: fix.run_retest,
+    LoopName.STOP: fix.run_stop,
+    LoopName.TRAIN: learn.run_train,
+    LoopName.LABEL_FEEDBACK: learn.run_label_feedback,
 }
 
-LOOPS: dict[str, LoopFn] = {
+LOOPS: dict[LoopName, LoopFn] = {
     **ISSUE_LOOPS,
-    "ci_repair": ci_repair.run,  # CIPort
-    "deps": deps.run,  # PullPort
+    LoopName.CI_REPAIR: ci_repair.run,  # CIPort
+    LoopName.DEPS: deps.run,  # PullPort
 }

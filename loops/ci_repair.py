@@ -26,6 +26,7 @@ from pydantic import BaseModel, Field
 
 import bot.cilogs as cilogs
 from bot.forge import PullRef, WorkflowRun
+from bot.jobs import CiTrigger
 from bot.logparsers.base import Category
 from bot.model import CostCapReached, ModelOutputError, ModelUnavailable, Usage
 from bot.sandbox import EnvironmentSetupFailed, SandboxError, SandboxResult
@@ -223,16 +224,16 @@ async def run(job: Job, ctx: CIContext) -> Outcome:
     if ctx.code is None:
         raise ValueError("this runtime has no code host: the CI loop cannot run")
     cfg = ctx.config.ci
-    payload = job.payload
-    where = str(payload.get("where") or "pull_request")
-    if where == "pull_request" and not cfg.pull_requests and "run_id" in payload:
+    trigger = CiTrigger.of(job)
+    where = trigger.where
+    if where == "pull_request" and not cfg.pull_requests and trigger.run_id is not None:
         return Outcome(ExitReason.DISABLED, "ci.pull_requests is off in .github/loopwright.yml")
     if where == "default_branch" and not cfg.default_branch:
         return Outcome(ExitReason.DISABLED, "ci.default_branch is off in .github/loopwright.yml")
     run_: WorkflowRun | None = None
-    if "run_id" in payload:
-        run_ = await ctx.forge.get_run(int(payload["run_id"]))
-    elif "check_suite_id" not in payload:
+    if trigger.run_id is not None:
+        run_ = await ctx.forge.get_run(trigger.run_id)
+    elif trigger.check_suite_id is None:
         # `/loopwright diagnose` on a PR: the newest failed run of its head commit.
         assert job.number is not None
         pull = await ctx.forge.get_pull(job.number)
@@ -245,16 +246,16 @@ async def run(job: Job, ctx: CIContext) -> Outcome:
             await ctx.forge.upsert_sticky(job.number, SECTION, text)
             return Outcome(ExitReason.DONE, "no failed run for the PR's head")
         run_ = runs[0]
-    branch = run_.head_branch if run_ else str(payload.get("head_branch") or "")
-    sha = run_.head_sha if run_ else str(payload.get("head_sha") or "")
+    branch = run_.head_branch if run_ else trigger.head_branch
+    sha = run_.head_sha if run_ else trigger.head_sha
     if branch.startswith("loopwright/"):
         # Defence in depth behind the handler: never repair our own repairs.
         return Outcome(ExitReason.DISABLED, f"{branch} is a loopwright branch")
     report = CiReport(run_, branch, sha)
     target = job.number
     if target is None:
-        key = f"workflow-{run_.workflow_id}" if run_ else f"checks-{payload.get('app_id')}"
-        title = f"CI is failing on {branch}: {run_.name if run_ else payload.get('app_name')}"
+        key = f"workflow-{run_.workflow_id}" if run_ else f"checks-{trigger.app_id}"
+        title = f"CI is failing on {branch}: {run_.name if run_ else trigger.app_name}"
         target = await ctx.forge.upsert_tracking_issue(
             key,
             title,
@@ -369,7 +370,7 @@ async def _diagnose_run(ctx: CIContext, run_: WorkflowRun, report: CiReport) -> 
 
 async def _diagnose_suite(ctx: CIContext, job: Job, report: CiReport) -> None:
     """Another CI app's check suite: its failed check runs' reports are the logs."""
-    suite_id = int(job.payload.get("check_suite_id") or 0)
+    suite_id = CiTrigger.of(job).check_suite_id or 0
     runs = await ctx.forge.failed_check_runs(report.head_sha, suite_id)
     for name, text in runs[: ctx.config.ci.max_jobs]:
         started = time.perf_counter()
@@ -438,7 +439,7 @@ async def _run_commands(co: Checkout, commands: list[list[str]]) -> tuple[bool, 
 async def _reproduce_and_repair(ctx: LoopContext, job: Job, report: CiReport, target: int) -> None:
     assert ctx.code is not None
     cfg = ctx.config.ci
-    number = report.run.id if report.run else int(job.payload.get("check_suite_id") or 0)
+    number = report.run.id if report.run else CiTrigger.of(job).check_suite_id or 0
     commands = report.commands
     async with ctx.code.checkout(
         ctx.forge.repo, report.head_sha, loop="ci", number=number, commands=ctx.config.commands

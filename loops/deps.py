@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field
 
 from bot.depsinfo import DepsPR, parse_deps_pr, release_notes
 from bot.forge import PullInfo, PullRef
+from bot.jobs import DepsTrigger
 from bot.model import CostCapReached, ModelOutputError, ModelUnavailable, Usage
 from bot.sandbox import EnvironmentSetupFailed, SandboxError
 from bot.store import Job, StepRecord
@@ -151,7 +152,7 @@ async def run(job: Job, ctx: PullContext) -> Outcome:
     cfg = ctx.config.deps
     pull = await ctx.forge.get_pull(number)
     if pull.author not in cfg.authors:
-        if job.payload.get("requires_write_from"):  # a command: say why nothing happens
+        if DepsTrigger.of(job).requires_write_from:  # a command: say why nothing happens
             await ctx.forge.upsert_sticky(
                 number,
                 SECTION,

@@ -32,11 +32,11 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from typing import Any
 
 from bot.db import Row
 from bot.forge import WRITE_PERMISSIONS, GitHubForge
 from bot.history import CorrectedHistory, apply_corrections, labelled_issues, type_of_label
+from bot.jobs import LabelFeedbackTrigger, TrainTrigger
 from bot.store import Job, StepRecord, Store
 from bot.triage_model import (
     MIN_PER_CLASS,
@@ -167,7 +167,7 @@ def _shortfall(counts: Counter[str], type_labels: Mapping[str, str]) -> list[str
 
 async def run_train(job: Job, ctx: IssueContext) -> Outcome:
     repo = ctx.forge.repo
-    requester = job.payload.get("requires_write_from")
+    requester = TrainTrigger.of(job).requires_write_from
     if requester:
         # The preamble let writers through; retraining what decides every issue's type is an
         # admin's call.
@@ -300,11 +300,11 @@ def _same(a: str | None, b: str | None) -> bool:
 
 async def run_label_feedback(job: Job, ctx: IssueContext) -> Outcome:
     repo = ctx.forge.repo
-    payload: dict[str, Any] = job.payload
-    number = int(payload["issue"])
-    label = str(payload.get("label") or "")
-    writer = str(payload.get("writer") or payload.get("requires_write_from") or "")
-    what = f"#{number}: {payload.get('action')} {label!r} by {writer}"
+    trigger = LabelFeedbackTrigger.of(job)
+    number = trigger.issue
+    label = trigger.label
+    writer = trigger.who
+    what = f"#{number}: {trigger.action} {label!r} by {writer}"
     started = time.perf_counter()
     type_labels = _type_labels(ctx)
     types = type_of_label(type_labels)

@@ -26,6 +26,7 @@ from bot.costs import (
 )
 from bot.db import connect
 from bot.forge import DryRunForge, Issue
+from bot.jobs import LoopName, TriageTrigger
 from bot.model import CostCapReached, Usage
 from bot.repo_config import ConfigError, CostsConfig, parse_config
 from bot.settings import Settings, load_settings
@@ -96,11 +97,11 @@ async def triage(
     job = Job(
         id=0,
         delivery_id=None,
-        kind="triage",
+        kind=LoopName.TRIAGE,
         repo=repo,
         installation_id=installation_id,
         number=number,
-        payload={},
+        payload=TriageTrigger(trigger="issues.opened").payload(),
         attempts=1,
         max_attempts=1,
         lease_owner="test",

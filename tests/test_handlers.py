@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import json
+
 from gidgethub.sansio import Event
 
+from bot.jobs import TRIGGERS, LoopName
+from bot.store import JobSpec
 from handlers import decide_jobs
-from handlers.common import parse_command
+from handlers.common import COMMANDS, PR_COMMANDS, parse_command
+from loops import LOOPS
+from tests.support import FIXTURES
 from tests.support.webhooks import payload
 
 
@@ -212,3 +218,61 @@ async def test_pr_commands_retest_and_diagnose() -> None:
     data["comment"]["body"] = "/loopwright retest"
     [job] = await decide_jobs(event("issue_comment", data), app_id=1)
     assert job.kind == "retest"
+
+
+# --- the contract with the loops ------------------------------------------------------------
+
+
+def _command(text: str, *, on_pull: bool) -> dict:  # type: ignore[type-arg]
+    data = payload("issue_comment/created.0", installation={"id": 42})
+    data["comment"]["body"] = text
+    if on_pull:
+        data["issue"]["pull_request"] = {"url": "https://api.github.com/repos/o/r/pulls/1"}
+    return data
+
+
+def _red_suite() -> dict:  # type: ignore[type-arg]
+    data = payload("check_suite/completed.1", installation={"id": 42})
+    data["check_suite"].update(
+        conclusion="failure", head_branch=data["repository"]["default_branch"]
+    )
+    data["check_suite"]["app"]["slug"] = "octocoders-linter"
+    return data
+
+
+async def _every_job_a_handler_enqueues() -> list[JobSpec]:
+    """The jobs of every real payload in tests/fixtures/webhooks as GitHub sent it, and of the
+    variants that start the loops those alone do not: each command on an issue and on a pull
+    request, the fix label, red builds, a dependency bot's pull request."""
+    deliveries = [
+        (path.parent.name, json.loads(path.read_text()))
+        for path in sorted((FIXTURES / "webhooks").glob("*/*.json"))
+    ]
+    deliveries += [
+        ("issue_comment", _command(f"/loopwright {name}", on_pull=on_pull))
+        for name in COMMANDS
+        for on_pull in (False, True)
+    ]
+    deliveries += [
+        ("issues", fix_labeled(state="open")),
+        ("workflow_run", red_run()),
+        ("workflow_run", red_run(pull_requests=[])),
+        ("check_suite", _red_suite()),
+        ("pull_request", dependabot_pr(state="open")),
+    ]
+    jobs: list[JobSpec] = []
+    for name, data in deliveries:
+        jobs += await decide_jobs(event(name, data), app_id=1)
+    return jobs
+
+
+async def test_every_kind_a_handler_enqueues_has_a_loop_and_its_payload_is_the_trigger() -> None:
+    jobs = await _every_job_a_handler_enqueues()
+    # Every loop is started by some real event, and nothing is enqueued that no loop runs.
+    assert {job.kind for job in jobs} == set(LoopName) == set(LOOPS)
+    for job in jobs:
+        assert isinstance(job.kind, LoopName) and job.kind in LOOPS
+        # What the handler stored is exactly what the loop's trigger model reads back.
+        assert TRIGGERS[job.kind].model_validate(job.payload).payload() == job.payload
+    # And from the tables: every command names a loop.
+    assert set(COMMANDS.values()) | set(PR_COMMANDS.values()) <= set(LOOPS)

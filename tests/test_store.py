@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot import db as dbmod
+from bot.jobs import LoopName
 from bot.store import JobSpec, StepRecord, Store
 
 
@@ -94,6 +95,34 @@ async def test_failures_back_off_then_go_dead(store: Store, clock: Clock) -> Non
     assert await store.lease("w", 30) is None
     dead = await store.list_jobs("dead")
     assert len(dead) == 1 and "boom again" in dead[0]["last_error"]
+
+
+async def test_a_permanent_failure_is_dead_at_once_with_attempts_left(
+    store: Store, clock: Clock
+) -> None:
+    await store.enqueue(spec(), max_attempts=4)
+    job = await store.lease("w", 30)
+    assert job is not None and job.attempts == 1
+    error = "PermanentJobError: no loop named 'frobnicate'"
+    assert await store.fail(job, error, backoff_seconds=5, permanent=True) == "dead"
+    clock.now += 1000
+    assert await store.lease("w", 30) is None, "a permanent failure is never retried"
+    [dead] = await store.list_jobs("dead")
+    assert (dead["attempts"], dead["last_error"], dead["lease_owner"]) == (1, error, None)
+    # A writer can still queue it again from the dashboard (after a deploy that knows the kind).
+    assert await store.retry_job(dead["id"])
+
+
+async def test_a_row_whose_kind_has_no_loop_still_loads(store: Store) -> None:
+    await store.enqueue(
+        JobSpec("frobnicate", "octo/hello", 7, 1, {"trigger": "x"}),  # type: ignore[arg-type]
+        max_attempts=3,
+    )
+    await store.enqueue(spec(2), max_attempts=3)
+    first, second = await store.lease("w", 30), await store.lease("w", 30)
+    assert first is not None and second is not None
+    assert first.kind == "frobnicate" and not isinstance(first.kind, LoopName)
+    assert second.kind is LoopName.TRIAGE
 
 
 async def test_lapsed_lease_on_last_attempt_is_dead_not_retried(store: Store, clock: Clock) -> None:
