@@ -46,7 +46,7 @@ What is counted and what is not:
   a floor for a model that gets it right the first time;
 - the "% of budget" column compares the real total with `budgets.max_tokens` (40k by default).
   The loops charge their budget with the usage the server reports (the scripted server's
-  chars/4 estimate, shown as "charged"), and only the repair/migration (`patch_loop`) is
+  chars/4 estimate, shown as "charged"), and only the repair/migration (`patch_stage`) is
   bounded by it: the one `summarize` call of a run comes on top.
 
 Wall time per scenario: the whole scenario (stack up, fixture logs produced by running the real

@@ -39,17 +39,20 @@ from loops.engine import (
     Budget,
     CIContext,
     ExitReason,
+    KeepRevertResult,
     LoopContext,
     Outcome,
+    Proposal,
     Score,
     Tally,
     format_footer,
+    keep_or_revert,
     push_and_open_pull,
     run_so_far,
 )
 from loops.fix import cancel_check
 from loops.localize import localize
-from loops.patch import ACTIONS, PatchOutcome, patch_loop
+from loops.patch import ACTIONS, PatchOutcome, PatchStage, StageScoreFn, patch_stage
 from loops.tools import PATCH_PROTECTED_PATHS, PathPolicy
 
 FLAKY_LABEL = "loopwright:flaky"
@@ -487,23 +490,23 @@ async def _reproduce_and_repair(ctx: LoopContext, job: Job, report: CiReport, ta
         await _repair(ctx, job, co, report, target)
 
 
-async def _repair(ctx: LoopContext, job: Job, co: Checkout, report: CiReport, target: int) -> None:
-    cfg = ctx.config.ci
-    commands = report.commands
+def failing_score(output: str) -> Score:
+    """The score of a command that still fails: fewer failures is progress (a fixer that
+    removes some of them is kept for the model)."""
+    diagnosis = cilogs.diagnose(output) if output else None
+    found = diagnosis.failures if diagnosis else []
+    first = diagnosis.summary() if diagnosis else "it still fails"
+    return Score((0.0, -float(len(found) or 1)), False, f"the command still fails: {first}"[:300])
+
+
+async def command_score(co: Checkout, commands: list[list[str]]) -> StageScoreFn:
+    """The CI loop's score of the working tree: the failing commands pass, and no test that
+    passed at the failing commit regresses (without a test command: the commands alone)."""
     baseline: TestRun | None = None
     try:
         baseline, _ = await co.baseline()
     except ValueError:
         baseline = None  # no test command: the failing command alone is the score
-
-    def failing_score(output: str) -> Score:
-        # Fewer failures is progress: a fixer that removes some of them is kept for the model.
-        diagnosis = cilogs.diagnose(output) if output else None
-        found = diagnosis.failures if diagnosis else []
-        first = diagnosis.summary() if diagnosis else "it still fails"
-        return Score(
-            (0.0, -float(len(found) or 1)), False, f"the command still fails: {first}"[:300]
-        )
 
     async def check() -> tuple[Score, str]:
         ok, output = await _run_commands(co, commands)
@@ -520,66 +523,19 @@ async def _repair(ctx: LoopContext, job: Job, co: Checkout, report: CiReport, ta
                 return Score((0.5,), False, detail), ran
         return Score((1.0,), True, "the failing command passes and no test regressed"), ran
 
-    best = failing_score(report.repro_output)
-    fixed = False
-    fixers: list[list[str]] = []
-    if cfg.ruff_fixers and any(j.diagnosis.category in FIXER_CATEGORIES for j in report.jobs):
-        fixers += [["ruff", "check", "--fix", "."], ["ruff", "format", "."]]
-    fixers += cfg.fixer_argv()
-    if fixers:
-        await _progress(ctx, target, report, "Trying the deterministic fixers…")
-        for argv in fixers:
-            ran_fixer = await co.run_command(argv)
-            report.fixers.append(f"`{shlex.join(argv)}` (exit {ran_fixer.exit_code})")
-        if await co.ws.commit("loopwright: deterministic fixers"):
-            score, ran = await check()
-            await ctx.record(
-                StepRecord(
-                    name="fixers",
-                    kind="deterministic",
-                    verdict="success" if score.success else "not enough",
-                    input="; ".join(shlex.join(a) for a in fixers),
-                    output=f"{score.detail} ({ran})",
-                )
-            )
-            if score.value > best.value:
-                await co.ws.keep()
-                best, fixed = score, score.success
-            else:
-                await co.ws.reset_to_last_kept()
+    return check
+
+
+async def _repair(ctx: LoopContext, job: Job, co: Checkout, report: CiReport, target: int) -> None:
+    """Deterministic fixers first, then the patch stage, each kept only if it improves the
+    score (`engine.keep_or_revert`); a repair is verified, pushed and opened as a draft PR."""
+    cfg = ctx.config.ci
+    check = await command_score(co, report.commands)
+    by_fixers = await _run_fixers(ctx, co, report, target, check)
+    fixed = by_fixers is not None and by_fixers.exit is ExitReason.FIXED
     if not fixed and cfg.patch and ctx.config.loops.patch:
-        by_fixers = co.ws.changed_paths()
-        await _progress(ctx, target, report, "Asking the model for a repair…")
-        budget = Budget.from_config(ctx.config.budgets)
-        budget.charge(report.usage.copy())  # the explanation counts against the same caps
-        # The code the failures point at (file:line in tracebacks, names), before any model turn.
-        failures = "\n".join(ln for j in report.jobs for ln in j.diagnosis.key_lines[:30])
-        loc = await localize(f"CI failure: {report.category}", failures, co.ws)
-        report.patched = await patch_loop(
-            ctx,
-            co,
-            prompt=_patch_prompt(ctx, report, loc.render(), cfg.max_turns),
-            score=check,
-            base_score=best,
-            budget=budget,
-            protected=[*PATCH_PROTECTED_PATHS, *cfg.protected_paths],
-            settings=cfg,
-            cancelled=cancel_check(job, ctx),
-        )
-        report.usage.add(report.patched.usage)
-        report.models.extend(report.patched.models)
-        result = report.patched.result
-        assert result is not None
-        if result.exit is not ExitReason.FIXED:
-            report.exit, report.detail = result.exit, result.detail
-            return
-        # Defence in depth: what the model committed, checked again (the Toolbox refuses
-        # these). The fixers' own changes may touch tests (formatting them is the repair).
-        policy = PathPolicy([*PATCH_PROTECTED_PATHS, *cfg.protected_paths])
-        touched = sorted(p for p in co.ws.changed_paths() - by_fixers if policy.match(p))
-        if touched:
-            report.exit = ExitReason.PROTECTED_PATH
-            report.detail = f"the repair changed protected paths: {', '.join(touched)}"
+        best = by_fixers.best if by_fixers else failing_score(report.repro_output)
+        if not await _patch(ctx, job, co, report, target, check, best):
             return
         fixed = True
     if not fixed:
@@ -588,7 +544,7 @@ async def _repair(ctx: LoopContext, job: Job, co: Checkout, report: CiReport, ta
         return
     await _progress(ctx, target, report, "Found a repair. Verifying it…")
     for _ in range(cfg.reproduce_runs):
-        ok, _out = await _run_commands(co, commands)
+        ok, _out = await _run_commands(co, report.commands)
         report.verify_passed.append(ok)
     if not all(report.verify_passed):
         report.exit = ExitReason.FLAKY
@@ -606,6 +562,100 @@ async def _repair(ctx: LoopContext, job: Job, co: Checkout, report: CiReport, ta
         title=f"Repair {name} on {report.head_branch}",
         body=render_pr_body(ctx, report),
     )
+
+
+async def _run_fixers(
+    ctx: LoopContext, co: Checkout, report: CiReport, target: int, check: StageScoreFn
+) -> KeepRevertResult | None:
+    """The deterministic fixers as one attempt of the keep/revert driver: run them all,
+    commit what they changed, score it (the `fixers` step); None when there are none."""
+    cfg = ctx.config.ci
+    fixers: list[list[str]] = []
+    if cfg.ruff_fixers and any(j.diagnosis.category in FIXER_CATEGORIES for j in report.jobs):
+        fixers += [["ruff", "check", "--fix", "."], ["ruff", "format", "."]]
+    fixers += cfg.fixer_argv()
+    if not fixers:
+        return None
+    await _progress(ctx, target, report, "Trying the deterministic fixers…")
+
+    async def propose(n: int, feedback: str) -> Proposal:
+        for argv in fixers:
+            ran = await co.run_command(argv)
+            report.fixers.append(f"`{shlex.join(argv)}` (exit {ran.exit_code})")
+        # Committed under the fixers' own name; a change-free run has nothing to score.
+        return Proposal(changed=await co.ws.commit("loopwright: deterministic fixers") is not None)
+
+    async def score() -> Score:
+        result, ran = await check()
+        await ctx.record(
+            StepRecord(
+                name="fixers",
+                kind="deterministic",
+                verdict="success" if result.success else "not enough",
+                input="; ".join(shlex.join(a) for a in fixers),
+                output=f"{result.detail} ({ran})",
+            )
+        )
+        return result
+
+    return await keep_or_revert(
+        co.ws,
+        propose=propose,
+        score=score,
+        baseline=failing_score(report.repro_output),
+        budget=None,  # nothing is spent: no model call
+        patience=None,
+        max_attempts=1,
+    )
+
+
+async def _patch(
+    ctx: LoopContext,
+    job: Job,
+    co: Checkout,
+    report: CiReport,
+    target: int,
+    check: StageScoreFn,
+    best: Score,
+) -> bool:
+    """The patch stage with the CI loop's prompt, score and `ci:` settings; True when it
+    found a repair that leaves the protected paths alone."""
+    cfg = ctx.config.ci
+    by_fixers = co.ws.changed_paths()
+    await _progress(ctx, target, report, "Asking the model for a repair…")
+    budget = Budget.from_config(ctx.config.budgets)
+    budget.charge(report.usage.copy())  # the explanation counts against the same caps
+    # The code the failures point at (file:line in tracebacks, names), before any model turn.
+    failures = "\n".join(ln for j in report.jobs for ln in j.diagnosis.key_lines[:30])
+    loc = await localize(f"CI failure: {report.category}", failures, co.ws)
+    protected = [*PATCH_PROTECTED_PATHS, *cfg.protected_paths]
+    stage = PatchStage.of(
+        ctx,
+        cfg,
+        prompt=_patch_prompt(ctx, report, loc.render(), cfg.max_turns),
+        score=check,
+        base_score=best,
+        protected=protected,
+    )
+    report.patched = await patch_stage(
+        ctx, co, stage, budget=budget, cancelled=cancel_check(job, ctx)
+    )
+    report.usage.add(report.patched.usage)
+    report.models.extend(report.patched.models)
+    result = report.patched.result
+    assert result is not None
+    if result.exit is not ExitReason.FIXED:
+        report.exit, report.detail = result.exit, result.detail
+        return False
+    # Defence in depth: what the model committed, checked again (the Toolbox refuses
+    # these). The fixers' own changes may touch tests (formatting them is the repair).
+    policy = PathPolicy(protected)
+    touched = sorted(p for p in co.ws.changed_paths() - by_fixers if policy.match(p))
+    if touched:
+        report.exit = ExitReason.PROTECTED_PATH
+        report.detail = f"the repair changed protected paths: {', '.join(touched)}"
+        return False
+    return True
 
 
 def _patch_prompt(ctx: LoopContext, report: CiReport, located: str, turns: int) -> str:

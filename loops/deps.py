@@ -43,7 +43,14 @@ from loops.engine import (
     run_so_far,
 )
 from loops.fix import cancel_check
-from loops.patch import ACTIONS, PatchOutcome, patch_loop, screen_problem
+from loops.patch import (
+    ACTIONS,
+    PatchOutcome,
+    PatchStage,
+    StageScoreFn,
+    patch_stage,
+    screen_problem,
+)
 from loops.tools import PATCH_PROTECTED_PATHS, PathPolicy
 
 SECTION = "deps"
@@ -328,39 +335,24 @@ async def _summarize_notes(ctx: LoopContext, report: DepsReport) -> None:
 async def _migrate(
     ctx: LoopContext, job: Job, co: Checkout, report: DepsReport, base_run: TestRun
 ) -> None:
-    assert report.head_run is not None
+    """The patch stage with the migration's prompt, score and `deps:` settings; a migration
+    that leaves the protected paths alone and passes every verification run is opened as a
+    draft PR into the update's branch."""
+    cfg = ctx.config.deps
     start_broken = len(report.broken)
-
-    protected = [*PATCH_PROTECTED_PATHS, *PIN_PATHS, *ctx.config.deps.protected_paths]
-
-    async def score() -> tuple[Score, str]:
-        screened = await screen_problem(co, protected, set())
-        if screened:
-            return Score((-1e9,), False, f"refused by the diff screen: {screened}"), "screen"
-        await co.clean_tree()  # a decisive run: nothing an earlier run wrote is present
-        run = await co.run_tests()
-        if not run.junit_found:
-            return Score((-1e9,), False, f"the suite gave no results ({run.junit_error})"), ""
-        broken = broken_tests(base_run, run)
-        detail = (
-            "every test that passed on base passes"
-            if not broken
-            else f"{len(broken)} test(s) still broken: {', '.join(broken[:3])}"
-        )
-        return Score((-float(len(broken)),), not broken, detail), " ".join(run.command)
-
+    protected = [*PATCH_PROTECTED_PATHS, *PIN_PATHS, *cfg.protected_paths]
     budget = Budget.from_config(ctx.config.budgets)
     budget.charge(report.usage.copy())  # the release-note summary counts against the same caps
-    report.patched = await patch_loop(
+    stage = PatchStage.of(
         ctx,
-        co,
+        cfg,
         prompt=_migration_prompt(ctx, report),
-        score=score,
+        score=suite_score(co, base_run, protected),
         base_score=Score((-float(start_broken),), False, f"{start_broken} test(s) broken"),
-        budget=budget,
         protected=protected,
-        settings=ctx.config.deps,
-        cancelled=cancel_check(job, ctx),
+    )
+    report.patched = await patch_stage(
+        ctx, co, stage, budget=budget, cancelled=cancel_check(job, ctx)
     )
     report.usage.add(report.patched.usage)
     report.models.extend(report.patched.models)
@@ -378,15 +370,7 @@ async def _migrate(
         report.exit = ExitReason.PROTECTED_PATH
         report.detail = f"the migration changed protected paths: {', '.join(touched)}"
         return
-    for _ in range(ctx.config.deps.verify_runs):
-        await co.clean_tree()
-        run = await co.run_tests()
-        report.verify_ok.append(run.junit_found and not broken_tests(base_run, run))
-    if not all(report.verify_ok):
-        report.exit = ExitReason.FLAKY
-        report.detail = (
-            f"the migration passed {sum(report.verify_ok)} of {len(report.verify_ok)} runs"
-        )
+    if not await _verified(co, report, base_run, cfg.verify_runs):
         return
     report.diff = await co.ws.diff()
     what = report.info.updates[0].package if report.info and report.info.updates else "update"
@@ -398,6 +382,45 @@ async def _migrate(
         title=f"Migrate to the {what} update (#{report.pull.number})",
         body=render_pr_body(ctx, report),
     )
+
+
+async def _verified(co: Checkout, report: DepsReport, base_run: TestRun, runs: int) -> bool:
+    """The migration passes `runs` more runs of the whole suite, each from a scrubbed tree
+    (`flaky` otherwise)."""
+    for _ in range(runs):
+        await co.clean_tree()
+        run = await co.run_tests()
+        report.verify_ok.append(run.junit_found and not broken_tests(base_run, run))
+    if not all(report.verify_ok):
+        report.exit = ExitReason.FLAKY
+        report.detail = (
+            f"the migration passed {sum(report.verify_ok)} of {len(report.verify_ok)} runs"
+        )
+        return False
+    return True
+
+
+def suite_score(co: Checkout, base_run: TestRun, protected: list[str]) -> StageScoreFn:
+    """The migration's score: fewer broken tests is better, none is success; a tree the diff
+    screen refuses, or a suite without results, is worse than anything."""
+
+    async def score() -> tuple[Score, str]:
+        screened = await screen_problem(co, protected, set())
+        if screened:
+            return Score((-1e9,), False, f"refused by the diff screen: {screened}"), "screen"
+        await co.clean_tree()  # a decisive run: nothing an earlier run wrote is present
+        run = await co.run_tests()
+        if not run.junit_found:
+            return Score((-1e9,), False, f"the suite gave no results ({run.junit_error})"), ""
+        broken = broken_tests(base_run, run)
+        detail = (
+            "every test that passed on base passes"
+            if not broken
+            else f"{len(broken)} test(s) still broken: {', '.join(broken[:3])}"
+        )
+        return Score((-float(len(broken)),), not broken, detail), " ".join(run.command)
+
+    return score
 
 
 def _migration_prompt(ctx: LoopContext, report: DepsReport) -> str:

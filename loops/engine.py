@@ -449,6 +449,17 @@ class KeepRevertResult:
 
 ProposeFn = Callable[[int, str], Awaitable[Proposal]]
 ScoreFn = Callable[[], Awaitable[Score]]
+#: What the next attempt is told about the last one (its record and its score).
+FeedbackFn = Callable[[AttemptRecord, Score], str]
+
+
+def attempt_feedback(record: AttemptRecord, now: Score) -> str:
+    """The default feedback: the last attempt's verdict, its score's detail and its note."""
+    return (
+        f"Attempt {record.attempt} was {record.verdict}"
+        + (f": {now.detail}" if now.detail and record.verdict != "no_change" else "")
+        + (f" ({record.note})" if record.note else "")
+    )
 
 
 async def keep_or_revert(
@@ -457,67 +468,102 @@ async def keep_or_revert(
     propose: ProposeFn,
     score: ScoreFn,
     baseline: Score,
-    budget: Budget,
-    patience: int = 3,
+    budget: Budget | None,
+    patience: int | None = 3,
+    max_attempts: int | None = None,
+    counts_iterations: bool = True,
     cancelled: Callable[[], Awaitable[bool]] | None = None,
     on_attempt: Callable[[AttemptRecord], Awaitable[None]] | None = None,
+    feedback: FeedbackFn = attempt_feedback,
 ) -> KeepRevertResult:
-    """The loop at the heart of every code-changing step.
+    """The one keep/revert driver: every attempt loop of the code-changing loops (the patch
+    stage, the reproduction's written tests, the CI loop's deterministic fixers) goes through it.
 
-    Each attempt is proposed (`propose(n, feedback)` edits the workspace), committed, scored; it is
-    kept only if its score beats the best so far, otherwise the workspace goes back to the last
-    kept commit. A better score that is only `settled` (an acceptable end, not a success) is
-    remembered but not built on: the next attempt starts from the last kept commit again, and
-    the settled commit is checked out when the loop ends without a success. Stops on success,
-    on the budget, after `patience` attempts in a row that did not improve (one, once the best
-    is settled), when cancelled between attempts, or when a spend cap refuses a model call
-    (`cost_cap`: the attempt in progress is reverted).
+    Each attempt is proposed (`propose(n, feedback)` changes the workspace), committed
+    (`ws.commit`; a `Revertible` that judges its attempts before committing them, as the
+    reproduction does, commits nothing there), scored; it is kept only if its score beats the
+    best so far, otherwise the workspace goes back to the last kept state. A better score that
+    is only `settled` (an acceptable end, not a success) is remembered but not built on: the
+    next attempt starts from the last kept commit again, and the settled commit is checked out
+    when the loop ends without a success. Stops on success, on the budget (`budget`: None for
+    attempts that spend nothing; with `counts_iterations` False the attempts do not count
+    against its `max_iterations`), after `patience` attempts in a row that did not improve
+    (one, once the best is settled; None: no such limit), after `max_attempts`, when cancelled
+    between attempts, or when a spend cap refuses a model call (`cost_cap`: the attempt in
+    progress is reverted). `on_attempt` records each attempt as the loop wants it recorded;
+    `feedback` says what the next attempt is told.
     """
-    ledger = Ledger()
-    best = baseline
-    feedback = ""
-    stale = 0
-    n = 0
-    # A settled best (e.g. a behaviour change) is an acceptable end, not a base to build on:
-    # later attempts start again from the last kept state, and it is checked out at the end.
-    settled_commit: str | None = None
-
-    async def end(exit_: ExitReason, detail: str) -> KeepRevertResult:
-        if best.settled and settled_commit is not None:
-            await ws.restore(settled_commit)
-        return KeepRevertResult(exit_, best, ledger, detail)
-
+    run = _Attempts(ws, score, best=baseline)
+    notes = ""
+    stale = n = 0
     while True:
         if cancelled is not None and await cancelled():
-            return await end(ExitReason.CANCELLED, "stopped on request")
-        reason = budget.exhausted(n)
+            return await run.end(ExitReason.CANCELLED, "stopped on request")
+        reason = budget.exhausted(n if counts_iterations else 0) if budget is not None else None
         if reason:
-            return await end(ExitReason.BUDGET_EXHAUSTED, reason)
+            return await run.end(ExitReason.BUDGET_EXHAUSTED, reason)
         n += 1
         started = time.perf_counter()
         try:
-            proposal = await propose(n, feedback)
+            proposal = await propose(n, notes)
         except CostCapReached as exc:
             # Refused before a model call: the attempt's partial edits go, the ledger stays.
             await ws.reset_to_last_kept()
-            return await end(ExitReason.COST_CAP, str(exc))
-        budget.charge(proposal.usage)
+            return await run.end(ExitReason.COST_CAP, str(exc))
+        if budget is not None:
+            budget.charge(proposal.usage)
+        record, now = await run.judge(n, proposal, started)
+        if on_attempt is not None:
+            await on_attempt(record)
+        best = run.best
+        if record.verdict == "kept" and best.success:
+            return KeepRevertResult(ExitReason.FIXED, best, run.ledger, best.detail)
+        stale = 0 if record.verdict == "kept" else stale + 1
+        limit = 1 if best.settled else patience
+        if limit is not None and stale >= limit:
+            return await run.end(
+                ExitReason.NO_PROGRESS, f"{stale} attempts in a row did not improve"
+            )
+        if max_attempts is not None and n >= max_attempts:
+            return await run.end(ExitReason.NO_PROGRESS, f"{n} of {max_attempts} attempts made")
+        notes = feedback(record, now)
+
+
+class _Attempts:
+    """The driver's state: the best score so far, the ledger, and a settled commit."""
+
+    def __init__(self, ws: Revertible, score: ScoreFn, *, best: Score) -> None:
+        self.ws, self.score, self.best = ws, score, best
+        self.ledger = Ledger()
+        # A settled best (e.g. a behaviour change) is an acceptable end, not a base to build
+        # on: later attempts start again from the last kept state; it is checked out at the end.
+        self.settled_commit: str | None = None
+
+    async def end(self, exit_: ExitReason, detail: str) -> KeepRevertResult:
+        if self.best.settled and self.settled_commit is not None:
+            await self.ws.restore(self.settled_commit)
+        return KeepRevertResult(exit_, self.best, self.ledger, detail)
+
+    async def judge(
+        self, n: int, proposal: Proposal, started: float
+    ) -> tuple[AttemptRecord, Score]:
+        """Apply (commit), score, keep or revert one proposed attempt; its ledger record."""
         commit: str | None = None
         if not proposal.changed:
-            verdict, now = "no_change", best
+            verdict, now = "no_change", self.best
         else:
-            commit = await ws.commit(f"loopwright: attempt {n}")
-            now = await score()
-            if now.value > best.value or (now.success and not best.success):
+            commit = await self.ws.commit(f"loopwright: attempt {n}")
+            now = await self.score()
+            if now.value > self.best.value or (now.success and not self.best.success):
                 if now.settled and not now.success and commit is not None:
-                    settled_commit = commit
-                    await ws.reset_to_last_kept()
+                    self.settled_commit = commit
+                    await self.ws.reset_to_last_kept()
                 else:
-                    await ws.keep()
-                    settled_commit = None
-                verdict, best = "kept", now
+                    await self.ws.keep()
+                    self.settled_commit = None
+                verdict, self.best = "kept", now
             else:
-                await ws.reset_to_last_kept()
+                await self.ws.reset_to_last_kept()
                 verdict = "reverted"
         record = AttemptRecord(
             attempt=n,
@@ -531,16 +577,5 @@ async def keep_or_revert(
             commit=commit,
             note=proposal.note,
         )
-        ledger.attempts.append(record)
-        if on_attempt is not None:
-            await on_attempt(record)
-        if verdict == "kept" and best.success:
-            return KeepRevertResult(ExitReason.FIXED, best, ledger, best.detail)
-        stale = 0 if verdict == "kept" else stale + 1
-        if stale >= (1 if best.settled else patience):
-            return await end(ExitReason.NO_PROGRESS, f"{stale} attempts in a row did not improve")
-        feedback = (
-            f"Attempt {n} was {verdict}"
-            + (f": {now.detail}" if now.detail and verdict != "no_change" else "")
-            + (f" ({proposal.note})" if proposal.note else "")
-        )
+        self.ledger.attempts.append(record)
+        return record, now

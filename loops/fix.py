@@ -36,8 +36,9 @@ from loops.engine import (
     push_and_open_pull,
     run_so_far,
 )
+from loops.fix_patch import FixPatchOutcome, patch
 from loops.localize import localize
-from loops.patch import PatchOutcome, patch, screen_problem
+from loops.patch import screen_problem
 from loops.reproduce import Reproduction, reproduce, runs_with_holdout, test_paths
 from loops.retest import TestVerdict, classify, is_real_fix, to_markdown
 from loops.tools import PATCH_PROTECTED_PATHS, PathPolicy
@@ -73,7 +74,7 @@ class FixReport:
     exit: ExitReason = ExitReason.NOT_REPRODUCED
     detail: str = ""
     repro: Reproduction | None = None
-    patched: PatchOutcome | None = None
+    patched: FixPatchOutcome | None = None
     verdicts: list[TestVerdict] = field(default_factory=list)
     diff: str = ""
     pull: PullRef | None = None

@@ -31,7 +31,16 @@ from bot.testresults import (
 )
 from bot.text import strip_hidden, truncate_to_tokens, untrusted_block
 from loops.checkout import Checkout
-from loops.engine import Budget, ExitReason, LoopContext, Tally
+from loops.engine import (
+    AttemptRecord,
+    Budget,
+    ExitReason,
+    LoopContext,
+    Proposal,
+    Score,
+    Tally,
+    keep_or_revert,
+)
 from loops.localize import Localization
 from loops.reproduce_check import ReproVerdict, judge, reported_signals
 
@@ -430,11 +439,50 @@ def _error_line(message: str) -> str:
 async def reproduce(
     ctx: LoopContext, co: Checkout, issue: Issue, loc: Localization, budget: Budget
 ) -> Reproduction:
+    """The baseline, the placement check, then up to `fix.reproduce_attempts` written tests,
+    each judged and kept or refused by the one keep/revert driver (`engine.keep_or_revert`)."""
     cfg = ctx.config.fix
     files = await co.ws.list_files()
     test_path, holdout_path = _placement(co, files, loc, issue.number)
     co.own_tests = [test_path, holdout_path]
     result = Reproduction(False, "", test_path, holdout_path)
+    problem = await _base_problem(ctx, co, result)
+    if problem is not None:
+        result.exit, result.reason = problem
+        return result
+    writer = _TestWriter(ctx, co, issue, loc, budget, result)
+    await writer.start(files)
+    ended = await keep_or_revert(
+        writer.tree,
+        propose=writer.propose,
+        score=writer.judge,
+        baseline=Score((0.0,), False, "not reproduced yet"),
+        budget=budget,
+        # Only `reproduce_attempts` caps the written tests; they are not patch iterations.
+        counts_iterations=False,
+        patience=None,
+        max_attempts=cfg.reproduce_attempts,
+        on_attempt=writer.record,
+        feedback=writer.feedback,
+    )
+    if ended.exit is ExitReason.FIXED:
+        result.ok, result.reason = True, writer.reason
+    elif ended.exit is ExitReason.BUDGET_EXHAUSTED:
+        result.exit = ExitReason.BUDGET_EXHAUSTED
+        result.reason = f"budget exhausted while reproducing: {ended.detail}"
+    elif ended.exit is ExitReason.COST_CAP:
+        # Refused before the call: the attempts so far stay in the report.
+        result.exit, result.reason = ExitReason.COST_CAP, ended.detail
+    else:
+        result.reason = f"no test reproduced the issue in {cfg.reproduce_attempts} attempts"
+    return result
+
+
+async def _base_problem(
+    ctx: LoopContext, co: Checkout, result: Reproduction
+) -> tuple[ExitReason, str] | None:
+    """The suite on base (recorded as the `baseline` step), then the placement check: why no
+    test can be written yet, or None."""
     await ctx.progress("baseline: running the test suite on the base commit")
     baseline, hit = await co.baseline()
     await ctx.record(
@@ -454,97 +502,138 @@ async def reproduce(
     result.baseline = baseline
     problem = baseline_problem(baseline)
     if problem is not None:
-        result.exit, result.reason = problem
-        return result
+        return problem
+    await ctx.progress(f"placement: checking that the test command collects {result.test_path}")
+    misplaced = await placement_problem(co, result.test_path, result.holdout_path)
+    return (ExitReason.SETUP_ERROR, misplaced) if misplaced else None
 
-    await ctx.progress(f"placement: checking that the test command collects {test_path}")
-    misplaced = await placement_problem(co, test_path, holdout_path)
-    if misplaced:
-        result.exit, result.reason = ExitReason.SETUP_ERROR, misplaced
-        return result
 
-    # Hidden text is stripped first: what the issue *shows* is what the test must reproduce.
-    issue_text = shown_text(issue)
-    signals = reported_signals(issue_text)
-    example = await example_test(co, files, {test_path, holdout_path})
-    feedback = ""
-    known = set(files)
+class _JudgedTree:
+    """The workspace as the keep/revert driver sees a written test: an attempt is judged as
+    it stands, committed (with `message`) only when kept, and refused by removing the files
+    it wrote (`files`)."""
 
-    tally = Tally(ctx, result.usage, result.models)
+    def __init__(self, co: Checkout) -> None:
+        self.ws = co.ws
+        self.files: set[str] = set()
+        self.message = ""
 
-    for n in range(1, cfg.reproduce_attempts + 1):
-        over = budget.exhausted(0)
-        if over:
-            result.exit = ExitReason.BUDGET_EXHAUSTED
-            result.reason = f"budget exhausted while reproducing: {over}"
-            return result
-        await ctx.progress(f"reproduce: attempt {n} of {cfg.reproduce_attempts}")
-        messages = build_messages(ctx.forge.repo, issue, loc, example, test_path, signals, feedback)
-        before = result.usage.copy()
+    async def commit(self, message: str) -> str | None:
+        return None  # judged uncommitted: the kept test is committed by `keep`
+
+    async def keep(self, message: str | None = None) -> str:
+        return await self.ws.keep(self.message)
+
+    async def reset_to_last_kept(self) -> str:
+        await self.ws.remove_files(self.files)
+        return self.ws.last_kept
+
+    async def restore(self, commit: str) -> str:
+        return await self.ws.restore(commit)
+
+
+class _TestWriter:
+    """The reproduction's parts for the driver: propose (the model writes a test, its data
+    files and a held-out variant), judge (run alone on base, for the reported reason, the
+    held-out variant too, then every time), and the attempt's record and feedback."""
+
+    def __init__(
+        self,
+        ctx: LoopContext,
+        co: Checkout,
+        issue: Issue,
+        loc: Localization,
+        budget: Budget,
+        result: Reproduction,
+    ) -> None:
+        self.ctx, self.co, self.issue, self.loc, self.budget = ctx, co, issue, loc, budget
+        self.result = result
+        self.tree = _JudgedTree(co)
+        self.tally = Tally(ctx, result.usage, result.models)
+        # Hidden text is stripped first: what the issue *shows* is what the test must reproduce.
+        self.issue_text = shown_text(issue)
+        self.signals = reported_signals(self.issue_text)
+        self.example = ""
+        self.known: set[str] = set()
+        self.reply: ReproReply | None = None
+        #: Why the reply's data files are refused ("" when they are not).
+        self.refused = ""
+        #: What the next attempt is told, and (once reproduced) the reproduction's reason.
+        self.next_feedback = ""
+        self.reason = ""
+
+    async def start(self, files: list[str]) -> None:
+        test_path, holdout_path = self.result.test_path, self.result.holdout_path
+        self.example = await example_test(self.co, files, {test_path, holdout_path})
+        self.known = set(files)
+
+    async def propose(self, n: int, feedback: str) -> Proposal:
+        attempts = self.ctx.config.fix.reproduce_attempts
+        await self.ctx.progress(f"reproduce: attempt {n} of {attempts}")
+        test_path = self.result.test_path
+        messages = build_messages(
+            self.ctx.forge.repo,
+            self.issue,
+            self.loc,
+            self.example,
+            test_path,
+            self.signals,
+            feedback,
+        )
+        before = self.result.usage.copy()
+        self.tree.files, self.reply = set(), None
         try:
-            reply = await ctx.model.structured(
+            reply = await self.ctx.model.structured(
                 "write_test",
                 messages,
                 ReproReply,
                 schema=REPLY_SCHEMA,
-                record=tally.record,
-                max_tokens=reply_tokens(budget),
+                record=self.tally.record,
+                max_tokens=reply_tokens(self.budget),
             )
-        except CostCapReached as exc:
-            # Refused before the call: the attempts so far stay in the report.
-            budget.charge(result.usage.minus(before))
-            result.exit, result.reason = ExitReason.COST_CAP, str(exc)
-            return result
+        except CostCapReached:
+            self.budget.charge(self.result.usage.minus(before))
+            raise
         except ModelOutputError as exc:
-            spent = result.usage.minus(before)
-            budget.charge(spent)
-            result.attempts.append(
-                ReproAttempt(
-                    n, None, f"invalid reply: {exc}", spent.prompt_tokens, spent.completion_tokens
-                )
-            )
-            feedback = (
+            self.next_feedback = (
                 "the reply was not a JSON object with test_code, holdout_code, support_files, "
                 "explanation"
             )
-            continue
-        spent = result.usage.minus(before)
-        budget.charge(spent)
-        started = time.perf_counter()
+            spent = self.result.usage.minus(before)
+            return Proposal(False, None, spent, f"invalid reply: {exc}")
+        spent = self.result.usage.minus(before)
+        self.reply = reply.value
         support = reply.value.support_files
-        refused = next(
-            (why for f in support if (why := support_problem(f.path, test_path, known))), ""
+        self.refused = next(
+            (why for f in support if (why := support_problem(f.path, test_path, self.known))), ""
         )
-        written: set[str] = set()
-        if refused:
-            verdict, ids, with_repro = (
-                ReproVerdict(False, f"support file refused: {refused}"),
-                [],
-                None,
-            )
-        else:
+        if not self.refused:
             for f in support:
-                await co.ws.write_file(f.path, f.content)
-                written.add(PurePosixPath(f.path).as_posix())
-            await co.ws.write_file(test_path, reply.value.test_code)
-            await co.grant()
-            # Judged in its own test process: a crash that leaves global state behind must not
-            # count against the reproduction (the regression check after a fix sees the rest).
-            with_repro = await co.run_tests([test_path])
-            ids = _ids_in(with_repro, test_path)
-            verdict = judge(ids, with_repro, signals, test_files=[test_path], issue_text=issue_text)
+                await self.co.ws.write_file(f.path, f.content)
+                self.tree.files.add(PurePosixPath(f.path).as_posix())
+            await self.co.ws.write_file(test_path, reply.value.test_code)
+            await self.co.grant()
+        return Proposal(True, reply.model, spent)
+
+    async def judge(self) -> Score:
+        assert self.reply is not None
+        result, test_path = self.result, self.result.test_path
+        written = sorted(self.tree.files)
+        self.tree.files.add(test_path)
+        started = time.perf_counter()
+        verdict, with_repro, ids = await self._verdict()
         holdout_note = ""
         holdout_ids: list[str] = []
         holdout_failing: list[str] = []
         if verdict.ok:
             hv, holdout_ids, holdout_failing = await _holdout_verdict(
-                co, holdout_path, reply.value.holdout_code, signals, issue_text
+                self.co, result.holdout_path, self.reply.holdout_code, self.signals, self.issue_text
             )
             holdout_note = "held-out variant: " + ("reproduces" if hv.ok else hv.reason)
             if not hv.ok:
                 holdout_ids = []
         text = verdict.reason + (f"; {holdout_note}" if holdout_note else "")
-        await ctx.record(
+        await self.ctx.record(
             StepRecord(
                 name="judge_repro",
                 kind="deterministic",
@@ -554,33 +643,66 @@ async def reproduce(
                 duration_ms=(time.perf_counter() - started) * 1000,
             )
         )
-        result.attempts.append(
-            ReproAttempt(n, reply.model, text, spent.prompt_tokens, spent.completion_tokens)
-        )
         if not verdict.ok:
-            await co.ws.remove_files({test_path, *written})
-            feedback = verdict.reason
+            self.next_feedback = verdict.reason
             if not ids and with_repro is not None:
-                feedback += f". Run output ends with: {with_repro.output[-300:]}"
-            continue
+                self.next_feedback += f". Run output ends with: {with_repro.output[-300:]}"
+            return Score((0.0,), False, text)
         assert with_repro is not None
-        result.test_code = reply.value.test_code
+        self._take(with_repro, ids, written, holdout_ids, holdout_failing)
+        flaky = await self._flaky(test_path, holdout_ids)
+        if flaky:
+            self.next_feedback = "the test does not fail every time; make it deterministic"
+            result.test_ids, result.holdout_ids, result.support_paths = [], [], []
+            result.reproducing = []
+            return Score((0.0,), False, flaky)
+        self.reason = verdict.reason
+        self.tree.message = f"loopwright: reproduce #{self.issue.number}\n\n{verdict.reason}"
+        return Score((1.0,), True, text)
+
+    async def _verdict(self) -> tuple[ReproVerdict, TestRun | None, list[str]]:
+        """The written test run alone on base and judged, its run and its test ids (a refused
+        data file: refused, nothing run)."""
+        if self.refused:
+            return ReproVerdict(False, f"support file refused: {self.refused}"), None, []
+        test_path = self.result.test_path
+        # Judged in its own test process: a crash that leaves global state behind must not
+        # count against the reproduction (the regression check after a fix sees the rest).
+        run = await self.co.run_tests([test_path])
+        ids = _ids_in(run, test_path)
+        signals, text = self.signals, self.issue_text
+        return judge(ids, run, signals, test_files=[test_path], issue_text=text), run, ids
+
+    def _take(
+        self,
+        run: TestRun,
+        ids: list[str],
+        written: list[str],
+        holdout_ids: list[str],
+        holdout_failing: list[str],
+    ) -> None:
+        """The judged test as the reproduction (until the flaky check says otherwise)."""
+        assert self.reply is not None
+        result = self.result
+        result.test_code = self.reply.test_code
         result.test_ids = ids
-        result.support_paths = sorted(written)
-        result.reproducing = _failing(with_repro, ids)
+        result.support_paths = written
+        result.reproducing = _failing(run, ids)
         if holdout_ids:
-            result.holdout_code = reply.value.holdout_code
+            result.holdout_code = self.reply.holdout_code
             result.holdout_ids = holdout_ids
             result.reproducing += holdout_failing
-        result.failure = _first_failure(with_repro, ids)
-        # Fails every time on base? One flaky failure is not a reproduction.
-        selection = [test_path, *([holdout_path] if holdout_ids else [])]
-        selection += sorted(baseline.failing)[:20]
+        result.failure = _first_failure(run, ids)
+
+    async def _flaky(self, test_path: str, holdout_ids: list[str]) -> str:
+        """Fails every time on base? One flaky failure is not a reproduction: why not, or ""."""
+        result, runs = self.result, self.ctx.config.fix.retest_runs
+        assert result.baseline is not None
+        selection = [test_path, *([result.holdout_path] if holdout_ids else [])]
+        selection += sorted(result.baseline.failing)[:20]
         result.selection = selection
         # Not clean: the reproduction is not committed yet (it is kept only if not flaky).
-        result.base_runs = await runs_with_holdout(
-            co, result, selection, cfg.retest_runs, clean=False
-        )
+        result.base_runs = await runs_with_holdout(self.co, result, selection, runs, clean=False)
         # Every reproducing test must fail every time; the file's other tests may pass.
         flaky = [
             t
@@ -590,22 +712,16 @@ async def reproduce(
                 for run in result.base_runs
             )
         ]
-        if flaky:
-            text = f"{', '.join(flaky)} passed in some of {cfg.retest_runs} runs on base: flaky"
-            result.attempts[-1] = ReproAttempt(
-                n, reply.model, text, spent.prompt_tokens, spent.completion_tokens
-            )
-            await co.ws.remove_files({test_path, *written})
-            feedback = "the test does not fail every time; make it deterministic"
-            result.test_ids, result.holdout_ids, result.support_paths = [], [], []
-            result.reproducing = []
-            continue
-        await co.ws.keep(f"loopwright: reproduce #{issue.number}\n\n{verdict.reason}")
-        result.ok = True
-        result.reason = verdict.reason
-        return result
-    result.reason = f"no test reproduced the issue in {cfg.reproduce_attempts} attempts"
-    return result
+        return f"{', '.join(flaky)} passed in some of {runs} runs on base: flaky" if flaky else ""
+
+    async def record(self, a: AttemptRecord) -> None:
+        verdict = a.note if a.verdict == "no_change" else a.score
+        self.result.attempts.append(
+            ReproAttempt(a.attempt, a.model, verdict, a.prompt_tokens, a.completion_tokens)
+        )
+
+    def feedback(self, a: AttemptRecord, now: Score) -> str:
+        return self.next_feedback
 
 
 async def runs_with_holdout(

@@ -12,6 +12,7 @@ way GitHub Actions' job log download returns it.
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -110,6 +111,24 @@ async def test_lint_failure_on_main_is_fixed_by_ruff_and_tracked_in_one_issue(
     tracking = s.tracking_issues()
     assert len(tracking) == 1
     assert f"#{run2.id}" in s.sticky_on(tracking[0].number)
+    assert_clean(s)
+
+
+async def test_the_repair_runs_on_the_ci_sections_own_patch_settings(ci_stack: CiStack) -> None:
+    """The patch stage takes its turns and patience from `ci:`, never from `fix:`: a model that
+    only looks gets one attempt of `ci.max_turns` actions."""
+    s = ci_stack
+    config = cirepo.CONFIG + "  max_turns: 2\n  patience: 1\nfix:\n  max_turns: 5\n  patience: 5\n"
+    s.gh.seed_git(REPO, {".github/loopwright.yml": config}, message="patch settings")
+    _, run = s.open_broken_pr()
+    look = json.dumps({"tool": "view", "path": "stats/core.py", "start": 1, "end": 5})
+    s.model.script("patch", look)
+    assert await s.deliver_run(run) == 202
+    await s.settle(timeout=120)
+    (ci_run,) = await s.runs_of("ci_repair")
+    assert ci_run["exit_reason"] == "no_progress", ci_run["detail"]
+    assert len(s.model.calls_for("patch")) == 2
+    assert s.pulls_from("loopwright/") == []
     assert_clean(s)
 
 

@@ -111,3 +111,53 @@ def test_budget_counts_spending_not_charged_yet() -> None:
     # An attempt in progress has spent 400 more: a mid-attempt check must see it.
     assert budget.exhausted(1, pending=Usage(2, 350, 50, 0.0)) == "1100 of 1000 tokens used"
     assert budget.exhausted(1, pending=Usage(1, 0, 0, 0.95)) == "$1.0500 of $1.00 spent"
+
+
+async def test_max_attempts_without_budget_or_patience(ws: Workspace) -> None:
+    """One deterministic attempt (the CI loop's fixers): no budget, no patience, one try; an
+    improvement that is not a success is kept and is the best the next stage must beat."""
+
+    async def propose(n: int, feedback: str) -> Proposal:
+        await ws.edit("calc.py", "return a - b", "return a + b")  # fixes add only
+        return Proposal(True)
+
+    base = await correctness(ws)
+    result = await keep_or_revert(
+        ws,
+        propose=propose,
+        score=lambda: correctness(ws),
+        baseline=base,
+        budget=None,
+        patience=None,
+        max_attempts=1,
+    )
+    assert result.exit is ExitReason.NO_PROGRESS and result.detail == "1 of 1 attempts made"
+    assert [a.verdict for a in result.ledger.attempts] == ["kept"]
+    assert result.best.value == (1.0,) and "return a + b" in await ws.read_file("calc.py")
+
+
+async def test_uncounted_attempts_and_the_loops_own_feedback(ws: Workspace) -> None:
+    """The reproduction's written tests: they do not count against `max_iterations` (the
+    tokens still do), and each attempt is told what the loop says, not the default line."""
+    seen: list[str] = []
+
+    async def propose(n: int, feedback: str) -> Proposal:
+        seen.append(feedback)
+        await ws.write_file("calc.py", BUGGY.replace("a - b", "a -"))
+        return Proposal(True, "m", Usage(1, 10, 1, 0.0), f"note {n}")
+
+    one = Budget(max_iterations=1, max_tokens=10_000, max_cost_usd=1.0, wall_clock_seconds=600)
+    result = await keep_or_revert(
+        ws,
+        propose=propose,
+        score=lambda: correctness(ws),
+        baseline=await correctness(ws),
+        budget=one,
+        counts_iterations=False,
+        patience=None,
+        max_attempts=3,
+        feedback=lambda a, now: f"try {a.attempt + 1}: {now.detail}",
+    )
+    assert result.exit is ExitReason.NO_PROGRESS and result.detail == "3 of 3 attempts made"
+    assert seen == ["", "try 2: broken: SyntaxError", "try 3: broken: SyntaxError"]
+    assert await ws.read_file("calc.py") == BUGGY

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from bot.testresults import TestOutcome, TestRun
 from loops.engine import Budget, ExitReason
-from loops.patch import BEHAVIOUR_CHANGE, FIX, NOTHING, score_run
+from loops.fix_patch import BEHAVIOUR_CHANGE, FIX, NOTHING, score_run
 from loops.reproduce import (
     MAX_REPLY_TOKENS,
     MIN_REPLY_TOKENS,
