@@ -166,11 +166,28 @@ V4_STEP_MESSAGES = Migration(
     ["ALTER TABLE steps ADD COLUMN messages TEXT"],
 )
 
+V5_STAGE_RESULTS = Migration(
+    5,
+    "each completed stage's typed result, as JSON, so a retried job resumes after it",
+    [
+        # Keyed by the job, not the run: a retry is a new run of the same job.
+        """CREATE TABLE stage_results (
+            job_id INTEGER NOT NULL REFERENCES jobs(id),
+            stage TEXT NOT NULL,
+            result TEXT NOT NULL,
+            run_id INTEGER,
+            created_at DOUBLE PRECISION NOT NULL,
+            PRIMARY KEY (job_id, stage)
+        )""",
+    ],
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     V1_INITIAL,
     V2_TARGETS_COSTS_REDELIVERY,
     V3_TRIAGE_LEARNING,
     V4_STEP_MESSAGES,
+    V5_STAGE_RESULTS,
 )
 
 #: The version this code needs.

@@ -534,6 +534,35 @@ class Store:
                 who.append(str(payload["requires_write_from"]))
         return who
 
+    # --- stage results (resume) ----------------------------------------------------------------
+
+    async def save_stage_result(
+        self, job_id: int, stage: str, result: Any, *, run_id: int | None = None
+    ) -> None:
+        """A completed stage's typed result (a JSON document), redacted like every stored
+        output; a retry of the job resumes after it (`loops.chart`). The latest write wins."""
+        async with self.db.transaction() as tx:
+            await tx.execute(
+                "INSERT INTO stage_results (job_id, stage, result, run_id, created_at) "
+                "VALUES (:job, :stage, :result, :run, :now) "
+                "ON CONFLICT (job_id, stage) DO UPDATE SET result=excluded.result, "
+                "run_id=excluded.run_id, created_at=excluded.created_at",
+                {
+                    "job": job_id,
+                    "stage": stage,
+                    "result": json.dumps(self._redact.data(result)),
+                    "run": run_id,
+                    "now": self._clock(),
+                },
+            )
+
+    async def stage_results(self, job_id: int) -> dict[str, Any]:
+        """The stored results of the job's completed stages, by stage name (parsed JSON)."""
+        rows = await self.db.fetchall(
+            "SELECT stage, result FROM stage_results WHERE job_id=:job", {"job": job_id}
+        )
+        return {row["stage"]: json.loads(row["result"]) for row in rows}
+
     # --- redelivery of missed webhook deliveries ---------------------------------------------
 
     async def known_deliveries(self, ids: list[str]) -> set[str]:

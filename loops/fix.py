@@ -1,29 +1,35 @@
 """The issue loops, composed: reproduce → patch → re-test → draft PR (`fix`), reproduce alone
 (`reproduce`), re-test of an existing fix branch (`retest`), and `stop`.
 
-Steps: D read issue → D checkout + environment + baseline → D localize → M write_test ×K
-(judged) → M patch (keep/revert) → D re-test N× on base and head → D push
-`loopwright/fix-<n>` → D draft PR (created once, then edited) + labels + sticky comment.
+The fix loop is a declared chart (`CHART`, run by `loops.chart.run_chart`): D read issue →
+D checkout → D environment → D localize → M reproduce (baseline, write_test ×K, judged) →
+M patch (keep/revert) → D guard → D re-test N× on base and head → D finalize → D push
+`loopwright/fix-<n>` + draft PR (created once, then edited) → labels + sticky comment.
 
 Every output is idempotent: the branch is force-pushed, the PR is found by its head branch and
 edited, labels are added, the comment is the sticky one. So a retried job (a crashed worker, a
-repeated trigger) leaves one branch, one PR, one comment.
+repeated trigger) leaves one branch, one PR, one comment; and a retry of the same job resumes
+after the reproduction (its stored result is restored into the fresh checkout), so the
+`write_test` model call is not made twice.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
 
-from bot.forge import WRITE_PERMISSIONS, Issue, PullRef
+from bot.forge import Issue, PullRef
 from bot.model import CostCapReached, ModelUnavailable, Usage
 from bot.sandbox import EnvironmentSetupFailed, SandboxError
 from bot.store import Job, StepRecord
 from bot.text import strip_hidden
 from bot.workspace import ProtectedPathError, WorkspaceError, branch_name
+from loops.chart import Catch, Chart, End, Stage, run_chart
+from loops.chart import cancel_check as cancel_check
 from loops.checkout import Checkout, NoTestCommand
 from loops.engine import (
     Budget,
@@ -34,10 +40,9 @@ from loops.engine import (
     Outcome,
     format_footer,
     push_and_open_pull,
-    run_so_far,
 )
 from loops.fix_patch import FixPatchOutcome, patch
-from loops.localize import localize
+from loops.localize import Localization, localize
 from loops.patch import screen_problem
 from loops.reproduce import Reproduction, reproduce, runs_with_holdout, test_paths
 from loops.retest import TestVerdict, classify, is_real_fix, to_markdown
@@ -145,28 +150,6 @@ async def run_stop(job: Job, ctx: IssueContext) -> Outcome:
     return Outcome(ExitReason.DONE, "stop requested")
 
 
-def cancel_check(job: Job, ctx: LoopContext) -> Callable[[], Awaitable[bool]]:
-    """True once a writer has asked to stop this issue's loops since the job was queued."""
-    since = ctx.queued_at or time.time()
-    refused: set[str] = set()
-
-    async def cancelled() -> bool:
-        if job.number is None:
-            return False
-        for who in await ctx.store.stop_requests(ctx.forge.repo, job.number, since):
-            if who in refused:
-                continue
-            if await ctx.forge.permission(who) in WRITE_PERMISSIONS:
-                await ctx.record(
-                    StepRecord(name="stop", kind="deterministic", verdict="stopped", input=who)
-                )
-                return True
-            refused.add(who)
-        return False
-
-    return cancelled
-
-
 async def _pipeline(job: Job, ctx: IssueContext, *, patching: bool) -> Outcome:
     number = job.number
     assert number is not None, "the issue loops need an issue number"
@@ -177,59 +160,105 @@ async def _pipeline(job: Job, ctx: IssueContext, *, patching: bool) -> Outcome:
     issue: Issue = await ctx.deterministic(
         "read_issue", lambda: ctx.forge.get_issue(number), describe_input=f"#{number}"
     )
-    report = FixReport(issue)
-    base = await ctx.forge.default_branch()
-    budget = Budget.from_config(ctx.config.budgets)
-    cancelled = cancel_check(job, ctx)
-    await _progress(ctx, report, "Reproducing the issue with a test…")
-    try:
-        async with ctx.code.checkout(
-            ctx.forge.repo, base, loop="fix", number=number, commands=ctx.config.commands
-        ) as co:
-            report.branch = co.ws.branch
-            try:
-                await _steps(base, ctx, co, report, budget, cancelled, patching=patching)
-            finally:
-                report.test_runs = co.test_runs
-                if not report.diff and report.patched is not None:
-                    # Whatever the exit, a reviewer sees what was kept (the reproduction and
-                    # the best candidate, if one was kept).
-                    report.diff = await co.ws.diff()
-    except ProtectedPathError as exc:
-        # The push guard's refusal is an end of the loop, not a crash to retry.
-        report.exit, report.detail = ExitReason.PROTECTED_PATH, str(exc)
-    except NoTestCommand as exc:
-        report.exit, report.detail = ExitReason.SETUP_ERROR, str(exc)
-    except ModelUnavailable as exc:
-        report.exit, report.detail = ExitReason.MODEL_ERROR, str(exc)
-    except CostCapReached as exc:
-        # Refused before a model call (the reproduction and the patch loop end on it
-        # themselves; this is any other call). The tallies went with the exception.
-        report.exit, report.detail = ExitReason.COST_CAP, str(exc)
-        report.usage, report.models = await run_so_far(ctx)
-    except EnvironmentSetupFailed as exc:
-        tail = exc.result.output[-600:]
-        report.exit = ExitReason.SETUP_ERROR
-        report.detail = f"{exc}: fix commands.setup in .github/loopwright.yml\n{tail}"
-    except SandboxError as exc:
-        report.exit, report.detail = ExitReason.SANDBOX_ERROR, str(exc)
-    return await _publish(ctx, report, patching=patching)
+    state = FixRun(
+        ctx,
+        FixReport(issue),
+        base=await ctx.forge.default_branch(),
+        budget=Budget.from_config(ctx.config.budgets),
+        cancelled=cancel_check(job, ctx),
+        patching=patching,
+    )
+    return await run_chart(CHART, job, ctx, state, cancelled=state.cancelled)
 
 
-async def _steps(
-    base: str,
-    ctx: LoopContext,
-    co: Checkout,
-    report: FixReport,
-    budget: Budget,
-    cancelled: Callable[[], Awaitable[bool]],
-    *,
-    patching: bool,
-) -> None:
-    issue = report.issue
-    await ctx.progress("setup: preparing the project's environment")
-    env = await co.prepare()
-    await ctx.record(
+# --- the chart ---------------------------------------------------------------------------------
+
+
+@dataclass
+class FixRun:
+    """One run of the fix chart: the report it publishes, and what its stages hand on."""
+
+    ctx: IssueContext
+    report: FixReport
+    base: str
+    budget: Budget
+    cancelled: Callable[[], Awaitable[bool]]
+    patching: bool
+    co: Checkout | None = None
+    loc: Localization | None = None
+    protected: list[str] = field(default_factory=list)
+
+    # What the chart runner reads and sets: the report's end and its tallies.
+    @property
+    def exit(self) -> ExitReason:
+        return self.report.exit
+
+    @exit.setter
+    def exit(self, value: ExitReason) -> None:
+        self.report.exit = value
+
+    @property
+    def detail(self) -> str:
+        return self.report.detail
+
+    @detail.setter
+    def detail(self, value: str) -> None:
+        self.report.detail = value
+
+    @property
+    def usage(self) -> Usage:
+        return self.report.usage
+
+    @usage.setter
+    def usage(self, value: Usage) -> None:
+        self.report.usage = value
+
+    @property
+    def models(self) -> list[str]:
+        return self.report.models
+
+    @models.setter
+    def models(self, value: list[str]) -> None:
+        self.report.models = value
+
+    @property
+    def checkout(self) -> Checkout:
+        assert self.co is not None, "the stage runs inside the working copy"
+        return self.co
+
+    @property
+    def repro(self) -> Reproduction:
+        assert self.report.repro is not None, "the stage runs after the reproduction"
+        return self.report.repro
+
+    @property
+    def ours(self) -> set[str]:
+        repro = self.repro
+        return {repro.test_path, repro.holdout_path, *repro.support_paths}
+
+
+@asynccontextmanager
+async def _working_copy(s: FixRun) -> AsyncIterator[None]:
+    ctx, report = s.ctx, s.report
+    assert ctx.code is not None
+    async with ctx.code.checkout(
+        ctx.forge.repo, s.base, loop="fix", number=report.issue.number, commands=ctx.config.commands
+    ) as co:
+        s.co = co
+        report.branch = co.ws.branch
+        try:
+            yield
+        finally:
+            report.test_runs = co.test_runs
+            if not report.diff and report.patched is not None:
+                # Whatever the exit, a reviewer sees what was kept (the reproduction and
+                # the best candidate, if one was kept).
+                report.diff = await co.ws.diff()
+
+
+async def _environment(s: FixRun) -> None:
+    env = await s.checkout.prepare()
+    await s.ctx.record(
         StepRecord(
             name="environment",
             kind="deterministic",
@@ -238,9 +267,12 @@ async def _steps(
             duration_ms=env.duration_s * 1000,
         )
     )
-    await ctx.progress("localize: finding the code the issue points at")
-    loc = await localize(issue.title, issue.body, co.ws)
-    await ctx.record(
+
+
+async def _localize(s: FixRun) -> None:
+    issue = s.report.issue
+    s.loc = loc = await localize(issue.title, issue.body, s.checkout.ws)
+    await s.ctx.record(
         StepRecord(
             name="localize",
             kind="deterministic",
@@ -248,50 +280,112 @@ async def _steps(
             output=", ".join(c.path for c in loc.candidates[:10]),
         )
     )
-    repro = await reproduce(ctx, co, issue, loc, budget)
-    report.repro = repro
-    report.add_usage(repro.usage, repro.models)
+
+
+@dataclass
+class ReproStage:
+    """The reproduce stage's stored result: the reproduction, the files it committed, and
+    what it set on the working copy, so a retry's fresh checkout can be put in the same state."""
+
+    repro: Reproduction
+    #: The base commit it was made on: a retry on another base reproduces again.
+    base: str
+    files: dict[str, str] = field(default_factory=dict)
+    own_tests: list[str] = field(default_factory=list)
+    pytest_extra: list[str] = field(default_factory=list)
+    run_timeout: float | None = None
+
+
+async def _reproduce(s: FixRun) -> ReproStage:
+    co = s.checkout
+    assert s.loc is not None
+    repro = await reproduce(s.ctx, co, s.report.issue, s.loc, s.budget)
+    s.report.repro = repro
+    s.report.add_usage(repro.usage, repro.models)
+    files = {}
+    if repro.ok:
+        for path in (repro.test_path, *repro.support_paths):
+            files[path] = await co.ws.read_file(path)
+    return ReproStage(
+        repro, co.ws.base, files, list(co.own_tests), list(co.pytest_extra), co.run_timeout
+    )
+
+
+async def _restore_reproduction(s: FixRun, stored: ReproStage) -> bool:
+    co = s.checkout
+    if stored.base != co.ws.base:
+        return False
+    repro = stored.repro
+    if repro.ok:
+        for path, text in stored.files.items():
+            await co.ws.write_file(path, text)
+        await co.grant()
+        await co.ws.keep(f"loopwright: reproduce #{s.report.issue.number}\n\n{repro.reason}")
+    co.own_tests, co.pytest_extra = stored.own_tests, stored.pytest_extra
+    co.run_timeout = stored.run_timeout
+    s.report.repro = repro
+    s.report.add_usage(repro.usage, repro.models)
+    # What the reproduction spent counts against this run's budget as it did the first time.
+    s.budget.charge(repro.usage)
+    return True
+
+
+def _reproduced(s: FixRun, stored: ReproStage) -> End | None:
+    repro = stored.repro
     if not repro.ok:
-        report.exit, report.detail = repro.exit, repro.reason
-        return
-    if not patching:
-        report.exit, report.detail = ExitReason.DONE, repro.reason
-        return
-    if await cancelled():
-        report.exit, report.detail = ExitReason.CANCELLED, "stopped after reproducing"
-        return
-    await _progress(ctx, report, f"Reproduced ({repro.reason}). Looking for a fix…", phase="patch")
-    patched = await patch(ctx, co, issue, loc, repro, budget, cancelled=cancelled)
-    report.patched = patched
-    report.add_usage(patched.usage, patched.models)
-    assert patched.result is not None
+        return End(repro.exit, repro.reason)
+    if not s.patching:
+        return End(ExitReason.DONE, repro.reason)
+    return None
+
+
+async def _patch(s: FixRun) -> None:
+    assert s.loc is not None
+    patched = await patch(
+        s.ctx, s.checkout, s.report.issue, s.loc, s.repro, s.budget, cancelled=s.cancelled
+    )
+    s.report.patched = patched
+    s.report.add_usage(patched.usage, patched.models)
+
+
+def _patched(s: FixRun, _: None) -> End | None:
+    patched = s.report.patched
+    assert patched is not None and patched.result is not None
     found = patched.result.exit
     if found not in (ExitReason.FIXED, ExitReason.BEHAVIOUR_CHANGE):
-        report.exit, report.detail = found, patched.result.detail
-        return
+        return End(found, patched.result.detail)
+    return None
+
+
+async def _guard(s: FixRun) -> End | None:
     # Defence in depth: the Toolbox refuses protected edits, and this checks what was committed
     # (every commit, as the push guard does) and the whole tree against base.
-    protected = [*PATCH_PROTECTED_PATHS, *ctx.config.fix.protected_paths]
+    co = s.checkout
+    s.protected = protected = [*PATCH_PROTECTED_PATHS, *s.ctx.config.fix.protected_paths]
     policy = PathPolicy(protected)
-    ours = {repro.test_path, repro.holdout_path, *repro.support_paths}
+    ours = s.ours
     touched = sorted(p for p in co.ws.changed_paths() if p not in ours and policy.match(p))
     if touched:
-        report.exit = ExitReason.PROTECTED_PATH
-        report.detail = f"the patch changed protected paths: {', '.join(touched)}"
-        return
+        return End(
+            ExitReason.PROTECTED_PATH, f"the patch changed protected paths: {', '.join(touched)}"
+        )
     screened = await screen_problem(co, protected, ours)
     if screened:
-        report.exit = ExitReason.PROTECTED_PATH
-        report.detail = f"refused by the diff screen: {screened}"
-        return
-    await _progress(ctx, report, "Found a candidate fix. Re-testing it…", phase="re-test")
-    head_runs = await runs_with_holdout(co, repro, repro.selection, ctx.config.fix.retest_runs)
+        return End(ExitReason.PROTECTED_PATH, f"refused by the diff screen: {screened}")
+    return None
+
+
+async def _retest(s: FixRun) -> None:
+    repro, report = s.repro, s.report
+    head_runs = await runs_with_holdout(
+        s.checkout, repro, repro.selection, s.ctx.config.fix.retest_runs
+    )
     ids = [*repro.test_ids, *repro.holdout_ids]
     ids += [t for t in sorted(repro.baseline.failing if repro.baseline else ()) if t not in ids][
         :20
     ]
     report.verdicts = classify(ids, repro.base_runs, head_runs)
-    await ctx.record(
+    await s.ctx.record(
         StepRecord(
             name="retest",
             kind="deterministic",
@@ -299,36 +393,167 @@ async def _steps(
             output=to_markdown(report.verdicts),
         )
     )
-    if not is_real_fix(report.verdicts, repro.reproducing):
-        report.exit = ExitReason.FLAKY
-        report.detail = "the candidate fix did not pass every re-test run"
-        return
-    behaviour_change = found is ExitReason.BEHAVIOUR_CHANGE
+
+
+def _retested(s: FixRun, _: None) -> End | None:
+    if not is_real_fix(s.report.verdicts, s.repro.reproducing):
+        return End(ExitReason.FLAKY, "the candidate fix did not pass every re-test run")
+    return None
+
+
+async def _finalize(s: FixRun) -> End | None:
+    co, repro, report = s.checkout, s.repro, s.report
     if repro.holdout_ids:
         # The held-out variant joins the branch now that the fix is in: reviewers see both.
         await co.ws.write_file(repro.holdout_path, repro.holdout_code)
-        await co.ws.keep(f"loopwright: held-out reproduction for #{issue.number}")
+        await co.ws.keep(f"loopwright: held-out reproduction for #{report.issue.number}")
     report.diff = await co.ws.diff()
     # Once more before the push: the tree that goes out is the tree that was screened.
-    screened = await screen_problem(co, protected, ours)
+    screened = await screen_problem(co, s.protected, s.ours)
     if screened:
-        report.exit = ExitReason.PROTECTED_PATH
-        report.detail = f"refused by the diff screen before the push: {screened}"
-        return
-    report.exit, report.detail = found, patched.result.detail
-    if await cancelled():
-        report.exit, report.detail = ExitReason.CANCELLED, "stopped before opening the PR"
-        return
+        return End(
+            ExitReason.PROTECTED_PATH, f"refused by the diff screen before the push: {screened}"
+        )
+    assert report.patched is not None and report.patched.result is not None
+    report.exit, report.detail = report.patched.result.exit, report.patched.result.detail
+    return None
+
+
+async def _open_pull(s: FixRun) -> None:
+    report = s.report
+    issue = report.issue
+    behaviour_change = report.exit is ExitReason.BEHAVIOUR_CHANGE
     report.pull = await push_and_open_pull(
-        ctx,
-        co,
-        base=base,
+        s.ctx,
+        s.checkout,
+        base=s.base,
         title=(
             f"{'Behaviour change for' if behaviour_change else 'Fix'} #{issue.number}: "
             f"{strip_hidden(issue.title)[:200]}"
         ),
-        body=render_pr_body(ctx, report),
+        body=render_pr_body(s.ctx, report),
     )
+
+
+def _as_end(_: FixRun, end: End | None) -> End | None:
+    return end
+
+
+CHART: Chart[FixRun] = Chart(
+    name="fix",
+    summary="label `loopwright:fix`, `/loopwright fix`; `/loopwright reproduce` ends after "
+    "`reproduce`",
+    start="Reproducing the issue with a test…",
+    workspace=_working_copy,
+    stages=[
+        Stage(
+            "environment",
+            "deterministic",
+            reads=("the checkout of the default branch", "commands.setup"),
+            produces="the sandbox environment (cached per dependency-file hash)",
+            run=_environment,
+            phase="setup: preparing the project's environment",
+        ),
+        Stage(
+            "localize",
+            "deterministic",
+            reads=("the issue", "the checkout"),
+            produces="`Localization`: candidate files, snippets, repo map",
+            run=_localize,
+            phase="localize: finding the code the issue points at",
+        ),
+        Stage(
+            "reproduce",
+            "model",
+            reads=("the issue", "`Localization`", "the baseline run"),
+            produces="`ReproStage`: the `Reproduction` and the test files it committed",
+            run=_reproduce,
+            budget="the loop's budget; each reply ≤ 30 % of the tokens left (1k–12k), "
+            "`fix.reproduce_attempts` tries",
+            ends="not reproduced → its exit (`not_reproduced`, `setup_error`, `sandbox_error`, "
+            "`budget_exhausted`, `cost_cap`); `/loopwright reproduce` → `done`",
+            end=_reproduced,
+            result=ReproStage,
+            restore=_restore_reproduction,
+        ),
+        Stage(
+            "patch",
+            "model",
+            reads=("the issue", "`Localization`", "`Reproduction`"),
+            produces="`PatchOutcome`: the kept commit, the attempts ledger",
+            run=_patch,
+            budget="what is left of the loop's budget; `fix.max_turns` actions per attempt",
+            ends="no fix or behaviour change kept → its exit (`budget_exhausted`, "
+            "`no_progress`, `cancelled`, `cost_cap`)",
+            end=_patched,
+            phase="patch",
+            announce=lambda s: f"Reproduced ({s.repro.reason}). Looking for a fix…",
+            stop_before="stopped after reproducing",
+        ),
+        Stage(
+            "guard",
+            "deterministic",
+            reads=("the kept commits", "fix.protected_paths"),
+            produces="nothing: a refusal or not",
+            run=_guard,
+            ends="a protected path changed or the diff screen hits → `protected_path`",
+            end=_as_end,
+        ),
+        Stage(
+            "retest",
+            "deterministic",
+            reads=("`Reproduction`", "the kept commit"),
+            produces="per-test verdicts, `fix.retest_runs` runs on base and head",
+            run=_retest,
+            ends="not every reproduction fixed on every run → `flaky`",
+            end=_retested,
+            phase="re-test",
+            announce=lambda _: "Found a candidate fix. Re-testing it…",
+        ),
+        Stage(
+            "finalize",
+            "deterministic",
+            reads=("`Reproduction`", "the kept commit"),
+            produces="the held-out variant committed, the diff",
+            run=_finalize,
+            ends="the diff screen hits before the push → `protected_path`",
+            end=_as_end,
+        ),
+        Stage(
+            "draft_pr",
+            "deterministic",
+            reads=("the diff", "the report"),
+            produces="`loopwright/fix-<n>` pushed, one draft PR",
+            run=_open_pull,
+            stop_before="stopped before opening the PR",
+        ),
+    ],
+    catches=[
+        Catch(
+            ProtectedPathError,
+            ExitReason.PROTECTED_PATH,
+            why="the push guard's refusal is an end of the loop, not a crash to retry",
+        ),
+        Catch(NoTestCommand, ExitReason.SETUP_ERROR),
+        Catch(ModelUnavailable, ExitReason.MODEL_ERROR),
+        Catch(
+            CostCapReached,
+            ExitReason.COST_CAP,
+            why="refused before a model call; the tallies are the run's recorded steps",
+            usage_so_far=True,
+        ),
+        Catch(
+            EnvironmentSetupFailed,
+            ExitReason.SETUP_ERROR,
+            detail=lambda exc: (
+                f"{exc}: fix commands.setup in .github/loopwright.yml\n{exc.result.output[-600:]}"
+            ),
+        ),
+        Catch(SandboxError, ExitReason.SANDBOX_ERROR),
+    ],
+    progress=lambda s, text: _progress(s.ctx, s.report, text),
+    publish=lambda s: _publish(s.ctx, s.report, patching=s.patching),
+)
 
 
 # --- outputs ----------------------------------------------------------------------------------
