@@ -1,6 +1,8 @@
 """Triage: classify a new issue, map the result to the repository's labels, explain in one comment.
 
-Steps: D read issue + labels → M classify (JSON schema, one retry) → D map to labels → D post.
+A declared chart (`CHART`, run by `loops.chart.run_chart`): D read issue → D list labels →
+D route the type (the repository's classifier or the model) → M classify (JSON schema, one
+retry; stored, so a retried job does not ask again) → D duplicates → D map to labels → post.
 """
 
 from __future__ import annotations
@@ -9,13 +11,14 @@ import asyncio
 import json
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, create_model
+from pydantic import BaseModel, Field, ValidationError, create_model
 
 from bot import similar
 from bot.forge import Issue
-from bot.model import ModelOutputError
+from bot.model import ModelOutputError, Usage
 from bot.repo_config import NON_AREA_LABELS, TriageConfig
 from bot.store import Job, StepRecord
 from bot.text import strip_hidden, truncate_to_tokens, untrusted_block
@@ -26,8 +29,9 @@ from bot.triage_checks import (
     missing_information,
     severity_to_post,
 )
+from loops.chart import Chart, End, Stage, run_chart
 from loops.engine import ExitReason, IssueContext, Outcome, Tally, format_footer
-from loops.triage_decide import load_classifier, route
+from loops.triage_decide import Routing, TypeDecision, load_classifier, route
 
 NO_AREA = "none"
 MAX_AREAS = 40
@@ -230,22 +234,83 @@ def render_comment(
 async def run(job: Job, ctx: IssueContext) -> Outcome:
     number = job.number
     assert number is not None, "triage needs an issue number"
-    cfg = ctx.config.triage
-    issue: Issue = await ctx.deterministic(
+    return await run_chart(CHART, job, ctx, TriageRun(ctx, number))
+
+
+# --- the chart ---------------------------------------------------------------------------------
+
+
+@dataclass
+class TriageRun:
+    """One run of the triage chart: what each stage hands on, and how it ends."""
+
+    ctx: IssueContext
+    number: int
+    exit: ExitReason = ExitReason.DONE
+    detail: str = ""
+    # Every model call is recorded through the tally, so the footer's figures need no read-back.
+    usage: Usage = field(default_factory=Usage)
+    models: list[str] = field(default_factory=list)
+    issue: Issue | None = None
+    repo_labels: list[str] = field(default_factory=list)
+    areas: list[str] = field(default_factory=list)
+    messages: list[dict[str, str]] = field(default_factory=list)
+    routing: Routing | None = None
+    result: _TriageBase | None = None
+    duplicates: list[Duplicate] = field(default_factory=list)
+    labels: Labelled | None = None
+
+    @property
+    def cfg(self) -> TriageConfig:
+        return self.ctx.config.triage
+
+    @property
+    def the_issue(self) -> Issue:
+        assert self.issue is not None, "the stage runs after read_issue"
+        return self.issue
+
+    @property
+    def decision(self) -> TypeDecision | None:
+        assert self.routing is not None, "the stage runs after route_type"
+        return self.routing.decision
+
+
+@dataclass
+class Labelled:
+    """What map_labels decided, for the comment."""
+
+    issue_type: str
+    decider: str
+    confidence: float | None
+    summary: str
+    from_title: bool
+    severity: str | None
+    area: str
+    missing: list[str]
+    applied: list[str]
+    skipped: list[str]
+
+
+async def _read_issue(s: TriageRun) -> None:
+    ctx, number = s.ctx, s.number
+    s.issue = await ctx.deterministic(
         "read_issue", lambda: ctx.forge.get_issue(number), describe_input=f"#{number}"
     )
-    repo_labels: list[str] = await ctx.deterministic("list_labels", ctx.forge.list_labels)
-    areas = candidate_areas(repo_labels, cfg)
-    messages = build_messages(ctx.forge.repo, issue, areas, cfg.max_issue_tokens)
-    # Every model call is recorded through the tally, so the footer's figures need no read-back.
-    tally = Tally(ctx)
-    usage, models_used = tally.usage, tally.models
 
+
+async def _list_labels(s: TriageRun) -> None:
+    s.repo_labels = await s.ctx.deterministic("list_labels", s.ctx.forge.list_labels)
+    s.areas = candidate_areas(s.repo_labels, s.cfg)
+    s.messages = build_messages(s.ctx.forge.repo, s.the_issue, s.areas, s.cfg.max_issue_tokens)
+
+
+async def _route_type(s: TriageRun) -> None:
     # Who decides the type: the repository's classifier when it measured well enough and is
     # confident on this issue, else the model (`triage.type_model`).
+    ctx, cfg, issue = s.ctx, s.cfg, s.the_issue
     started = time.perf_counter()
     clf = await asyncio.to_thread(load_classifier, ctx.settings.data_dir, ctx.forge.repo)
-    routing = route(clf, cfg, issue.title, issue.body)
+    s.routing = routing = route(clf, cfg, issue.title, issue.body)
     await ctx.record(
         StepRecord(
             name="route_type",
@@ -256,58 +321,104 @@ async def run(job: Job, ctx: IssueContext) -> Outcome:
             duration_ms=(time.perf_counter() - started) * 1000,
         )
     )
-    decision = routing.decision
-    result: _TriageBase | None = None
-    if decision is None or (cfg.model_for_area and areas):
-        try:
-            reply = await ctx.model.structured(
-                "triage",
-                messages,
-                result_model(areas),
-                schema=json_schema(areas),
-                record=tally.record,
-                max_tokens=200,
-            )
-            result = reply.value
-        except ModelOutputError as exc:
-            if decision is None:
-                text = (
-                    "### loopwright triage\n\nTriage could not classify this issue: the model's "
-                    f"answer was not valid twice ({exc}). A maintainer will take a look.\n\n"
-                    + format_footer(ctx, usage, models_used)
-                )
-                await ctx.forge.upsert_sticky(number, "triage", text)
-                return Outcome(ExitReason.MODEL_ERROR, str(exc), usage=usage)
-            # The classifier decided the type; the area and summary fall back.
 
+
+class Classified(BaseModel):
+    """The classify stage's stored result: the model's reply (None: not asked, or no valid
+    reply) and what it spent."""
+
+    reply: dict[str, Any] | None = None
+    error: str = ""
+    usage: Usage = Field(default_factory=Usage)
+    models: list[str] = Field(default_factory=list)
+
+
+async def _classify(s: TriageRun) -> Classified:
+    if s.decision is not None and not (s.cfg.model_for_area and s.areas):
+        return Classified()
+    tally = Tally(s.ctx, s.usage, s.models)
+    before, calls = s.usage.copy(), len(s.models)
+    try:
+        reply = await s.ctx.model.structured(
+            "triage",
+            s.messages,
+            result_model(s.areas),
+            schema=json_schema(s.areas),
+            record=tally.record,
+            max_tokens=200,
+        )
+    except ModelOutputError as exc:
+        # With a classifier's decision, the area and summary fall back.
+        return Classified(error=str(exc), usage=s.usage.minus(before), models=s.models[calls:])
+    s.result = reply.value
+    return Classified(
+        reply=reply.value.model_dump(), usage=s.usage.minus(before), models=s.models[calls:]
+    )
+
+
+async def _restore_classified(s: TriageRun, stored: Classified) -> bool:
+    if stored.reply is not None:
+        try:
+            s.result = result_model(s.areas).model_validate(stored.reply)
+        except ValidationError:
+            # The repository's labels changed since: ask again.
+            return False
+    s.usage.add(stored.usage)
+    s.models.extend(stored.models)
+    return True
+
+
+def _classified(s: TriageRun, stored: Classified) -> End | None:
+    if stored.error and s.decision is None:
+        return End(ExitReason.MODEL_ERROR, stored.error)
+    return None
+
+
+async def _duplicates_stage(s: TriageRun) -> None:
+    s.duplicates = await _duplicates(s.ctx, s.the_issue)
+
+
+async def _map_labels(s: TriageRun) -> None:
+    cfg, issue, result, decision = s.cfg, s.the_issue, s.result, s.decision
+    assert s.routing is not None
     if decision is not None:
         issue_type, decider, confidence = decision.type, decision.describe, decision.confidence
     else:
         assert result is not None
         issue_type, confidence = result.type, None
-        model = ", ".join(dict.fromkeys(models_used)) or "the model"
-        decider = f"the model `{model}` (not measured on this repository: {routing.reason})"
+        model = ", ".join(dict.fromkeys(s.models)) or "the model"
+        decider = f"the model `{model}` (not measured on this repository: {s.routing.reason})"
     if result is not None:
         summary, why = honest_summary(
-            result.summary, prompt=prompt_text(messages), title=issue.title
+            result.summary, prompt=prompt_text(s.messages), title=issue.title
         )
     else:
         summary, why = clean_title(issue.title), "no model was asked"
-    from_title = bool(why)
     severity = severity_to_post(result.severity if result else None, cfg.severity_measured)
     area = result.area if result else NO_AREA
     missing = missing_information(issue.title, issue.body, _model_type(issue_type, cfg))
-    duplicates = await _duplicates(ctx, issue)
     applied, skipped = map_labels(
         result,
-        repo_labels,
+        s.repo_labels,
         cfg,
         issue_type=issue_type,
         severity=severity,
         area=area,
         missing=missing,
     )
-    await ctx.record(
+    s.labels = Labelled(
+        issue_type,
+        decider,
+        confidence,
+        summary,
+        bool(why),
+        severity,
+        area,
+        missing,
+        applied,
+        skipped,
+    )
+    await s.ctx.record(
         StepRecord(
             name="map_labels",
             kind="deterministic",
@@ -325,30 +436,44 @@ async def run(job: Job, ctx: IssueContext) -> Outcome:
             output=f"apply={applied} skipped={skipped}",
         )
     )
+
+
+async def _publish(s: TriageRun) -> Outcome:
+    ctx, number = s.ctx, s.number
+    if s.exit is ExitReason.MODEL_ERROR:
+        text = (
+            "### loopwright triage\n\nTriage could not classify this issue: the model's "
+            f"answer was not valid twice ({s.detail}). A maintainer will take a look.\n\n"
+            + format_footer(ctx, s.usage, s.models)
+        )
+        await ctx.forge.upsert_sticky(number, "triage", text)
+        return Outcome(ExitReason.MODEL_ERROR, s.detail, usage=s.usage)
+    cfg, result, decision, lb = s.cfg, s.result, s.decision, s.labels
+    assert s.routing is not None and lb is not None
     comment = render_comment(
         result,
-        applied,
-        skipped,
-        format_footer(ctx, usage, models_used),
-        summary=summary,
-        summary_from_title=from_title,
-        issue_type=issue_type,
-        decider=decider,
-        severity=severity,
-        area=area,
-        missing=missing,
-        duplicates=duplicates,
+        lb.applied,
+        lb.skipped,
+        format_footer(ctx, s.usage, s.models),
+        summary=lb.summary,
+        summary_from_title=lb.from_title,
+        issue_type=lb.issue_type,
+        decider=lb.decider,
+        severity=lb.severity,
+        area=lb.area,
+        missing=lb.missing,
+        duplicates=s.duplicates,
     )
-    await ctx.forge.add_labels(number, applied)
+    await ctx.forge.add_labels(number, lb.applied)
     url = await ctx.forge.upsert_sticky(number, "triage", comment)
-    type_label = cfg.labels.get(issue_type, issue_type)  # type: ignore[call-overload]
-    if type_label in applied and not ctx.dry_run:
+    type_label = cfg.labels.get(lb.issue_type, lb.issue_type)  # type: ignore[call-overload]
+    if type_label in lb.applied and not ctx.dry_run:
         await ctx.store.record_triage_decision(
             ctx.forge.repo,
             number,
             label=type_label,
             decider=decision.decider if decision else "model",
-            confidence=confidence,
+            confidence=lb.confidence,
             run_id=ctx.run_id,
         )
     await ctx.record(
@@ -356,21 +481,78 @@ async def run(job: Job, ctx: IssueContext) -> Outcome:
             name="post",
             kind="deterministic",
             verdict="ok",
-            output=f"labels={applied} comment={url}",
+            output=f"labels={lb.applied} comment={url}",
         )
     )
     return Outcome(
         ExitReason.DONE,
-        f"{issue_type}/{severity or '-'}/{area}",
+        f"{lb.issue_type}/{lb.severity or '-'}/{lb.area}",
         posted={
-            "labels": applied,
+            "labels": lb.applied,
             "comment": comment,
             "result": result.model_dump() if result else None,
             "decider": decision.decider if decision else "model",
-            "routing": routing.reason,
+            "routing": s.routing.reason,
         },
-        usage=usage,
+        usage=s.usage,
     )
+
+
+CHART: Chart[TriageRun] = Chart(
+    name="triage",
+    summary="`issues.opened`, `/loopwright triage`",
+    stages=[
+        Stage(
+            "read_issue",
+            "deterministic",
+            reads=("the issue",),
+            produces="`Issue`: title and body",
+            run=_read_issue,
+        ),
+        Stage(
+            "list_labels",
+            "deterministic",
+            reads=("the repository's labels", "triage:"),
+            produces="the candidate areas, the prompt",
+            run=_list_labels,
+        ),
+        Stage(
+            "route_type",
+            "deterministic",
+            reads=("the repository's classifier and its eval card", "triage.type_model"),
+            produces="`Routing`: the classifier's decision, or why the model decides",
+            run=_route_type,
+        ),
+        Stage(
+            "classify",
+            "model",
+            reads=("the prompt", "`Routing`"),
+            produces="`Classified`: the model's schema-checked reply (type, severity, area, "
+            "summary, missing information), unless the classifier decided and no area is asked",
+            run=_classify,
+            budget="one call (+1 retry on an invalid reply), ≤ 200 tokens",
+            ends="no valid reply twice and no classifier decision → `model_error`",
+            end=_classified,
+            result=Classified,
+            restore=_restore_classified,
+        ),
+        Stage(
+            "duplicates",
+            "deterministic",
+            reads=("the open issues",),
+            produces="up to three possible duplicates (listed, never acted on)",
+            run=_duplicates_stage,
+        ),
+        Stage(
+            "map_labels",
+            "deterministic",
+            reads=("`Routing`", "`Classified`", "triage.labels", "the repository's labels"),
+            produces="the labels to apply and the comment's rows",
+            run=_map_labels,
+        ),
+    ],
+    publish=_publish,
+)
 
 
 async def _duplicates(ctx: IssueContext, issue: Issue) -> list[Duplicate]:

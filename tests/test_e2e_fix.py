@@ -10,6 +10,7 @@ as the unprivileged test user.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
@@ -18,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from bot.app import Runtime
 from tests.support import fixrepo
 from tests.support.e2e import Stack, make_settings, serve
 from tests.support.fakegithub import running_fake
@@ -33,6 +35,9 @@ REPO = "octo/calc"
 
 
 class FixStack(Stack):
+    #: The settings the stack serves with (for a test that starts workers of its own).
+    settings: Any = None
+
     async def post(self, event: str, data: dict[str, Any]) -> int:
         status, _ = await self.deliver(event, data)
         return status
@@ -78,7 +83,7 @@ async def stack_factory(
 ) -> AsyncIterator[Any]:
     async with contextlib.AsyncExitStack() as stack:
 
-        async def make(config: str | None = None, **extra: Any) -> FixStack:
+        async def make(config: str | None = None, *, workers: int = 2, **extra: Any) -> FixStack:
             gh = await stack.enter_async_context(running_fake(git_root=tmp_path / "git"))
             gh.add_repo(
                 REPO,
@@ -99,8 +104,10 @@ async def stack_factory(
                 sandbox_user=sandbox_run_as,
                 **extra,
             )
-            plain = await serve(stack, gh, fake_model, settings, REPO)
-            return FixStack(**vars(plain))
+            plain = await serve(stack, gh, fake_model, settings, REPO, workers=workers)
+            made = FixStack(**vars(plain))
+            made.settings = settings
+            return made
 
         yield make
 
@@ -326,6 +333,54 @@ async def test_crash_and_retry_and_a_second_trigger_leave_one_pr(stack_factory: 
     assert len(s.pulls()) == 1 and len(s.gh.requests_for("pulls/create")) == 1
     assert "loopwright:draft-pr" in s.issue().labels
     s.sticky()  # still exactly one comment
+    assert_nothing_forbidden(s)
+
+
+async def test_a_worker_killed_while_patching_is_resumed_without_a_second_reproduction(
+    stack_factory: Any,
+) -> None:
+    # The intake alone; the workers are started (and one killed) by the test.
+    s: FixStack = await stack_factory(workers=0, job_lease_seconds=3)
+    patching, answered = asyncio.Event(), asyncio.Event()
+
+    async def first_patch_call(_request: dict[str, Any]) -> str:
+        patching.set()
+        # The worker dies before this answers.
+        await asyncio.wait_for(answered.wait(), 60)
+        return fixrepo.RIGHT_FIX[0]
+
+    s.model.script("write_test", fixrepo.repro_answer())
+    s.model.script("patch", first_patch_call, *fixrepo.RIGHT_FIX)
+    async with Runtime.open(s.settings, workers=1) as first:
+        assert await s.post("issues", labeled()) == 202
+        await asyncio.wait_for(patching.wait(), 180)
+        assert first.pool is not None
+        # Its tasks stop, nobody heartbeats, nothing is handed back: the lease lapses.
+        await first.pool.stop(release=False)
+    answered.set()
+    [job] = [j for j in await s.store.list_jobs() if j["kind"] == "fix"]
+    assert (job["state"], job["attempts"]) == ("running", 1)
+    async with Runtime.open(s.settings, workers=1):
+        await s.settle(timeout=240)
+
+    runs = [r for r in await s.store.list_runs() if r["loop"] == "fix"]
+    assert len(runs) == 2
+    retry = runs[0]
+    assert retry["exit_reason"] == "fixed", retry["detail"]
+    # The reproduction's model call was made once, by the first worker; the retry restored it.
+    assert len(s.model.calls_for("write_test")) == 1
+    steps = [st["name"] for st in await s.store.steps_for(retry["id"])]
+    assert "resume:reproduce" in steps
+    assert "write_test" not in steps and "judge_repro" not in steps and "baseline" not in steps
+    assert "patch" in steps and "retest" in steps
+    first_steps = [st["name"] for st in await s.store.steps_for(runs[1]["id"])]
+    assert "write_test" in first_steps and "resume:reproduce" not in first_steps
+    assert len(s.pulls()) == 1 and len(s.gh.requests_for("pulls/create")) == 1
+    pull = s.pulls()[0]
+    # The restored reproduction is on the branch and in the report, as if made in this run.
+    assert "tests/test_loopwright_issue_1.py" in s.sticky()
+    assert "tests/test_loopwright_issue_1.py" in pull.body
+    assert "loopwright:draft-pr" in s.issue().labels
     assert_nothing_forbidden(s)
 
 

@@ -432,3 +432,29 @@ async def test_spend_by_day_groups_by_repo_loop_and_model(store: Store, clock: C
     assert by_model == [(day, "big", 0.25, 10), (day, "small", 0.01, 10)]
     with pytest.raises(ValueError, match="expected repo, loop or model"):
         await store.spend_by_day(["octo/hello"], by="label", since=0)
+
+
+async def test_stage_results_are_kept_per_job_redacted_and_the_latest_wins(
+    database_url: str, clock: Clock
+) -> None:
+    database = await dbmod.connect(database_url)
+    store = Store(database, clock=clock, secrets=["hunter2-secret-value"])
+    await store.init()
+    try:
+        first = await store.enqueue(spec(1), max_attempts=3)
+        other = await store.enqueue(spec(2), max_attempts=3)
+        token = "ghp_" + "a" * 36
+        await store.save_stage_result(
+            first, "reproduce", {"code": f"TOKEN = '{token}'  # hunter2-secret-value", "n": 1}
+        )
+        await store.save_stage_result(first, "localize", {"files": ["a.py"]})
+        await store.save_stage_result(first, "localize", {"files": ["b.py"]}, run_id=9)
+        stored = await store.stage_results(first)
+        assert set(stored) == {"reproduce", "localize"}
+        assert stored["localize"] == {"files": ["b.py"]}
+        code = stored["reproduce"]["code"]
+        assert token not in code and "hunter2-secret-value" not in code and "REDACTED" in code
+        assert stored["reproduce"]["n"] == 1
+        assert await store.stage_results(other) == {}
+    finally:
+        await database.close()
