@@ -124,8 +124,11 @@ class Chart(Generic[S]):
     #: What the stages run inside (e.g. the loop's working copy); entered after `start`.
     workspace: Callable[[S], AbstractAsyncContextManager[None]] | None = None
     catches: Sequence[Catch] = ()
-    #: The loop's trigger and what `publish` posts, for docs/loops.md.
-    summary: str = ""
+    #: For docs/loops.md: what runs before the chart, what the stages run inside, what
+    #: `publish` posts.
+    before: str = ""
+    inside: str = ""
+    publishes: str = ""
 
 
 def cancel_check(job: Job, ctx: LoopContext) -> Callable[[], Awaitable[bool]]:
@@ -257,7 +260,12 @@ async def _restored(stage: Stage[S, Any], ctx: LoopContext, state: S, resume: _R
 
 def chart_markdown(chart: Chart[Any]) -> str:
     """The chart as a table: what a reader of docs/loops.md sees of the declaration."""
-    lines = [
+    lines = []
+    if chart.before:
+        lines += [f"Before the stages: {chart.before}.", ""]
+    if chart.inside:
+        lines += [f"The stages run inside {chart.inside}.", ""]
+    lines += [
         "| # | stage | kind | reads | produces | budget | ends the loop | on a retry |",
         "|---|---|---|---|---|---|---|---|",
     ]
@@ -279,6 +287,8 @@ def chart_markdown(chart: Chart[Any]) -> str:
             retry,
         ]
         lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
+    if chart.publishes:
+        lines += ["", f"Then, whatever ended it, `publish`: {chart.publishes}."]
     if chart.catches:
         lines += ["", "Typed exits from exceptions (anything else is a crash, and retried):", ""]
         for c in chart.catches:

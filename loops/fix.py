@@ -441,8 +441,12 @@ def _as_end(_: FixRun, end: End | None) -> End | None:
 
 CHART: Chart[FixRun] = Chart(
     name="fix",
-    summary="label `loopwright:fix`, `/loopwright fix`; `/loopwright reproduce` ends after "
-    "`reproduce`",
+    before="D read the issue, the default branch; the sticky section says «Reproducing the "
+    "issue with a test…»",
+    inside="the loop's working copy (`loopwright/fix-<n>` off the default branch, "
+    "`CodeHost.checkout`)",
+    publishes="the label (`loopwright:draft-pr`, `loopwright:behaviour-change` or "
+    "`loopwright:needs-human`) and the `fix` section of the sticky comment",
     start="Reproducing the issue with a test…",
     workspace=_working_copy,
     stages=[

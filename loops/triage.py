@@ -500,7 +500,8 @@ async def _publish(s: TriageRun) -> Outcome:
 
 CHART: Chart[TriageRun] = Chart(
     name="triage",
-    summary="`issues.opened`, `/loopwright triage`",
+    publishes="the labels, the `triage` section of the sticky comment, the type decision "
+    "(for the classifier's live precision); `model_error` posts only the comment",
     stages=[
         Stage(
             "read_issue",

@@ -274,3 +274,26 @@ async def test_server_errors_are_retried_and_tokens_are_cached(stack_factory: An
     [mint] = s.gh.requests_for("apps/create-installation-access-token")
     assert mint.json == {"repositories": ["Hello-World"]}
     s.gh.assert_no_violations()
+
+
+async def test_a_triage_job_retried_after_its_post_failed_does_not_ask_the_model_again(
+    stack_factory: Any,
+) -> None:
+    s: Stack = await stack_factory(github_max_tries=1)
+    s.model.script("triage", triage_answer("bug"))
+    # GitHub fails the labelling once: the job errors after the model answered, and is retried.
+    s.gh.fail_next(method="POST", path_regex=r"/issues/\d+/labels$", status=502, times=1)
+    await s.deliver("issues", opened())
+    await s.settle()
+    [job] = await s.store.list_jobs()
+    assert (job["state"], job["attempts"]) == ("done", 2)
+    runs = await s.store.list_runs()
+    assert [r["state"] for r in reversed(runs)] == ["error", "done"]
+    assert len(s.model.calls_for("triage")) == 1
+    retry = [st["name"] for st in await s.store.steps_for(runs[0]["id"])]
+    assert "resume:classify" in retry and "triage" not in retry
+    assert s.issue().labels == ["bug", "needs-info"]
+    # The comment's footer still counts the model call the first attempt made.
+    body = s.issue().comments[0].body
+    assert "model `scripted-small`" in body
+    s.gh.assert_no_violations()
