@@ -16,10 +16,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from loops import fix, triage  # noqa: E402
+from loops import ci_repair, deps, fix, triage  # noqa: E402
 from loops.chart import chart_markdown, sync_doc  # noqa: E402
 
-CHARTS = [fix.CHART, triage.CHART]
+CHARTS = [fix.CHART, triage.CHART, ci_repair.CHART, deps.CHART]
 DOC = ROOT / "docs" / "loops.md"
 
 

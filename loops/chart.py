@@ -55,6 +55,44 @@ class ChartState(Protocol):
     models: list[str]
 
 
+class OnReport:
+    """A loop's state whose end and tallies are those of the report it publishes."""
+
+    report: ChartState
+
+    @property
+    def exit(self) -> ExitReason:
+        return self.report.exit
+
+    @exit.setter
+    def exit(self, value: ExitReason) -> None:
+        self.report.exit = value
+
+    @property
+    def detail(self) -> str:
+        return self.report.detail
+
+    @detail.setter
+    def detail(self, value: str) -> None:
+        self.report.detail = value
+
+    @property
+    def usage(self) -> Usage:
+        return self.report.usage
+
+    @usage.setter
+    def usage(self, value: Usage) -> None:
+        self.report.usage = value
+
+    @property
+    def models(self) -> list[str]:
+        return self.report.models
+
+    @models.setter
+    def models(self, value: list[str]) -> None:
+        self.report.models = value
+
+
 S = TypeVar("S", bound=ChartState)
 R = TypeVar("R", default=Any)
 

@@ -34,6 +34,7 @@ from bot.store import Job, StepRecord
 from bot.testresults import TestRun, regressions
 from bot.text import strip_hidden, untrusted_block
 from bot.workspace import ProtectedPathError
+from loops.chart import Catch, Chart, End, OnReport, Stage, run_chart
 from loops.checkout import Checkout
 from loops.engine import (
     Budget,
@@ -48,7 +49,6 @@ from loops.engine import (
     format_footer,
     keep_or_revert,
     push_and_open_pull,
-    run_so_far,
 )
 from loops.fix import cancel_check
 from loops.localize import localize
@@ -265,28 +265,79 @@ async def run(job: Job, ctx: CIContext) -> Outcome:
             "loopwright opened this issue to track a failing CI workflow on the default branch. "
             "Its comment is updated on every failing run; close the issue when CI is green.",
         )
-    await _progress(ctx, target, report, "Reading the failed jobs' logs…")
-    try:
-        await _diagnose(ctx, job, report)
-        if report.jobs and report.commands:
-            await _reproduce_and_repair(ctx, job, report, target)
-        elif report.jobs:
-            report.exit = ExitReason.NOT_REPRODUCED
-            report.detail = "; ".join(j.why_no_command for j in report.jobs if j.why_no_command)
-    except ProtectedPathError as exc:
-        # The push guard's refusal is an end of the loop, not a crash to retry.
-        report.exit, report.detail = ExitReason.PROTECTED_PATH, str(exc)
-    except ModelUnavailable as exc:
-        report.exit, report.detail = ExitReason.MODEL_ERROR, str(exc)
-    except CostCapReached as exc:
-        # Refused before a model call (the explanation's; the patch loop ends on it itself).
-        report.exit, report.detail = ExitReason.COST_CAP, str(exc)
-        report.usage, report.models = await run_so_far(ctx)
-    except EnvironmentSetupFailed as exc:
-        report.exit, report.detail = ExitReason.SANDBOX_ERROR, f"{exc}\n{exc.result.output[-600:]}"
-    except SandboxError as exc:
-        report.exit, report.detail = ExitReason.SANDBOX_ERROR, str(exc)
-    return await _publish(ctx, report, target)
+    return await run_chart(CHART, job, ctx, CiRun(ctx, job, report, target))
+
+
+@dataclass
+class CiRun(OnReport):
+    """One run of the CI chart: the report, and the issue or PR its comment goes to."""
+
+    ctx: CIContext
+    job: Job
+    report: CiReport
+    target: int
+
+
+def _diagnosed(s: CiRun, _: None) -> End | None:
+    report = s.report
+    if not report.jobs:
+        return End(ExitReason.DONE, report.detail)
+    if not report.commands:
+        why = "; ".join(j.why_no_command for j in report.jobs if j.why_no_command)
+        return End(ExitReason.NOT_REPRODUCED, why)
+    return None
+
+
+CHART: Chart[CiRun] = Chart(
+    name="ci_repair",
+    before="D read the run (or the PR's newest failed run, or the check suite); a failing "
+    "default branch gets its tracking issue, which the comment goes to",
+    start="Reading the failed jobs' logs…",
+    stages=[
+        Stage(
+            "diagnose",
+            "model",
+            reads=("the failed jobs' logs", "the last passing run's", "the workflow file", "ci:"),
+            produces="per failed job: the diagnosis, the commands that reproduce it",
+            run=lambda s: _diagnose(s.ctx, s.job, s.report),
+            budget="one `summarize` call ≤ 300 tokens, only when a parser is unsure",
+            ends="no failed job to read → `done`; no command to reproduce it → `not_reproduced`",
+            end=_diagnosed,
+        ),
+        Stage(
+            "reproduce_and_repair",
+            "model",
+            reads=("the diagnosis", "the failing commit", "ci:"),
+            produces="the reproduction runs, the fixers' or the patch's kept commit, its "
+            "verification, a draft PR into the failing branch",
+            run=lambda s: _reproduce_and_repair(s.ctx, s.job, s.report, s.target),
+            budget="the patch: the loop's budget",
+        ),
+    ],
+    catches=[
+        Catch(
+            ProtectedPathError,
+            ExitReason.PROTECTED_PATH,
+            why="the push guard's refusal is an end of the loop, not a crash to retry",
+        ),
+        Catch(ModelUnavailable, ExitReason.MODEL_ERROR),
+        Catch(
+            CostCapReached,
+            ExitReason.COST_CAP,
+            why="refused before a model call (the explanation's; the patch loop ends on it itself)",
+            usage_so_far=True,
+        ),
+        Catch(
+            EnvironmentSetupFailed,
+            ExitReason.SANDBOX_ERROR,
+            detail=lambda exc: f"{exc}\n{exc.result.output[-600:]}",
+        ),
+        Catch(SandboxError, ExitReason.SANDBOX_ERROR),
+    ],
+    progress=lambda s, text: _progress(s.ctx, s.target, s.report, text),
+    publish=lambda s: _publish(s.ctx, s.report, s.target),
+    publishes="`loopwright:flaky` for a flaky failure, the `ci` section of the sticky comment",
+)
 
 
 async def _diagnose(ctx: CIContext, job: Job, report: CiReport) -> None:

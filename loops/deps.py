@@ -29,6 +29,7 @@ from bot.store import Job, StepRecord
 from bot.testresults import TestRun, regressions
 from bot.text import strip_hidden, truncate_to_tokens, untrusted_block
 from bot.workspace import ProtectedPathError
+from loops.chart import Catch, Chart, OnReport, Stage, run_chart
 from loops.checkout import Checkout
 from loops.engine import (
     Budget,
@@ -40,7 +41,6 @@ from loops.engine import (
     Tally,
     format_footer,
     push_and_open_pull,
-    run_so_far,
 )
 from loops.fix import cancel_check
 from loops.patch import (
@@ -181,22 +181,54 @@ async def run(job: Job, ctx: PullContext) -> Outcome:
             output=repr(info)[:2000],
         )
     )
-    await _progress(ctx, report, "Running the test suite on the base and on this update…")
-    try:
-        await _verify(ctx, job, report)
-    except ProtectedPathError as exc:
-        # The push guard's refusal is an end of the loop, not a crash to retry.
-        report.exit, report.detail = ExitReason.PROTECTED_PATH, str(exc)
-    except ModelUnavailable as exc:
-        report.exit, report.detail = ExitReason.MODEL_ERROR, str(exc)
-    except CostCapReached as exc:
-        # Refused before a model call (the summary's; the migration ends on it itself). The
-        # verdict, its labels and check run are out already: only the model's part is missing.
-        report.exit, report.detail = ExitReason.COST_CAP, str(exc)
-        report.usage, report.models = await run_so_far(ctx)
-    except SandboxError as exc:
-        report.exit, report.detail = ExitReason.SANDBOX_ERROR, str(exc)
-    return await _publish(ctx, report)
+    return await run_chart(CHART, job, ctx, DepsRun(ctx, job, report))
+
+
+@dataclass
+class DepsRun(OnReport):
+    """One run of the dependency chart."""
+
+    ctx: PullContext
+    job: Job
+    report: DepsReport
+
+
+CHART: Chart[DepsRun] = Chart(
+    name="deps",
+    before="D read the PR (a dependency bot's, open, a branch of this repository), parse the "
+    "update (`parse_update`)",
+    start="Running the test suite on the base and on this update…",
+    stages=[
+        Stage(
+            "verify",
+            "model",
+            reads=("the PR's base and head", "the update's release notes", "deps:"),
+            produces="the verdict (`deps:safe`/`deps:breaks`, a check run with the per-test "
+            "table), the release-note summary, a migration draft PR when it breaks",
+            run=lambda s: _verify(s.ctx, s.job, s.report),
+            budget="the summary ≤ 300 tokens; the migration, the loop's budget",
+        ),
+    ],
+    catches=[
+        Catch(
+            ProtectedPathError,
+            ExitReason.PROTECTED_PATH,
+            why="the push guard's refusal is an end of the loop, not a crash to retry",
+        ),
+        Catch(ModelUnavailable, ExitReason.MODEL_ERROR),
+        Catch(
+            CostCapReached,
+            ExitReason.COST_CAP,
+            why="refused before a model call (the summary's; the migration ends on it itself); "
+            "the verdict, its labels and check run are out already",
+            usage_so_far=True,
+        ),
+        Catch(SandboxError, ExitReason.SANDBOX_ERROR),
+    ],
+    progress=lambda s, text: _progress(s.ctx, s.report, text),
+    publish=lambda s: _publish(s.ctx, s.report),
+    publishes="the `deps` section of the sticky comment",
+)
 
 
 async def _verify(ctx: PullContext, job: Job, report: DepsReport) -> None:

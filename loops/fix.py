@@ -28,7 +28,7 @@ from bot.sandbox import EnvironmentSetupFailed, SandboxError
 from bot.store import Job, StepRecord
 from bot.text import strip_hidden
 from bot.workspace import ProtectedPathError, WorkspaceError, branch_name
-from loops.chart import Catch, Chart, End, Stage, run_chart
+from loops.chart import Catch, Chart, End, OnReport, Stage, run_chart
 from loops.chart import cancel_check as cancel_check
 from loops.checkout import Checkout, NoTestCommand
 from loops.engine import (
@@ -175,7 +175,7 @@ async def _pipeline(job: Job, ctx: IssueContext, *, patching: bool) -> Outcome:
 
 
 @dataclass
-class FixRun:
+class FixRun(OnReport):
     """One run of the fix chart: the report it publishes, and what its stages hand on."""
 
     ctx: IssueContext
@@ -187,39 +187,6 @@ class FixRun:
     co: Checkout | None = None
     loc: Localization | None = None
     protected: list[str] = field(default_factory=list)
-
-    # What the chart runner reads and sets: the report's end and its tallies.
-    @property
-    def exit(self) -> ExitReason:
-        return self.report.exit
-
-    @exit.setter
-    def exit(self, value: ExitReason) -> None:
-        self.report.exit = value
-
-    @property
-    def detail(self) -> str:
-        return self.report.detail
-
-    @detail.setter
-    def detail(self, value: str) -> None:
-        self.report.detail = value
-
-    @property
-    def usage(self) -> Usage:
-        return self.report.usage
-
-    @usage.setter
-    def usage(self, value: Usage) -> None:
-        self.report.usage = value
-
-    @property
-    def models(self) -> list[str]:
-        return self.report.models
-
-    @models.setter
-    def models(self, value: list[str]) -> None:
-        self.report.models = value
 
     @property
     def checkout(self) -> Checkout:

