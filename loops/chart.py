@@ -258,6 +258,10 @@ async def _run_stage(
         if stage.announce is not None and chart.progress is not None:
             await chart.progress(state, stage.announce(state))
         result = await stage.run(state)
+        if stage.resumable:
+            # What later stages stored was built on this stage's earlier result: they run
+            # again (a deterministic stage that is not stored makes the same result again).
+            resume.stored = {}
         if stage.resumable and resume.keeps:
             assert stage.result is not None
             await ctx.store.save_stage_result(

@@ -306,16 +306,55 @@ def _reproduced(s: FixRun, stored: ReproStage) -> End | None:
     return None
 
 
-async def _patch(s: FixRun) -> None:
+@dataclass
+class PatchStage:
+    """The patch stage's stored result: its outcome, and the files of the commit it left
+    checked out (beside the reproduction's), so a retry's checkout can be put back there."""
+
+    patched: PatchOutcome
+    base: str
+    #: Path → its text at the end of the stage (None: deleted).
+    files: dict[str, str | None] = field(default_factory=dict)
+
+
+async def _patch(s: FixRun) -> PatchStage:
     assert s.loc is not None
+    co = s.checkout
     patched = await patch(
-        s.ctx, s.checkout, s.report.issue, s.loc, s.repro, s.budget, cancelled=s.cancelled
+        s.ctx, co, s.report.issue, s.loc, s.repro, s.budget, cancelled=s.cancelled
     )
     s.report.patched = patched
     s.report.add_usage(patched.usage, patched.models)
+    present = set(await co.ws.list_files())
+    files: dict[str, str | None] = {}
+    for path in sorted(co.ws.changed_paths() - s.ours):
+        files[path] = await co.ws.read_file(path) if path in present else None
+    return PatchStage(patched, co.ws.base, files)
 
 
-def _patched(s: FixRun, _: None) -> End | None:
+async def _restore_patch(s: FixRun, stored: PatchStage) -> bool:
+    co = s.checkout
+    if stored.base != co.ws.base:
+        return False
+    gone = {p for p, text in stored.files.items() if text is None}
+    for path, text in stored.files.items():
+        if text is not None:
+            await co.ws.write_file(path, text)
+    if gone:
+        await co.ws.remove_files(gone)
+    if stored.files:
+        await co.grant()
+        ledger = stored.patched.result.ledger if stored.patched.result else None
+        kept = [a.attempt for a in ledger.attempts if a.verdict == "kept"] if ledger else []
+        what = f"attempt {kept[-1]}" if kept else "the patch"
+        await co.ws.keep(f"loopwright: {what} (restored by a retry of the job)")
+    s.report.patched = patched = stored.patched
+    s.report.add_usage(patched.usage, patched.models)
+    s.budget.charge(patched.usage)
+    return True
+
+
+def _patched(s: FixRun, _: PatchStage) -> End | None:
     patched = s.report.patched
     assert patched is not None and patched.result is not None
     found = patched.result.exit
@@ -451,12 +490,15 @@ CHART: Chart[FixRun] = Chart(
             "patch",
             "model",
             reads=("the issue", "`Localization`", "`Reproduction`"),
-            produces="`PatchOutcome`: the kept commit, the attempts ledger",
+            produces="`PatchStage`: the `PatchOutcome` (attempts ledger, kept or settled "
+            "candidate) and the files of the commit it left checked out",
             run=_patch,
             budget="what is left of the loop's budget; `fix.max_turns` actions per attempt",
             ends="no fix or behaviour change kept → its exit (`budget_exhausted`, "
             "`no_progress`, `cancelled`, `cost_cap`)",
             end=_patched,
+            result=PatchStage,
+            restore=_restore_patch,
             phase="patch",
             announce=lambda s: f"Reproduced ({s.repro.reason}). Looking for a fix…",
             stop_before="stopped after reproducing",

@@ -39,6 +39,7 @@ class Toy:
     count: int = 0
     #: What `restore` says of a stored result (False: it no longer applies).
     applies: bool = True
+    doubled: int = 0
     fail_with: Exception | None = None
     ends_at: int | None = None
 
@@ -57,6 +58,16 @@ async def _restore(s: Toy, stored: Count) -> bool:
     if s.applies:
         s.count = stored.n
     return s.applies
+
+
+async def _again(s: Toy) -> Count:
+    s.ran.append("again")
+    return Count(n=s.count * 2)
+
+
+async def _restore_again(s: Toy, stored: Count) -> bool:
+    s.doubled = stored.n
+    return True
 
 
 async def _last(s: Toy) -> None:
@@ -83,9 +94,20 @@ TOY: Chart[Toy] = Chart(
             reads=("first",),
             produces="`Count`",
             run=_model,
+            budget="none",
             end=_ends,
             result=Count,
             restore=_restore,
+        ),
+        Stage(
+            "again",
+            "model",
+            reads=("`Count`",),
+            produces="`Count`",
+            run=_again,
+            budget="none",
+            result=Count,
+            restore=_restore_again,
         ),
         Stage(
             "last",
@@ -144,14 +166,16 @@ async def test_stages_run_in_order_and_a_retry_restores_a_stored_result(
 ) -> None:
     job = await _job(store)
     out, steps = await _run(store, tmp_path, job, Toy())
-    assert out.posted == {"ran": ["first", "model", "last"], "count": 43}
+    assert out.posted == {"ran": ["first", "model", "again", "last"], "count": 43}
     assert steps == []  # the runner records nothing of its own on a first attempt
-    assert await store.stage_results(job.id) == {"model": {"n": 43}}
+    assert await store.stage_results(job.id) == {"model": {"n": 43}, "again": {"n": 86}}
 
     retry = dataclasses.replace(job, attempts=2)
-    out, steps = await _run(store, tmp_path, retry, Toy())
+    state = Toy()
+    out, steps = await _run(store, tmp_path, retry, state)
     assert out.posted == {"ran": ["first", "last"], "count": 43}
-    assert steps == ["resume:model"]
+    assert state.doubled == 86
+    assert steps == ["resume:model", "resume:again"]
 
 
 async def test_a_stored_result_that_no_longer_parses_or_applies_runs_the_stage_again(
@@ -159,16 +183,18 @@ async def test_a_stored_result_that_no_longer_parses_or_applies_runs_the_stage_a
 ) -> None:
     job = await _job(store)
     retry = dataclasses.replace(job, attempts=2)
-    # Stored by another version of the code.
+    # Stored by another version of the code; the later stage's result, built on the earlier
+    # one, is not restored either: a stage that runs again makes the later ones run again.
     await store.save_stage_result(job.id, "model", {"count": "forty-three"})
+    await store.save_stage_result(job.id, "again", {"n": 1})
     out, steps = await _run(store, tmp_path, retry, Toy())
-    assert out.posted["ran"] == ["first", "model", "last"] and steps == []
+    assert out.posted["ran"] == ["first", "model", "again", "last"] and steps == []
     # Now a valid one, refused by its stage (e.g. the base branch moved).
     out, steps = await _run(store, tmp_path, retry, Toy(applies=False))
-    assert out.posted["ran"] == ["first", "model", "last"] and steps == []
+    assert out.posted["ran"] == ["first", "model", "again", "last"] and steps == []
     # A first attempt never reads what is stored (there is nothing to resume).
     out, _ = await _run(store, tmp_path, job, Toy())
-    assert out.posted["ran"] == ["first", "model", "last"]
+    assert out.posted["ran"] == ["first", "model", "again", "last"]
 
 
 async def test_a_local_run_stores_nothing(store: Store, tmp_path: Path) -> None:
@@ -195,7 +221,7 @@ async def test_an_end_a_stop_and_a_caught_exception_are_typed_exits(
 
     out, _ = await _run(store, tmp_path, job, Toy(), stop)
     assert (out.exit, out.detail) == (ExitReason.CANCELLED, "stopped before the last stage")
-    assert out.posted["ran"] == ["first", "model"]
+    assert out.posted["ran"] == ["first", "model", "again"]
 
     out, _ = await _run(store, tmp_path, job, Toy(fail_with=ValueError("no bwrap")))
     assert (out.exit, out.detail) == (ExitReason.SANDBOX_ERROR, "sandbox: no bwrap")

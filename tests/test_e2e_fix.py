@@ -327,6 +327,11 @@ async def test_crash_and_retry_and_a_second_trigger_leave_one_pr(stack_factory: 
     assert len(s.gh.requests_for("pulls/create")) == 1
     assert len(s.gh.requests_for("pulls/update")) == 1  # the retry edited the same PR
     assert len(s.pulls()) == 1
+    # The retry resumed after the patch stage: no model call was made twice.
+    assert len(s.model.calls_for("write_test")) == 1
+    assert len(s.model.calls_for("patch")) == len(fixrepo.RIGHT_FIX)
+    retry = [st["name"] for st in await s.store.steps_for(runs[0]["id"])]
+    assert "resume:reproduce" in retry and "resume:patch" in retry and "retest" in retry
     # A repeated trigger reuses the branch and the PR.
     assert await s.post("issue_comment", command("/loopwright fix")) == 202
     await s.settle(timeout=240)
