@@ -19,7 +19,7 @@ sys.path.insert(0, str(ROOT))
 from loops import ci_repair, deps, fix, triage  # noqa: E402
 from loops.chart import chart_markdown, sync_doc  # noqa: E402
 
-CHARTS = [fix.CHART, triage.CHART, ci_repair.CHART, deps.CHART]
+CHARTS = [fix.CHART, fix.RETEST_CHART, triage.CHART, ci_repair.CHART, deps.CHART]
 DOC = ROOT / "docs" / "loops.md"
 
 

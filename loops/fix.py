@@ -26,6 +26,7 @@ from bot.forge import Issue, PullRef
 from bot.model import CostCapReached, ModelUnavailable, Usage
 from bot.sandbox import EnvironmentSetupFailed, SandboxError
 from bot.store import Job, StepRecord
+from bot.testresults import TestRun
 from bot.text import strip_hidden
 from bot.workspace import ProtectedPathError, WorkspaceError, branch_name
 from loops.chart import Catch, Chart, End, OnReport, Stage, run_chart
@@ -783,69 +784,151 @@ async def run_retest(job: Job, ctx: IssueContext) -> Outcome:
     assert number is not None, "retest needs an issue number"
     if ctx.code is None:
         raise ValueError("this runtime has no code host: retest cannot run")
-    runs = ctx.config.fix.retest_runs
-    base = await ctx.forge.default_branch()
-    head = branch_name("fix", number)
-    commands = ctx.config.commands
-    lines = ["### loopwright re-test", ""]
-    try:
-        async with ctx.code.checkout(
-            ctx.forge.repo, head, loop="retest", number=number, commands=commands
-        ) as co_head:
-            # The names the fix loop gave its reproduction and held-out tests.
-            names = {PurePosixPath(p).name for p in test_paths([], number)}
-            files = [f for f in await co_head.ws.list_files() if PurePosixPath(f).name in names]
-            if not files:
-                raise WorkspaceError(f"{head} has no loopwright reproduction test")
-            sources = {f: await co_head.ws.read_file(f) for f in files}
-            head_runs = [await co_head.run_tests(files) for _ in range(runs)]
-        async with ctx.code.checkout(
-            ctx.forge.repo, base, loop="retest-base", number=number, commands=commands
-        ) as co_base:
-            for path, text in sources.items():
-                await co_base.ws.write_file(path, text)
-            await co_base.grant()
-            base_runs = [await co_base.run_tests(files) for _ in range(runs)]
-    except WorkspaceError as exc:
-        lines += [f"❌ Nothing to re-test: {exc}. `/loopwright fix` makes one.", ""]
-        await ctx.forge.upsert_sticky(
-            number, "retest", "\n".join([*lines, f"<sub>run #{ctx.run_id}</sub>"])
-        )
-        return Outcome(ExitReason.NOT_REPRODUCED, str(exc))
-    except (EnvironmentSetupFailed, SandboxError) as exc:
-        await ctx.forge.upsert_sticky(
-            number,
-            "retest",
-            "\n".join(
-                [*lines, f"❌ The sandbox failed: {exc}", "", f"<sub>run #{ctx.run_id}</sub>"]
-            ),
-        )
-        return Outcome(ExitReason.SANDBOX_ERROR, str(exc))
-    ids = sorted({t for r in head_runs + base_runs for t in r.outcomes})
-    verdicts = classify(ids, base_runs, head_runs)
-    real = is_real_fix(verdicts, ids)
-    await ctx.record(
+    state = RetestRun(ctx, number, base=await ctx.forge.default_branch())
+    return await run_chart(RETEST_CHART, job, ctx, state)
+
+
+@dataclass
+class RetestRun:
+    """One run of the re-test chart."""
+
+    ctx: IssueContext
+    number: int
+    base: str
+    exit: ExitReason = ExitReason.FLAKY
+    detail: str = ""
+    usage: Usage = field(default_factory=Usage)
+    models: list[str] = field(default_factory=list)
+    sources: dict[str, str] = field(default_factory=dict)
+    head_runs: list[TestRun] = field(default_factory=list)
+    base_runs: list[TestRun] = field(default_factory=list)
+    verdicts: list[TestVerdict] = field(default_factory=list)
+
+    @property
+    def head(self) -> str:
+        return branch_name("fix", self.number)
+
+    @property
+    def runs(self) -> int:
+        return self.ctx.config.fix.retest_runs
+
+
+async def _head_runs(s: RetestRun) -> None:
+    ctx = s.ctx
+    assert ctx.code is not None
+    async with ctx.code.checkout(
+        ctx.forge.repo, s.head, loop="retest", number=s.number, commands=ctx.config.commands
+    ) as co_head:
+        # The names the fix loop gave its reproduction and held-out tests.
+        names = {PurePosixPath(p).name for p in test_paths([], s.number)}
+        files = [f for f in await co_head.ws.list_files() if PurePosixPath(f).name in names]
+        if not files:
+            raise WorkspaceError(f"{s.head} has no loopwright reproduction test")
+        s.sources = {f: await co_head.ws.read_file(f) for f in files}
+        s.head_runs = [await co_head.run_tests(files) for _ in range(s.runs)]
+
+
+async def _base_runs(s: RetestRun) -> None:
+    ctx = s.ctx
+    assert ctx.code is not None
+    async with ctx.code.checkout(
+        ctx.forge.repo, s.base, loop="retest-base", number=s.number, commands=ctx.config.commands
+    ) as co_base:
+        for path, text in s.sources.items():
+            await co_base.ws.write_file(path, text)
+        await co_base.grant()
+        s.base_runs = [await co_base.run_tests(list(s.sources)) for _ in range(s.runs)]
+
+
+async def _classify_runs(s: RetestRun) -> None:
+    ids = sorted({t for r in s.head_runs + s.base_runs for t in r.outcomes})
+    s.verdicts = classify(ids, s.base_runs, s.head_runs)
+    real = is_real_fix(s.verdicts, ids)
+    await s.ctx.record(
         StepRecord(
             name="retest",
             kind="deterministic",
             verdict="fixed" if real else "not fixed",
-            output=to_markdown(verdicts),
+            output=to_markdown(s.verdicts),
         )
     )
-    verdict = (
-        f"✅ `{head}` fixes the reproduction on every run."
+    s.exit = ExitReason.FIXED if real else ExitReason.FLAKY
+    s.detail = (
+        f"✅ `{s.head}` fixes the reproduction on every run."
         if real
-        else f"❌ `{head}` does not reliably fix the reproduction: see the table."
+        else f"❌ `{s.head}` does not reliably fix the reproduction: see the table."
     )
+
+
+async def _publish_retest(s: RetestRun) -> Outcome:
+    ctx, number = s.ctx, s.number
+    lines = ["### loopwright re-test", ""]
+    if s.exit is ExitReason.NOT_REPRODUCED:
+        lines += [f"❌ Nothing to re-test: {s.detail}. `/loopwright fix` makes one.", ""]
+        await ctx.forge.upsert_sticky(
+            number, "retest", "\n".join([*lines, f"<sub>run #{ctx.run_id}</sub>"])
+        )
+        return Outcome(s.exit, s.detail)
+    if s.exit is ExitReason.SANDBOX_ERROR:
+        await ctx.forge.upsert_sticky(
+            number,
+            "retest",
+            "\n".join(
+                [*lines, f"❌ The sandbox failed: {s.detail}", "", f"<sub>run #{ctx.run_id}</sub>"]
+            ),
+        )
+        return Outcome(s.exit, s.detail)
     lines += [
-        verdict,
+        s.detail,
         "",
-        to_markdown(verdicts),
+        to_markdown(s.verdicts),
         "",
-        f"<sub>{runs} runs each on `{base}` and `{head}` · run #{ctx.run_id}</sub>",
+        f"<sub>{s.runs} runs each on `{s.base}` and `{s.head}` · run #{ctx.run_id}</sub>",
     ]
-    if not real:
+    if s.exit is not ExitReason.FIXED:
         await ctx.forge.add_labels(number, [NEEDS_HUMAN_LABEL])
     await ctx.forge.upsert_sticky(number, "retest", "\n".join(lines))
-    exit_ = ExitReason.FIXED if real else ExitReason.FLAKY
-    return Outcome(exit_, verdict, posted={"verification": [vars(v) for v in verdicts]})
+    return Outcome(s.exit, s.detail, posted={"verification": [vars(v) for v in s.verdicts]})
+
+
+RETEST_CHART: Chart[RetestRun] = Chart(
+    name="retest",
+    before="D the default branch",
+    stages=[
+        Stage(
+            "head_runs",
+            "deterministic",
+            reads=("`loopwright/fix-<n>`", "fix.retest_runs"),
+            produces="the fix branch's reproduction tests and their runs on it",
+            run=_head_runs,
+        ),
+        Stage(
+            "base_runs",
+            "deterministic",
+            reads=("the default branch", "those tests"),
+            produces="their runs on the default branch, with the tests added",
+            run=_base_runs,
+        ),
+        Stage(
+            "classify",
+            "deterministic",
+            reads=("both series of runs",),
+            produces="per-test verdicts: `fixed` only if every test passes every time on the "
+            "branch",
+            run=_classify_runs,
+            ends="→ `fixed`, or `flaky` (labelled `loopwright:needs-human`)",
+        ),
+    ],
+    catches=[
+        Catch(
+            WorkspaceError,
+            ExitReason.NOT_REPRODUCED,
+            why="no fix branch, or no reproduction test on it",
+        ),
+        Catch(EnvironmentSetupFailed, ExitReason.SANDBOX_ERROR),
+        Catch(SandboxError, ExitReason.SANDBOX_ERROR),
+    ],
+    publish=_publish_retest,
+    publishes="the `retest` section of the sticky comment with the table; "
+    "`loopwright:needs-human` when not fixed",
+)

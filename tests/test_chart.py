@@ -22,7 +22,7 @@ from loops.chart import Catch, Chart, End, Stage, run_chart, sync_doc
 from loops.engine import ExitReason, LoopContext, Outcome
 
 ROOT = Path(__file__).resolve().parent.parent
-CHARTS = [fix.CHART, triage.CHART, ci_repair.CHART, deps.CHART]
+CHARTS = [fix.CHART, fix.RETEST_CHART, triage.CHART, ci_repair.CHART, deps.CHART]
 
 
 class Count(BaseModel):

@@ -402,3 +402,17 @@ async def test_retest_command_reports_the_fix_branch(stack_factory: Any) -> None
     sticky = s.sticky()
     assert "loopwright re-test" in sticky and "fixes the reproduction on every run" in sticky
     assert "test_last_word_of_empty_text | 0/3 | 3/3 | fixed" in sticky.replace("`", "")
+
+
+async def test_retest_without_a_fix_branch_says_there_is_nothing_to_re_test(
+    stack_factory: Any,
+) -> None:
+    s: FixStack = await stack_factory()
+    assert await s.post("issue_comment", command("/loopwright retest")) == 202
+    await s.settle()
+    run = await s.last_run()
+    assert run["loop"] == "retest" and run["exit_reason"] == "not_reproduced", run["detail"]
+    sticky = s.sticky()
+    assert "❌ Nothing to re-test:" in sticky and "`/loopwright fix` makes one." in sticky
+    assert "loopwright:needs-human" not in s.issue().labels
+    assert s.model.calls == []
