@@ -19,8 +19,8 @@ published. `run_chart` does the rest, the same for every loop:
   crash, a lapsed lease, an error), the stage is skipped and its result restored into the
   fresh run (`restore`: e.g. the reproduction's files written back into the new checkout and
   committed), so no model call is made twice. A stored result that no longer parses (the code
-  changed between attempts) or that `restore` refuses (the base branch moved) runs the stage
-  again;
+  changed between attempts) or that `restore` refuses (the base branch moved, the
+  repository's config changed: `config_key`) runs the stage again, and every later one;
 - publishing: the chart's `publish` renders the outcome, whatever ended the loop.
 
 `docs/loops.md` holds each chart's table as `chart_markdown` renders it
@@ -29,6 +29,8 @@ published. `run_chart` does the rest, the same for every loop:
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -198,7 +200,7 @@ async def _nothing() -> AsyncIterator[None]:
 
 @dataclass
 class _Resume:
-    """The stored results of the job's earlier attempts (empty on a first attempt)."""
+    """The stored results of the job's earlier attempts (none on its first)."""
 
     job: Job
     stored: dict[str, Any] = field(default_factory=dict)
@@ -219,7 +221,9 @@ async def run_chart(
 ) -> Outcome:
     """Run the chart's stages in order on `state`, then publish."""
     resume = _Resume(job)
-    if resume.keeps and job.attempts > 1:
+    if resume.keeps:
+        # Whatever brought the job back (a crash, a lapsed lease, an error, a shutdown that
+        # handed it back with its attempt refunded, a Retry on the dashboard).
         resume.stored = await ctx.store.stage_results(job.id)
     if chart.start and chart.progress:
         await chart.progress(state, chart.start)
@@ -338,6 +342,13 @@ def chart_markdown(chart: Chart[Any]) -> str:
                 f"- `{c.error.__name__}` → `{c.exit.value}`" + (f": {c.why}" if c.why else "")
             )
     return "\n".join(lines)
+
+
+def config_key(ctx: LoopContext) -> str:
+    """A digest of the repository's config as this run read it: a stored result made under
+    another config (another test command, other budgets) does not apply."""
+    text = json.dumps(ctx.config.model_dump(mode="json"), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _markers(name: str) -> tuple[str, str]:

@@ -29,7 +29,7 @@ from bot.store import Job, StepRecord
 from bot.testresults import TestRun
 from bot.text import strip_hidden
 from bot.workspace import ProtectedPathError, WorkspaceError, branch_name
-from loops.chart import Catch, Chart, End, OnReport, Stage, run_chart
+from loops.chart import Catch, Chart, End, OnReport, Stage, config_key, run_chart
 from loops.chart import cancel_check as cancel_check
 from loops.checkout import Checkout, NoTestCommand
 from loops.engine import (
@@ -256,8 +256,10 @@ class ReproStage:
     what it set on the working copy, so a retry's fresh checkout can be put in the same state."""
 
     repro: Reproduction
-    #: The base commit it was made on: a retry on another base reproduces again.
+    #: The base commit and the config it was made with: a retry on another base, or with
+    #: another config, reproduces again.
     base: str
+    config: str
     files: dict[str, str] = field(default_factory=dict)
     own_tests: list[str] = field(default_factory=list)
     pytest_extra: list[str] = field(default_factory=list)
@@ -275,13 +277,19 @@ async def _reproduce(s: FixRun) -> ReproStage:
         for path in (repro.test_path, *repro.support_paths):
             files[path] = await co.ws.read_file(path)
     return ReproStage(
-        repro, co.ws.base, files, list(co.own_tests), list(co.pytest_extra), co.run_timeout
+        repro,
+        co.ws.base,
+        config_key(s.ctx),
+        files,
+        list(co.own_tests),
+        list(co.pytest_extra),
+        co.run_timeout,
     )
 
 
 async def _restore_reproduction(s: FixRun, stored: ReproStage) -> bool:
     co = s.checkout
-    if stored.base != co.ws.base:
+    if (stored.base, stored.config) != (co.ws.base, config_key(s.ctx)):
         return False
     repro = stored.repro
     if repro.ok:
@@ -314,6 +322,7 @@ class PatchStage:
 
     patched: PatchOutcome
     base: str
+    config: str
     #: Path → its text at the end of the stage (None: deleted).
     files: dict[str, str | None] = field(default_factory=dict)
 
@@ -330,12 +339,12 @@ async def _patch(s: FixRun) -> PatchStage:
     files: dict[str, str | None] = {}
     for path in sorted(co.ws.changed_paths() - s.ours):
         files[path] = await co.ws.read_file(path) if path in present else None
-    return PatchStage(patched, co.ws.base, files)
+    return PatchStage(patched, co.ws.base, config_key(s.ctx), files)
 
 
 async def _restore_patch(s: FixRun, stored: PatchStage) -> bool:
     co = s.checkout
-    if stored.base != co.ws.base:
+    if (stored.base, stored.config) != (co.ws.base, config_key(s.ctx)):
         return False
     gone = {p for p, text in stored.files.items() if text is None}
     for path, text in stored.files.items():

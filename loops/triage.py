@@ -29,7 +29,7 @@ from bot.triage_checks import (
     missing_information,
     severity_to_post,
 )
-from loops.chart import Chart, End, Stage, run_chart
+from loops.chart import Chart, End, Stage, config_key, run_chart
 from loops.engine import ExitReason, IssueContext, Outcome, Tally, format_footer
 from loops.triage_decide import Routing, TypeDecision, load_classifier, route
 
@@ -329,13 +329,15 @@ class Classified(BaseModel):
 
     reply: dict[str, Any] | None = None
     error: str = ""
+    #: The config it was asked under (`loops.chart.config_key`).
+    config: str = ""
     usage: Usage = Field(default_factory=Usage)
     models: list[str] = Field(default_factory=list)
 
 
 async def _classify(s: TriageRun) -> Classified:
     if s.decision is not None and not (s.cfg.model_for_area and s.areas):
-        return Classified()
+        return Classified(config=config_key(s.ctx))
     tally = Tally(s.ctx, s.usage, s.models)
     before, calls = s.usage.copy(), len(s.models)
     try:
@@ -349,14 +351,24 @@ async def _classify(s: TriageRun) -> Classified:
         )
     except ModelOutputError as exc:
         # With a classifier's decision, the area and summary fall back.
-        return Classified(error=str(exc), usage=s.usage.minus(before), models=s.models[calls:])
+        return Classified(
+            error=str(exc),
+            config=config_key(s.ctx),
+            usage=s.usage.minus(before),
+            models=s.models[calls:],
+        )
     s.result = reply.value
     return Classified(
-        reply=reply.value.model_dump(), usage=s.usage.minus(before), models=s.models[calls:]
+        reply=reply.value.model_dump(),
+        config=config_key(s.ctx),
+        usage=s.usage.minus(before),
+        models=s.models[calls:],
     )
 
 
 async def _restore_classified(s: TriageRun, stored: Classified) -> bool:
+    if stored.config != config_key(s.ctx):
+        return False
     if stored.reply is not None:
         try:
             s.result = result_model(s.areas).model_validate(stored.reply)
