@@ -316,18 +316,18 @@ def _reproduced(s: FixRun, stored: ReproStage) -> End | None:
 
 
 @dataclass
-class PatchStage:
+class Patched:
     """The patch stage's stored result: its outcome, and the files of the commit it left
     checked out (beside the reproduction's), so a retry's checkout can be put back there."""
 
-    patched: PatchOutcome
+    patched: FixPatchOutcome
     base: str
     config: str
     #: Path → its text at the end of the stage (None: deleted).
     files: dict[str, str | None] = field(default_factory=dict)
 
 
-async def _patch(s: FixRun) -> PatchStage:
+async def _patch(s: FixRun) -> Patched:
     assert s.loc is not None
     co = s.checkout
     patched = await patch(
@@ -339,10 +339,10 @@ async def _patch(s: FixRun) -> PatchStage:
     files: dict[str, str | None] = {}
     for path in sorted(co.ws.changed_paths() - s.ours):
         files[path] = await co.ws.read_file(path) if path in present else None
-    return PatchStage(patched, co.ws.base, config_key(s.ctx), files)
+    return Patched(patched, co.ws.base, config_key(s.ctx), files)
 
 
-async def _restore_patch(s: FixRun, stored: PatchStage) -> bool:
+async def _restore_patch(s: FixRun, stored: Patched) -> bool:
     co = s.checkout
     if (stored.base, stored.config) != (co.ws.base, config_key(s.ctx)):
         return False
@@ -364,7 +364,7 @@ async def _restore_patch(s: FixRun, stored: PatchStage) -> bool:
     return True
 
 
-def _patched(s: FixRun, _: PatchStage) -> End | None:
+def _patched(s: FixRun, _: Patched) -> End | None:
     patched = s.report.patched
     assert patched is not None and patched.result is not None
     found = patched.result.exit
@@ -500,14 +500,14 @@ CHART: Chart[FixRun] = Chart(
             "patch",
             "model",
             reads=("the issue", "`Localization`", "`Reproduction`"),
-            produces="`PatchStage`: the `PatchOutcome` (attempts ledger, kept or settled "
+            produces="`Patched`: the `FixPatchOutcome` (attempts ledger, kept or settled "
             "candidate) and the files of the commit it left checked out",
             run=_patch,
             budget="what is left of the loop's budget; `fix.max_turns` actions per attempt",
             ends="no fix or behaviour change kept → its exit (`budget_exhausted`, "
             "`no_progress`, `cancelled`, `cost_cap`)",
             end=_patched,
-            result=PatchStage,
+            result=Patched,
             restore=_restore_patch,
             phase="patch",
             announce=lambda s: f"Reproduced ({s.repro.reason}). Looking for a fix…",
