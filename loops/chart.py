@@ -41,8 +41,9 @@ from pydantic import TypeAdapter, ValidationError
 from typing_extensions import TypeVar
 
 from bot.forge import WRITE_PERMISSIONS
-from bot.model import Usage
+from bot.model import ModelUnavailable, Usage
 from bot.store import Job, StepRecord
+from bot.workspace import ProtectedPathError
 from loops.engine import ExitReason, LoopContext, Outcome, run_so_far
 
 Kind = Literal["deterministic", "model"]
@@ -149,6 +150,17 @@ class Catch:
     why: str = ""
     #: The loop's tallies went with the exception: take the run's recorded usage instead.
     usage_so_far: bool = False
+
+
+#: Every code-changing loop's: the push guard refused the branch (a protected path, a branch
+#: outside `loopwright/*`).
+PUSH_REFUSED = Catch(
+    ProtectedPathError,
+    ExitReason.PROTECTED_PATH,
+    why="the push guard's refusal is an end of the loop, not a crash to retry",
+)
+#: Every model-calling loop's: the model endpoint gave no usable answer after its retries.
+MODEL_UNAVAILABLE = Catch(ModelUnavailable, ExitReason.MODEL_ERROR)
 
 
 @dataclass(frozen=True)

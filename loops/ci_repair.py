@@ -28,13 +28,21 @@ import bot.cilogs as cilogs
 from bot.forge import PullRef, WorkflowRun
 from bot.jobs import CiTrigger
 from bot.logparsers.base import Category
-from bot.model import CostCapReached, ModelOutputError, ModelUnavailable, Usage
+from bot.model import CostCapReached, ModelOutputError, Usage
 from bot.sandbox import EnvironmentSetupFailed, SandboxError, SandboxResult
 from bot.store import Job, StepRecord
 from bot.testresults import TestRun, regressions
 from bot.text import strip_hidden, untrusted_block
-from bot.workspace import ProtectedPathError
-from loops.chart import Catch, Chart, End, OnReport, Stage, run_chart
+from loops.chart import (
+    MODEL_UNAVAILABLE,
+    PUSH_REFUSED,
+    Catch,
+    Chart,
+    End,
+    OnReport,
+    Stage,
+    run_chart,
+)
 from loops.checkout import Checkout
 from loops.engine import (
     Budget,
@@ -315,12 +323,8 @@ CHART: Chart[CiRun] = Chart(
         ),
     ],
     catches=[
-        Catch(
-            ProtectedPathError,
-            ExitReason.PROTECTED_PATH,
-            why="the push guard's refusal is an end of the loop, not a crash to retry",
-        ),
-        Catch(ModelUnavailable, ExitReason.MODEL_ERROR),
+        PUSH_REFUSED,
+        MODEL_UNAVAILABLE,
         Catch(
             CostCapReached,
             ExitReason.COST_CAP,

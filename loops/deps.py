@@ -23,13 +23,12 @@ from pydantic import BaseModel, Field
 from bot.depsinfo import DepsPR, parse_deps_pr, release_notes
 from bot.forge import PullInfo, PullRef
 from bot.jobs import DepsTrigger
-from bot.model import CostCapReached, ModelOutputError, ModelUnavailable, Usage
+from bot.model import CostCapReached, ModelOutputError, Usage
 from bot.sandbox import EnvironmentSetupFailed, SandboxError
 from bot.store import Job, StepRecord
 from bot.testresults import TestRun, regressions
 from bot.text import strip_hidden, truncate_to_tokens, untrusted_block
-from bot.workspace import ProtectedPathError
-from loops.chart import Catch, Chart, OnReport, Stage, run_chart
+from loops.chart import MODEL_UNAVAILABLE, PUSH_REFUSED, Catch, Chart, OnReport, Stage, run_chart
 from loops.checkout import Checkout
 from loops.engine import (
     Budget,
@@ -210,12 +209,8 @@ CHART: Chart[DepsRun] = Chart(
         ),
     ],
     catches=[
-        Catch(
-            ProtectedPathError,
-            ExitReason.PROTECTED_PATH,
-            why="the push guard's refusal is an end of the loop, not a crash to retry",
-        ),
-        Catch(ModelUnavailable, ExitReason.MODEL_ERROR),
+        PUSH_REFUSED,
+        MODEL_UNAVAILABLE,
         Catch(
             CostCapReached,
             ExitReason.COST_CAP,

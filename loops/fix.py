@@ -23,13 +23,23 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from bot.forge import Issue, PullRef
-from bot.model import CostCapReached, ModelUnavailable, Usage
+from bot.model import CostCapReached, Usage
 from bot.sandbox import EnvironmentSetupFailed, SandboxError
 from bot.store import Job, StepRecord
 from bot.testresults import TestRun
 from bot.text import strip_hidden
-from bot.workspace import ProtectedPathError, WorkspaceError, branch_name
-from loops.chart import Catch, Chart, End, OnReport, Stage, config_key, run_chart
+from bot.workspace import WorkspaceError, branch_name
+from loops.chart import (
+    MODEL_UNAVAILABLE,
+    PUSH_REFUSED,
+    Catch,
+    Chart,
+    End,
+    OnReport,
+    Stage,
+    config_key,
+    run_chart,
+)
 from loops.chart import cancel_check as cancel_check
 from loops.checkout import Checkout, NoTestCommand
 from loops.engine import (
@@ -552,13 +562,9 @@ CHART: Chart[FixRun] = Chart(
         ),
     ],
     catches=[
-        Catch(
-            ProtectedPathError,
-            ExitReason.PROTECTED_PATH,
-            why="the push guard's refusal is an end of the loop, not a crash to retry",
-        ),
+        PUSH_REFUSED,
         Catch(NoTestCommand, ExitReason.SETUP_ERROR),
-        Catch(ModelUnavailable, ExitReason.MODEL_ERROR),
+        MODEL_UNAVAILABLE,
         Catch(
             CostCapReached,
             ExitReason.COST_CAP,
