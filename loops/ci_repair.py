@@ -41,6 +41,7 @@ from loops.chart import (
     End,
     OnReport,
     Stage,
+    config_key,
     run_chart,
 )
 from loops.checkout import Checkout
@@ -286,7 +287,51 @@ class CiRun(OnReport):
     target: int
 
 
-def _diagnosed(s: CiRun, _: None) -> End | None:
+@dataclass
+class Diagnosed:
+    """The diagnose stage's stored result: what it put on the report (the failed jobs, their
+    diagnoses and commands, the model's explanation) and what the explanation spent, so a
+    retry reads no log and asks the model nothing again."""
+
+    jobs: list[FailedJob]
+    explanation: str
+    detail: str
+    #: The failing commit and the config it was made with: a retry for another commit, or
+    #: under another config, diagnoses again.
+    head_sha: str
+    config: str
+    usage: Usage = field(default_factory=Usage)
+    models: list[str] = field(default_factory=list)
+
+
+async def _diagnose_stage(s: CiRun) -> Diagnosed:
+    report = s.report
+    before, calls = report.usage.copy(), len(report.models)
+    await _diagnose(s.ctx, s.job, report)
+    return Diagnosed(
+        list(report.jobs),
+        report.explanation,
+        report.detail,
+        report.head_sha,
+        config_key(s.ctx),
+        report.usage.minus(before),
+        report.models[calls:],
+    )
+
+
+async def _restore_diagnosis(s: CiRun, stored: Diagnosed) -> bool:
+    report = s.report
+    if (stored.head_sha, stored.config) != (report.head_sha, config_key(s.ctx)):
+        return False
+    report.jobs, report.explanation, report.detail = stored.jobs, stored.explanation, stored.detail
+    # The explanation's tokens count against this run's budget (the patch stage charges the
+    # report's usage) and appear in its comment, as they did the first time.
+    report.usage.add(stored.usage)
+    report.models.extend(stored.models)
+    return True
+
+
+def _diagnosed(s: CiRun, _: Diagnosed) -> End | None:
     report = s.report
     if not report.jobs:
         return End(ExitReason.DONE, report.detail)
@@ -306,11 +351,14 @@ CHART: Chart[CiRun] = Chart(
             "diagnose",
             "model",
             reads=("the failed jobs' logs", "the last passing run's", "the workflow file", "ci:"),
-            produces="per failed job: the diagnosis, the commands that reproduce it",
-            run=lambda s: _diagnose(s.ctx, s.job, s.report),
+            produces="`Diagnosed`: per failed job the diagnosis and the commands that "
+            "reproduce it, the model's explanation",
+            run=_diagnose_stage,
             budget="one `summarize` call ≤ 300 tokens, only when a parser is unsure",
             ends="no failed job to read → `done`; no command to reproduce it → `not_reproduced`",
             end=_diagnosed,
+            result=Diagnosed,
+            restore=_restore_diagnosis,
         ),
         Stage(
             "reproduce_and_repair",

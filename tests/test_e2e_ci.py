@@ -20,8 +20,10 @@ import pytest
 
 from tests.support import cirepo
 from tests.support.ci_stacks import CI_REPO as REPO
-from tests.support.ci_stacks import CiStack, finish
+from tests.support.ci_stacks import WORKFLOW_ID, CiStack, finish
+from tests.support.cilog_fixtures import actions_log
 from tests.support.e2e import serve_repo
+from tests.support.fakegithub import FakeJob
 from tests.support.fakemodel import FakeModel
 from tests.support.sandbox_user import bwrap_works, sandbox_run_as
 from tests.support.webhooks import payload
@@ -227,3 +229,64 @@ async def test_another_ci_apps_red_check_suite_is_repaired_from_its_report(
     assert fixed is not None and "import os" not in fixed
     s.gh.assert_no_violations()
     assert s.gh.forbidden_actions == []
+
+
+#: A project script's output: nothing the parsers know, so the model is asked to explain it.
+CHECK_OUTPUT = "layout: ok\nchangelog: missing entry for 1.2\n"
+EXPLANATION = json.dumps(
+    {"category": "unknown", "explanation": "The changelog check wants an entry for 1.2."}
+)
+
+
+async def test_a_ci_job_retried_after_its_diagnosis_does_not_ask_the_model_again(
+    ci_stack: CiStack,
+) -> None:
+    s = ci_stack
+    sha = s.gh.branch_sha(REPO, "main")
+    assert sha is not None
+    steps = [("Set up job", "success"), ("Run actions/checkout@v4", "success")]
+    failed = FakeJob(
+        "check",
+        "failure",
+        [*steps, ("Run ./scripts/check.sh", "failure")],
+        log=actions_log([("./scripts/check.sh", CHECK_OUTPUT, 2)]),
+    )
+    run = s.gh.add_workflow_run(
+        REPO,
+        workflow_id=WORKFLOW_ID,
+        name="ci",
+        head_branch="main",
+        head_sha=sha,
+        event="push",
+        conclusion="failure",
+        jobs=[failed],
+    )
+    s.model.script("summarize", EXPLANATION)
+    # GitHub refuses the final edit of the comment once: the job errors after its diagnosis
+    # (the model explained the log), and is retried.
+    s.gh.fail_next(method="PATCH", path_regex=r"/issues/comments/\d+$", status=422)
+    assert await s.deliver_run(run) == 202
+    await s.settle(timeout=120)
+
+    [job] = await s.store.list_jobs()
+    assert (job["state"], job["attempts"]) == ("done", 2)
+    runs = await s.runs_of("ci_repair")
+    assert [r["state"] for r in reversed(runs)] == ["error", "done"]
+    retry = runs[0]
+    assert retry["exit_reason"] == "not_reproduced", retry["detail"]
+    # The explanation was asked for once, by the first attempt; the retry restored it.
+    assert len(s.model.calls_for("summarize")) == 1
+    first = [st["name"] for st in await s.store.steps_for(runs[1]["id"])]
+    assert "summarize" in first and "diagnose:check" in first
+    again = [st["name"] for st in await s.store.steps_for(retry["id"])]
+    assert "resume:diagnose" in again
+    assert "summarize" not in again and "diagnose:check" not in again
+    # The log was read once: the retry's diagnosis is the stored one.
+    assert len(s.gh.blob_requests) == 1
+    (tracking,) = s.tracking_issues()
+    sticky = s.sticky_on(tracking.number)
+    assert "The changelog check wants an entry for 1.2." in sticky
+    assert "the key `check`" in sticky
+    # The comment's footer still counts the model call the first attempt made.
+    assert "model `scripted-small`" in sticky
+    assert_clean(s)
