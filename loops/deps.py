@@ -14,7 +14,10 @@ The migration may edit the project's code only: never the tests, CI, or the depe
 
 from __future__ import annotations
 
+import hashlib
 import time
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +31,17 @@ from bot.sandbox import EnvironmentSetupFailed, SandboxError
 from bot.store import Job, StepRecord
 from bot.testresults import TestRun, regressions
 from bot.text import strip_hidden, truncate_to_tokens, untrusted_block
-from loops.chart import MODEL_UNAVAILABLE, PUSH_REFUSED, Catch, Chart, OnReport, Stage, run_chart
+from loops.chart import (
+    MODEL_UNAVAILABLE,
+    PUSH_REFUSED,
+    Catch,
+    Chart,
+    End,
+    OnReport,
+    Stage,
+    config_key,
+    run_chart,
+)
 from loops.checkout import Checkout
 from loops.engine import (
     Budget,
@@ -190,6 +203,72 @@ class DepsRun(OnReport):
     ctx: PullContext
     job: Job
     report: DepsReport
+    #: The head's working copy, open from the verdict to the end of the chart.
+    checkout: Checkout | None = None
+    checkouts: AsyncExitStack = field(default_factory=AsyncExitStack)
+
+
+@asynccontextmanager
+async def _head_checkout(s: DepsRun) -> AsyncIterator[None]:
+    """The stages run inside this: the head's checkout, opened by the verdict stage (after
+    the base's suite, in its own checkout, has run), closes when the chart ends."""
+    async with s.checkouts:
+        yield
+
+
+def _verdict_end(s: DepsRun, _: None) -> End | None:
+    report = s.report
+    if not report.verdict:  # the base gave no suite to compare with
+        return End(report.exit, report.detail)
+    return None
+
+
+@dataclass
+class Summarized:
+    """The summarize stage's stored result: the release-note bullets and what the call
+    spent, so a retry does not ask the model again."""
+
+    bullets: list[str]
+    #: What it was asked about: a retry for other commits, other release notes, another
+    #: verdict, or under another config, asks again.
+    base_sha: str
+    head_sha: str
+    notes: str
+    broken: list[str]
+    config: str
+    usage: Usage = field(default_factory=Usage)
+    models: list[str] = field(default_factory=list)
+
+
+def _asked(s: DepsRun) -> tuple[str, str, str, list[str], str]:
+    pull = s.report.pull
+    notes = hashlib.sha256(release_notes(pull.body).encode()).hexdigest()[:16]
+    return pull.base_sha, pull.head_sha, notes, list(s.report.broken), config_key(s.ctx)
+
+
+async def _summarize(s: DepsRun) -> Summarized:
+    report = s.report
+    before, calls = report.usage.copy(), len(report.models)
+    await _summarize_notes(s.ctx, report)
+    return Summarized(
+        list(report.bullets),
+        *_asked(s),
+        usage=report.usage.minus(before),
+        models=report.models[calls:],
+    )
+
+
+async def _restore_summary(s: DepsRun, stored: Summarized) -> bool:
+    asked = (stored.base_sha, stored.head_sha, stored.notes, stored.broken, stored.config)
+    if asked != _asked(s):
+        return False
+    report = s.report
+    report.bullets = list(stored.bullets)
+    # The summary's tokens count against the migration's budget (it charges the report's
+    # usage) and appear in the comment, as they did the first time.
+    report.usage.add(stored.usage)
+    report.models.extend(stored.models)
+    return True
 
 
 CHART: Chart[DepsRun] = Chart(
@@ -197,15 +276,36 @@ CHART: Chart[DepsRun] = Chart(
     before="D read the PR (a dependency bot's, open, a branch of this repository), parse the "
     "update (`parse_update`)",
     start="Running the test suite on the base and on this update…",
+    workspace=_head_checkout,
     stages=[
         Stage(
-            "verify",
+            "verdict",
+            "deterministic",
+            reads=("the PR's base and head", "deps:"),
+            produces="the verdict (`deps:safe`/`deps:breaks`, the other label removed, a check "
+            "run with the per-test table); the head's checkout stays open for the migration",
+            run=lambda s: _verdict(s),
+            ends="the base does not install or its suite gives no results → `sandbox_error`",
+            end=_verdict_end,
+        ),
+        Stage(
+            "summarize",
             "model",
-            reads=("the PR's base and head", "the update's release notes", "deps:"),
-            produces="the verdict (`deps:safe`/`deps:breaks`, a check run with the per-test "
-            "table), the release-note summary, a migration draft PR when it breaks",
-            run=lambda s: _verify(s.ctx, s.job, s.report),
-            budget="the summary ≤ 300 tokens; the migration, the loop's budget",
+            reads=("the update's release notes", "the verdict"),
+            produces="`Summarized`: at most three bullets from the release notes",
+            run=_summarize,
+            budget="one `summarize` call ≤ 300 tokens, only when the PR quotes release notes",
+            result=Summarized,
+            restore=_restore_summary,
+        ),
+        Stage(
+            "migrate",
+            "model",
+            reads=("the verdict", "the release notes", "deps:"),
+            produces="on breaks (deps.migrate): the migration on `loopwright/deps-<pr>`, "
+            "verified, a draft PR into the update's branch",
+            run=lambda s: _migrate_stage(s),
+            budget="the loop's budget (the summary's tokens count against it)",
         ),
     ],
     catches=[
@@ -226,7 +326,8 @@ CHART: Chart[DepsRun] = Chart(
 )
 
 
-async def _verify(ctx: PullContext, job: Job, report: DepsReport) -> None:
+async def _verdict(s: DepsRun) -> None:
+    ctx, report = s.ctx, s.report
     assert ctx.code is not None
     pull = report.pull
     commands = ctx.config.commands
@@ -253,48 +354,55 @@ async def _verify(ctx: PullContext, job: Job, report: DepsReport) -> None:
         report.exit = ExitReason.SANDBOX_ERROR
         report.detail = f"the suite gave no results on the base ({base_run.junit_error})"
         return
-    async with ctx.code.checkout(
-        ctx.forge.repo, pull.head_sha, loop="deps", number=pull.number, commands=commands
-    ) as co:
-        report.branch = co.ws.branch
-        try:
-            head_run: TestRun | None = await co.run_tests()
-        except EnvironmentSetupFailed as exc:
-            head_run = None
-            report.install_error = f"{exc}\n{exc.result.output[-1500:]}"
-        report.head_run = head_run
-        if head_run is None:
-            report.verdict = "breaks"
-            report.broken = []
-        elif not head_run.junit_found:
-            report.verdict = "breaks"
-            report.install_error = f"the suite gave no results ({head_run.junit_error})"
-        else:
-            report.broken = broken_tests(base_run, head_run)
-            report.verdict = "breaks" if report.broken else "safe"
-        await ctx.record(
-            StepRecord(
-                name="verdict",
-                kind="deterministic",
-                verdict=report.verdict,
-                input=pull.head_sha,
-                output=", ".join(report.broken[:20]) or report.install_error[:500],
-            )
+    s.checkout = co = await s.checkouts.enter_async_context(
+        ctx.code.checkout(
+            ctx.forge.repo, pull.head_sha, loop="deps", number=pull.number, commands=commands
         )
-        await _label_and_check(ctx, report)
-        await _summarize_notes(ctx, report)
-        report.exit = ExitReason.DONE
-        report.detail = f"deps:{report.verdict}"
-        cfg = ctx.config.deps
-        if (
-            report.verdict == "breaks"
-            and head_run is not None
-            and head_run.junit_found
-            and cfg.migrate
-            and ctx.config.loops.patch
-        ):
-            await _progress(ctx, report, "The update breaks tests. Looking for a migration…")
-            await _migrate(ctx, job, co, report, base_run)
+    )
+    report.branch = co.ws.branch
+    try:
+        head_run: TestRun | None = await co.run_tests()
+    except EnvironmentSetupFailed as exc:
+        head_run = None
+        report.install_error = f"{exc}\n{exc.result.output[-1500:]}"
+    report.head_run = head_run
+    if head_run is None:
+        report.verdict = "breaks"
+        report.broken = []
+    elif not head_run.junit_found:
+        report.verdict = "breaks"
+        report.install_error = f"the suite gave no results ({head_run.junit_error})"
+    else:
+        report.broken = broken_tests(base_run, head_run)
+        report.verdict = "breaks" if report.broken else "safe"
+    await ctx.record(
+        StepRecord(
+            name="verdict",
+            kind="deterministic",
+            verdict=report.verdict,
+            input=pull.head_sha,
+            output=", ".join(report.broken[:20]) or report.install_error[:500],
+        )
+    )
+    await _label_and_check(ctx, report)
+
+
+async def _migrate_stage(s: DepsRun) -> None:
+    ctx, report = s.ctx, s.report
+    report.exit = ExitReason.DONE
+    report.detail = f"deps:{report.verdict}"
+    cfg = ctx.config.deps
+    head_run = report.head_run
+    if (
+        report.verdict == "breaks"
+        and head_run is not None
+        and head_run.junit_found
+        and cfg.migrate
+        and ctx.config.loops.patch
+    ):
+        assert s.checkout is not None and report.base_run is not None
+        await _progress(ctx, report, "The update breaks tests. Looking for a migration…")
+        await _migrate(ctx, s.job, s.checkout, report, report.base_run)
 
 
 async def _label_and_check(ctx: PullContext, report: DepsReport) -> None:

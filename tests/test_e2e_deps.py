@@ -110,3 +110,39 @@ async def test_harmless_bump_is_safe_and_retest_keeps_one_check(deps_stack: Deps
     assert "deps:safe" in s.gh.repo(REPO).issues[pr.number].labels
     s.sticky_on(pr.number)  # still exactly one comment
     s.gh.assert_no_violations()
+
+
+async def test_a_deps_job_retried_after_its_summary_does_not_summarize_again(
+    deps_stack: DepsStack,
+) -> None:
+    s = deps_stack
+    pr = s.open_bump("1.0.1")
+    s.model.script("summarize", '{"bullets": ["Packaging fixes only."]}')
+    # GitHub refuses the final edit of the comment once: the job errors after the summary,
+    # and is retried.
+    s.gh.fail_next(method="PATCH", path_regex=r"/issues/comments/\d+$", status=422)
+    await s.opened(pr)
+
+    [job] = await s.store.list_jobs()
+    assert (job["state"], job["attempts"]) == ("done", 2)
+    runs = await s.deps_runs()
+    assert [r["state"] for r in reversed(runs)] == ["error", "done"]
+    retry = runs[0]
+    assert retry["exit_reason"] == "done", retry["detail"]
+    # The release notes were summarized once, by the first attempt; the retry restored it.
+    assert len(s.model.calls_for("summarize")) == 1
+    first = [st["name"] for st in await s.store.steps_for(runs[1]["id"])]
+    assert "summarize" in first and "verdict" in first
+    again = [st["name"] for st in await s.store.steps_for(retry["id"])]
+    assert "resume:summarize" in again and "summarize" not in again
+    # The verdict is made again (deterministic), with the same label and the one check run.
+    assert "verdict" in again
+    labels = s.gh.repo(REPO).issues[pr.number].labels
+    assert "deps:safe" in labels and "deps:breaks" not in labels
+    (check,) = s.checks_on(pr.head_sha)
+    assert check.conclusion == "success"
+    sticky = s.sticky_on(pr.number)
+    assert "- Packaging fixes only." in sticky
+    # The comment's footer still counts the model call the first attempt made.
+    assert "model `scripted-small`" in sticky
+    s.gh.assert_no_violations()
