@@ -18,6 +18,8 @@ from __future__ import annotations
 import re
 import shlex
 import time
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -285,6 +287,17 @@ class CiRun(OnReport):
     job: Job
     report: CiReport
     target: int
+    #: The working copy at the failing commit, open from the reproduction to the chart's end.
+    checkout: Checkout | None = None
+    checkouts: AsyncExitStack = field(default_factory=AsyncExitStack)
+
+
+@asynccontextmanager
+async def _failing_commit(s: CiRun) -> AsyncIterator[None]:
+    """The stages run inside this: the checkout the reproduction opens closes when the
+    chart ends."""
+    async with s.checkouts:
+        yield
 
 
 @dataclass
@@ -341,6 +354,127 @@ def _diagnosed(s: CiRun, _: Diagnosed) -> End | None:
     return None
 
 
+def _report_end(s: CiRun, _: object) -> End | None:
+    """The stage ended the loop when it set the report's exit."""
+    report = s.report
+    return None if report.exit is ExitReason.DONE else End(report.exit, report.detail)
+
+
+async def _reproduce(s: CiRun) -> None:
+    ctx, job, report, target = s.ctx, s.job, s.report, s.target
+    assert ctx.code is not None
+    cfg = ctx.config.ci
+    number = report.run.id if report.run else CiTrigger.of(job).check_suite_id or 0
+    commands = report.commands
+    s.checkout = co = await s.checkouts.enter_async_context(
+        ctx.code.checkout(
+            ctx.forge.repo, report.head_sha, loop="ci", number=number, commands=ctx.config.commands
+        )
+    )
+    report.branch = co.ws.branch
+    env = await co.prepare()
+    await ctx.record(
+        StepRecord(
+            name="environment",
+            kind="deterministic",
+            verdict="cached" if env.cache_hit else "built",
+            output=env.key,
+            duration_ms=env.duration_s * 1000,
+        )
+    )
+    await _progress(ctx, target, report, "Reproducing the failure in the sandbox…")
+    for _ in range(cfg.reproduce_runs):
+        ok, output = await _run_commands(co, commands)
+        report.repro_failed.append(not ok)
+        if output and not report.repro_output:
+            report.repro_output = output
+    await ctx.record(
+        StepRecord(
+            name="reproduce",
+            kind="deterministic",
+            verdict=f"failed {sum(report.repro_failed)}/{len(report.repro_failed)}",
+            input="; ".join(shlex.join(c) for c in commands),
+            output=report.repro_output[-2000:],
+        )
+    )
+    if not any(report.repro_failed):
+        report.exit = ExitReason.NOT_REPRODUCED
+        report.detail = (
+            f"the command passes in the sandbox at {report.head_sha[:12]} on every run: the "
+            "failure may depend on the CI machine (services, secrets, OS, network)"
+        )
+        return
+    if not all(report.repro_failed):
+        report.exit = ExitReason.FLAKY
+        report.detail = (
+            f"the command failed {sum(report.repro_failed)} of {len(report.repro_failed)} "
+            "runs at the same commit"
+        )
+
+
+@dataclass
+class CiRepaired:
+    """The repair stage's stored result: what the fixers ran, the patch's outcome, how the
+    stage ended, and the files of the commit it left checked out, so a retry's checkout can
+    be put back there (one commit) without asking the model again."""
+
+    fixed: bool
+    exit: ExitReason
+    detail: str
+    fixers: list[str]
+    patched: PatchOutcome | None
+    #: The failing commit and the config it was made with: a retry for another commit, or
+    #: under another config, repairs again.
+    head_sha: str
+    config: str
+    #: Path → its text at the end of the stage (None: deleted).
+    files: dict[str, str | None] = field(default_factory=dict)
+
+
+async def _repair_stage(s: CiRun) -> CiRepaired:
+    co, report = s.checkout, s.report
+    assert co is not None
+    fixed = await _repair(s.ctx, s.job, co, report, s.target)
+    present = set(await co.ws.list_files())
+    files: dict[str, str | None] = {}
+    for path in sorted(co.ws.changed_paths()):
+        files[path] = await co.ws.read_file(path) if path in present else None
+    return CiRepaired(
+        fixed,
+        report.exit,
+        report.detail,
+        list(report.fixers),
+        report.patched,
+        report.head_sha,
+        config_key(s.ctx),
+        files,
+    )
+
+
+async def _restore_repair(s: CiRun, stored: CiRepaired) -> bool:
+    co, report = s.checkout, s.report
+    assert co is not None
+    if (stored.head_sha, stored.config) != (report.head_sha, config_key(s.ctx)):
+        return False
+    gone = {p for p, text in stored.files.items() if text is None}
+    for path, text in stored.files.items():
+        if text is not None:
+            await co.ws.write_file(path, text)
+    if gone:
+        await co.ws.remove_files(gone)
+    if stored.files:
+        await co.grant()
+        await co.ws.keep("loopwright: the repair (restored by a retry of the job)")
+    report.exit, report.detail = stored.exit, stored.detail
+    report.fixers = list(stored.fixers)
+    report.patched = stored.patched
+    if stored.patched is not None:
+        # What the patch spent counts against this run's caps and shows in its comment.
+        report.usage.add(stored.patched.usage)
+        report.models.extend(stored.patched.models)
+    return True
+
+
 CHART: Chart[CiRun] = Chart(
     name="ci_repair",
     before="D read the run (or the PR's newest failed run, or the check suite); a failing "
@@ -361,13 +495,36 @@ CHART: Chart[CiRun] = Chart(
             restore=_restore_diagnosis,
         ),
         Stage(
-            "reproduce_and_repair",
+            "reproduce",
+            "deterministic",
+            reads=("the diagnosis' commands", "the failing commit", "ci.reproduce_runs"),
+            produces="the reproduction runs in the sandbox, on `loopwright/ci-<run id>`",
+            run=_reproduce,
+            ends="passes every time → `not_reproduced`; fails only some of the time → `flaky`",
+            end=_report_end,
+        ),
+        Stage(
+            "repair",
             "model",
-            reads=("the diagnosis", "the failing commit", "ci:"),
-            produces="the reproduction runs, the fixers' or the patch's kept commit, its "
-            "verification, a draft PR into the failing branch",
-            run=lambda s: _reproduce_and_repair(s.ctx, s.job, s.report, s.target),
-            budget="the patch: the loop's budget",
+            reads=("the diagnosis", "the reproduction's output", "ci:"),
+            produces="`CiRepaired`: the fixers run, the patch's outcome, the files of the "
+            "kept commit",
+            run=_repair_stage,
+            budget="the patch: the loop's budget (the explanation's tokens count against it)",
+            ends="no repair → its exit (`no_progress`, `budget_exhausted`, `cancelled`, "
+            "`cost_cap`, `protected_path`)",
+            end=_report_end,
+            result=CiRepaired,
+            restore=_restore_repair,
+        ),
+        Stage(
+            "verify_and_pr",
+            "deterministic",
+            reads=("the kept commit", "ci.reproduce_runs"),
+            produces="the verification runs, `loopwright/ci-<run id>` pushed, one draft PR "
+            "into the failing branch",
+            run=lambda s: _verify_and_open(s.ctx, s.checkout, s.report, s.target),
+            ends="not every run passes → `flaky`; else `fixed`",
         ),
     ],
     catches=[
@@ -387,6 +544,7 @@ CHART: Chart[CiRun] = Chart(
         Catch(SandboxError, ExitReason.SANDBOX_ERROR),
     ],
     progress=lambda s, text: _progress(s.ctx, s.target, s.report, text),
+    workspace=_failing_commit,
     publish=lambda s: _publish(s.ctx, s.report, s.target),
     publishes="`loopwright:flaky` for a flaky failure, the `ci` section of the sticky comment",
 )
@@ -542,57 +700,6 @@ async def _run_commands(co: Checkout, commands: list[list[str]]) -> tuple[bool, 
     return True, ""
 
 
-async def _reproduce_and_repair(ctx: LoopContext, job: Job, report: CiReport, target: int) -> None:
-    assert ctx.code is not None
-    cfg = ctx.config.ci
-    number = report.run.id if report.run else CiTrigger.of(job).check_suite_id or 0
-    commands = report.commands
-    async with ctx.code.checkout(
-        ctx.forge.repo, report.head_sha, loop="ci", number=number, commands=ctx.config.commands
-    ) as co:
-        report.branch = co.ws.branch
-        env = await co.prepare()
-        await ctx.record(
-            StepRecord(
-                name="environment",
-                kind="deterministic",
-                verdict="cached" if env.cache_hit else "built",
-                output=env.key,
-                duration_ms=env.duration_s * 1000,
-            )
-        )
-        await _progress(ctx, target, report, "Reproducing the failure in the sandbox…")
-        for _ in range(cfg.reproduce_runs):
-            ok, output = await _run_commands(co, commands)
-            report.repro_failed.append(not ok)
-            if output and not report.repro_output:
-                report.repro_output = output
-        await ctx.record(
-            StepRecord(
-                name="reproduce",
-                kind="deterministic",
-                verdict=f"failed {sum(report.repro_failed)}/{len(report.repro_failed)}",
-                input="; ".join(shlex.join(c) for c in commands),
-                output=report.repro_output[-2000:],
-            )
-        )
-        if not any(report.repro_failed):
-            report.exit = ExitReason.NOT_REPRODUCED
-            report.detail = (
-                f"the command passes in the sandbox at {report.head_sha[:12]} on every run: the "
-                "failure may depend on the CI machine (services, secrets, OS, network)"
-            )
-            return
-        if not all(report.repro_failed):
-            report.exit = ExitReason.FLAKY
-            report.detail = (
-                f"the command failed {sum(report.repro_failed)} of {len(report.repro_failed)} "
-                "runs at the same commit"
-            )
-            return
-        await _repair(ctx, job, co, report, target)
-
-
 def failing_score(output: str) -> Score:
     """The score of a command that still fails: fewer failures is progress (a fixer that
     removes some of them is kept for the model)."""
@@ -629,9 +736,10 @@ async def command_score(co: Checkout, commands: list[list[str]]) -> StageScoreFn
     return check
 
 
-async def _repair(ctx: LoopContext, job: Job, co: Checkout, report: CiReport, target: int) -> None:
+async def _repair(ctx: LoopContext, job: Job, co: Checkout, report: CiReport, target: int) -> bool:
     """Deterministic fixers first, then the patch stage, each kept only if it improves the
-    score (`engine.keep_or_revert`); a repair is verified, pushed and opened as a draft PR."""
+    score (`engine.keep_or_revert`); True when the command passes (else the report says why
+    not)."""
     cfg = ctx.config.ci
     check = await command_score(co, report.commands)
     by_fixers = await _run_fixers(ctx, co, report, target, check)
@@ -639,12 +747,21 @@ async def _repair(ctx: LoopContext, job: Job, co: Checkout, report: CiReport, ta
     if not fixed and cfg.patch and ctx.config.loops.patch:
         best = by_fixers.best if by_fixers else failing_score(report.repro_output)
         if not await _patch(ctx, job, co, report, target, check, best):
-            return
+            return False
         fixed = True
     if not fixed:
         report.exit = ExitReason.NO_PROGRESS
         report.detail = "the deterministic fixers did not make the command pass"
-        return
+        return False
+    return True
+
+
+async def _verify_and_open(
+    ctx: LoopContext, co: Checkout | None, report: CiReport, target: int
+) -> None:
+    """The repair is verified, pushed and opened as a draft PR."""
+    assert co is not None
+    cfg = ctx.config.ci
     await _progress(ctx, target, report, "Found a repair. Verifying it…")
     for _ in range(cfg.reproduce_runs):
         ok, _out = await _run_commands(co, report.commands)

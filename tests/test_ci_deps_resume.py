@@ -1,7 +1,8 @@
 """The CI and dependency charts' stored stage results (`ci_repair.Diagnosed`,
-`deps.Summarized`): through a real store and back, put back on a fresh run's report, and
-refused when made for other commits or under another config. The retries themselves, through
-the real worker, are in tests/test_e2e_ci.py and tests/test_e2e_deps.py."""
+`ci_repair.CiRepaired`, `deps.Summarized`): through a real store and back, put back on a
+fresh run's report, and refused when made for other commits or under another config. The
+retries themselves, through the real worker, are in tests/test_e2e_ci.py and
+tests/test_e2e_deps.py."""
 
 from __future__ import annotations
 
@@ -20,7 +21,15 @@ from bot.settings import load_settings
 from bot.store import Job, JobSpec, Store
 from loops import ci_repair, deps
 from loops.chart import config_key
-from loops.engine import LoopContext
+from loops.engine import (
+    AttemptRecord,
+    ExitReason,
+    KeepRevertResult,
+    Ledger,
+    LoopContext,
+    Score,
+)
+from loops.patch import PatchOutcome
 
 LOG = b"FAILED tests/test_core.py::test_mean - AssertionError: 2.5 != 2.0\n"
 NOTES = "Release notes\n\n<blockquote>\n\n- Packaging fixes.\n\n</blockquote>\n"
@@ -137,3 +146,24 @@ async def test_a_stored_summary_is_put_back_only_for_the_same_update_and_verdict
     for other in (moved, edited, broke):
         assert not await deps._restore_summary(other, stored)
         assert other.report.bullets == [] and other.report.usage.calls == 0
+
+
+async def test_a_stored_repair_comes_back_from_the_store_as_it_was_made(
+    store: Store, tmp_path: Path
+) -> None:
+    ctx, job = _ctx(tmp_path, store), await _job(store)
+    ledger = Ledger(
+        [AttemptRecord(1, "scripted-small", 900, 40, 0.01, "passes", "kept", 2.5, "c0ffee")]
+    )
+    best = Score((1.0,), True, "the failing command passes and no test regressed")
+    made = ci_repair.CiRepaired(
+        True,
+        ExitReason.DONE,
+        "",
+        ["`ruff check --fix .` (exit 0)"],
+        PatchOutcome(KeepRevertResult(ExitReason.FIXED, best, ledger), Usage(2, 900, 40, 0.01)),
+        "abc123",
+        config_key(ctx),
+        {"stats/core.py": "def mean(xs):\n    return sum(xs) / len(xs)\n", "stats/old.py": None},
+    )
+    assert await _stored(store, job, "repair", ci_repair.CiRepaired, made) == made

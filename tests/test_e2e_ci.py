@@ -290,3 +290,38 @@ async def test_a_ci_job_retried_after_its_diagnosis_does_not_ask_the_model_again
     # The comment's footer still counts the model call the first attempt made.
     assert "model `scripted-small`" in sticky
     assert_clean(s)
+
+
+async def test_a_ci_job_retried_after_its_repair_does_not_ask_for_the_patch_again(
+    ci_stack: CiStack,
+) -> None:
+    s = ci_stack
+    pr, run = s.open_broken_pr()
+    s.script_mean_fix()
+    # GitHub refuses to open the draft PR once: the job errors after the repair was kept and
+    # verified, and is retried.
+    s.gh.fail_next(method="POST", path_regex=rf"/repos/{REPO}/pulls$", status=422)
+    assert await s.deliver_run(run) == 202
+    await s.settle(timeout=180)
+
+    [job] = await s.store.list_jobs()
+    assert (job["state"], job["attempts"]) == ("done", 2)
+    runs = await s.runs_of("ci_repair")
+    assert [r["state"] for r in reversed(runs)] == ["error", "done"]
+    retry = runs[0]
+    assert retry["exit_reason"] == "fixed", retry["detail"]
+    # The model's repair (an edit, then finish) was asked for once, by the first attempt.
+    assert len(s.model.calls_for("patch")) == 2
+    first = [st["name"] for st in await s.store.steps_for(runs[1]["id"])]
+    assert "patch" in first and "resume:repair" not in first
+    again = [st["name"] for st in await s.store.steps_for(retry["id"])]
+    assert "resume:diagnose" in again and "resume:repair" in again
+    assert "patch" not in again and "reproduce" in again
+    # The restored repair is the one pushed and opened, as one draft PR into the branch.
+    (repair,) = s.pulls_from("loopwright/")
+    assert repair.base == "feature" and repair.draft
+    fixed = s.gh.read_git_file(REPO, repair.head, "stats/core.py")
+    assert fixed is not None and cirepo.GOOD_MEAN in fixed
+    sticky = s.sticky_on(pr.number)
+    assert f"/pull/{repair.number}" in sticky and "**Repair attempts:**" in sticky
+    assert_clean(s)
