@@ -354,10 +354,16 @@ def _diagnosed(s: CiRun, _: Diagnosed) -> End | None:
     return None
 
 
-def _report_end(s: CiRun, _: object) -> End | None:
-    """The stage ended the loop when it set the report's exit."""
+def _report_end(s: CiRun, _: None) -> End | None:
+    """The reproduction ended the loop when it set the report's exit."""
     report = s.report
     return None if report.exit is ExitReason.DONE else End(report.exit, report.detail)
+
+
+def _repaired(s: CiRun, repaired: CiRepaired) -> End | None:
+    """No repair ends the loop with the exit the repair stage gave the report."""
+    report = s.report
+    return None if repaired.fixed else End(report.exit, report.detail)
 
 
 async def _reproduce(s: CiRun) -> None:
@@ -513,7 +519,7 @@ CHART: Chart[CiRun] = Chart(
             budget="the patch: the loop's budget (the explanation's tokens count against it)",
             ends="no repair → its exit (`no_progress`, `budget_exhausted`, `cancelled`, "
             "`cost_cap`, `protected_path`)",
-            end=_report_end,
+            end=_repaired,
             result=CiRepaired,
             restore=_restore_repair,
         ),
