@@ -787,6 +787,7 @@ async def _verify_and_open(
         base=report.head_branch,
         title=f"Repair {name} on {report.head_branch}",
         body=render_pr_body(ctx, report),
+        diff=report.diff,
     )
 
 

@@ -516,6 +516,7 @@ async def _migrate(
         base=report.pull.head_ref,
         title=f"Migrate to the {what} update (#{report.pull.number})",
         body=render_pr_body(ctx, report),
+        diff=report.diff,
     )
 
 

@@ -165,12 +165,12 @@ DIFF_STEP_CAP = 200_000
 
 
 async def push_and_open_pull(
-    ctx: LoopContext, co: Checkout, *, base: str, title: str, body: str
+    ctx: LoopContext, co: Checkout, *, base: str, title: str, body: str, diff: str
 ) -> PullRef:
     """The code-changing loops' last step: force-push the job's `loopwright/*` branch and open
     (or edit) its one draft PR into `base`, all recorded: the diff that goes out (the run page
-    of the dashboard shows it), the push, the PR."""
-    diff = await co.ws.diff()
+    of the dashboard shows it; `diff` is the loop's own `co.ws.diff()` of the tree it screened
+    last), the push, the PR."""
     await ctx.record(
         StepRecord(
             name="diff",

@@ -458,6 +458,7 @@ async def _open_pull(s: FixRun) -> None:
             f"{strip_hidden(issue.title)[:200]}"
         ),
         body=render_pr_body(s.ctx, report),
+        diff=report.diff,
     )
 
 
