@@ -32,8 +32,8 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, Protocol
 
@@ -205,11 +205,6 @@ def cancel_check(job: Job, ctx: LoopContext) -> Callable[[], Awaitable[bool]]:
     return cancelled
 
 
-@asynccontextmanager
-async def _nothing() -> AsyncIterator[None]:
-    yield
-
-
 @dataclass
 class _Resume:
     """The stored results of the job's earlier attempts (none on its first)."""
@@ -240,7 +235,7 @@ async def run_chart(
     if chart.start and chart.progress:
         await chart.progress(state, chart.start)
     try:
-        async with (chart.workspace or (lambda _: _nothing()))(state):
+        async with chart.workspace(state) if chart.workspace else nullcontext():
             for stage in chart.stages:
                 end = await _run_stage(chart, stage, job, ctx, state, resume, cancelled)
                 if end is not None:

@@ -14,7 +14,7 @@ import logging
 import os
 import shutil
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence, Set
 from pathlib import Path, PurePosixPath
 
 from bot.repo_config import CommandsConfig
@@ -218,6 +218,29 @@ class Checkout:
     async def grant(self) -> None:
         """Let the sandbox user read what the host just wrote (new files and directories)."""
         await asyncio.to_thread(grant_workspace, self.ws.root, self.run_as)
+
+    async def changed_files(self, exclude: Set[str] = frozenset()) -> dict[str, str | None]:
+        """The text of every path changed against base (None: deleted), but `exclude`: what a
+        stage stores so a retry's fresh checkout can be put back where it left this one."""
+        present = set(await self.ws.list_files())
+        return {
+            path: await self.ws.read_file(path) if path in present else None
+            for path in sorted(self.ws.changed_paths() - exclude)
+        }
+
+    async def restore_files(self, files: Mapping[str, str | None], message: str) -> None:
+        """Put `changed_files`' result back (written, or removed where None) and keep it as one
+        commit; nothing when there is nothing to restore."""
+        if not files:
+            return
+        for path, text in files.items():
+            if text is not None:
+                await self.ws.write_file(path, text)
+        gone = {p for p, text in files.items() if text is None}
+        if gone:
+            await self.ws.remove_files(gone)
+        await self.grant()
+        await self.ws.keep(message)
 
     async def run_tests(self, selection: Sequence[str] = ()) -> TestRun:
         """One sandboxed test run (no network); `selection` narrows a pytest command to test

@@ -43,6 +43,7 @@ from loops.chart import (
     End,
     OnReport,
     Stage,
+    cancel_check,
     config_key,
     run_chart,
 )
@@ -61,7 +62,6 @@ from loops.engine import (
     keep_or_revert,
     push_and_open_pull,
 )
-from loops.fix import cancel_check
 from loops.localize import localize
 from loops.patch import ACTIONS, PatchOutcome, PatchStage, StageScoreFn, patch_stage
 from loops.tools import PATCH_PROTECTED_PATHS, PathPolicy
@@ -441,10 +441,7 @@ async def _repair_stage(s: CiRun) -> CiRepaired:
     co, report = s.checkout, s.report
     assert co is not None
     fixed = await _repair(s.ctx, s.job, co, report, s.target)
-    present = set(await co.ws.list_files())
-    files: dict[str, str | None] = {}
-    for path in sorted(co.ws.changed_paths()):
-        files[path] = await co.ws.read_file(path) if path in present else None
+    files = await co.changed_files()
     return CiRepaired(
         fixed,
         report.exit,
@@ -462,15 +459,7 @@ async def _restore_repair(s: CiRun, stored: CiRepaired) -> bool:
     assert co is not None
     if (stored.head_sha, stored.config) != (report.head_sha, config_key(s.ctx)):
         return False
-    gone = {p for p, text in stored.files.items() if text is None}
-    for path, text in stored.files.items():
-        if text is not None:
-            await co.ws.write_file(path, text)
-    if gone:
-        await co.ws.remove_files(gone)
-    if stored.files:
-        await co.grant()
-        await co.ws.keep("loopwright: the repair (restored by a retry of the job)")
+    await co.restore_files(stored.files, "loopwright: the repair (restored by a retry of the job)")
     report.exit, report.detail = stored.exit, stored.detail
     report.fixers = list(stored.fixers)
     report.patched = stored.patched

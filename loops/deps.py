@@ -39,6 +39,7 @@ from loops.chart import (
     End,
     OnReport,
     Stage,
+    cancel_check,
     config_key,
     run_chart,
 )
@@ -54,7 +55,6 @@ from loops.engine import (
     format_footer,
     push_and_open_pull,
 )
-from loops.fix import cancel_check
 from loops.patch import (
     ACTIONS,
     PatchOutcome,

@@ -345,10 +345,7 @@ async def _patch(s: FixRun) -> Patched:
     )
     s.report.patched = patched
     s.report.add_usage(patched.usage, patched.models)
-    present = set(await co.ws.list_files())
-    files: dict[str, str | None] = {}
-    for path in sorted(co.ws.changed_paths() - s.ours):
-        files[path] = await co.ws.read_file(path) if path in present else None
+    files = await co.changed_files(exclude=s.ours)
     return Patched(patched, co.ws.base, config_key(s.ctx), files)
 
 
@@ -356,18 +353,10 @@ async def _restore_patch(s: FixRun, stored: Patched) -> bool:
     co = s.checkout
     if (stored.base, stored.config) != (co.ws.base, config_key(s.ctx)):
         return False
-    gone = {p for p, text in stored.files.items() if text is None}
-    for path, text in stored.files.items():
-        if text is not None:
-            await co.ws.write_file(path, text)
-    if gone:
-        await co.ws.remove_files(gone)
-    if stored.files:
-        await co.grant()
-        ledger = stored.patched.result.ledger if stored.patched.result else None
-        kept = [a.attempt for a in ledger.attempts if a.verdict == "kept"] if ledger else []
-        what = f"attempt {kept[-1]}" if kept else "the patch"
-        await co.ws.keep(f"loopwright: {what} (restored by a retry of the job)")
+    ledger = stored.patched.result.ledger if stored.patched.result else None
+    kept = [a.attempt for a in ledger.attempts if a.verdict == "kept"] if ledger else []
+    what = f"attempt {kept[-1]}" if kept else "the patch"
+    await co.restore_files(stored.files, f"loopwright: {what} (restored by a retry of the job)")
     s.report.patched = patched = stored.patched
     s.report.add_usage(patched.usage, patched.models)
     s.budget.charge(patched.usage)
@@ -589,11 +578,7 @@ CHART: Chart[FixRun] = Chart(
 # --- outputs ----------------------------------------------------------------------------------
 
 
-async def _progress(
-    ctx: LoopContext, report: FixReport, text: str, *, phase: str | None = None
-) -> None:
-    if phase:
-        await ctx.progress(phase)
+async def _progress(ctx: LoopContext, report: FixReport, text: str) -> None:
     elapsed = time.monotonic() - report.started
     await ctx.forge.upsert_sticky(
         report.issue.number,
@@ -941,8 +926,7 @@ RETEST_CHART: Chart[RetestRun] = Chart(
             ExitReason.NOT_REPRODUCED,
             why="no fix branch, or no reproduction test on it",
         ),
-        Catch(EnvironmentSetupFailed, ExitReason.SANDBOX_ERROR),
-        Catch(SandboxError, ExitReason.SANDBOX_ERROR),
+        Catch(SandboxError, ExitReason.SANDBOX_ERROR),  # EnvironmentSetupFailed too
     ],
     publish=_publish_retest,
     publishes="the `retest` section of the sticky comment with the table; "
