@@ -213,7 +213,7 @@ async def patch(
         protected=protected,
     )
     found = await patch_stage(ctx, co, stage, budget=budget, cancelled=cancelled)
-    out = FixPatchOutcome(found.result, found.usage, found.models, found.summary)
+    out = FixPatchOutcome(**vars(found))  # every field of the generic outcome, then its own
     result = out.result
     assert result is not None
     if result.exit is not ExitReason.FIXED and result.best.value[:1] == (BEHAVIOUR_CHANGE,):
