@@ -39,11 +39,17 @@ a weaker failure word ("cannot", "could not", "not found", "No such file", "is n
 "would be reformatted", a failed-test glyph ``✕``) or a diagnostic's shape
 (``path:line:col: message``, ``E711 …``) near the end of a failed step. A guess's shape moves
 it: an error word or glyph first or a location up; a summary or heading ("2 failing", " 2 fail",
-"What went wrong:", a status word and a path alone: ``FAIL src/a.test.js``), a stack frame
-(``[ERROR] at java.base/…`` too), echoed code, a warning or note, a trailer ("make: *** …",
-"see above for more details") down. Few lines are shown: when tools explain the failure, only
-their lines (and the runner's); otherwise up to three close to the best guess, one per message,
-never the runner's bare "Process completed with exit code N." beside another line.
+"What went wrong:", TAP's "# fail 1", a status word and a path alone: ``FAIL src/a.test.js``,
+``x.tftest.hcl... fail``), a stack frame (``[ERROR] at java.base/…``, ``at ./src/lib.rs:6:5``),
+echoed code or a compiler's source excerpt (``  5 | #include "x.h"``, a caret line), a warning
+or note, a trailer or aftermath ("make: *** …", "see above for more details", "ld returned 1
+exit status", "Configuring incomplete, errors occurred!", "There are test failures.") down; a line
+only new against the passing run, with no failure word or diagnostic's shape, down too. Few lines
+are shown: when tools explain the failure, only their lines (and the runner's); otherwise up to
+three close to the best guess, one per message (a message repeated in another line's, as an
+exception's and the summary line naming its test, is shown once, by the copy with a location),
+after the first none without a failure word or a diagnostic's shape, and never the runner's
+bare "Process completed with exit code N." beside another line.
 """
 
 from __future__ import annotations
@@ -88,6 +94,9 @@ MAX_KEY_LINES = 10
 MAX_GUESS_LINES = 3
 #: Guesses scoring this much below the best one are not shown.
 GUESS_BAND = 10.0
+#: How much lower a line new against the passing run ranks when it has no failure word and no
+#: diagnostic's shape (a changed count, a command echo, a build step): below the error lines.
+NEW_ONLY_PENALTY = 10.0
 #: Key lines longer than this are shortened (a minified JSON line does not belong in a comment).
 MAX_KEY_LINE_CHARS = 1000
 #: Lines before a step's `##[error]` line searched for the tools' own failure counts.
@@ -918,16 +927,26 @@ _TRAILER_RE = re.compile(
     r"|_logs/\S*-debug|^npm (?:ERR!|error)\s*$|Failed with errors in \d|^\s*FAIL\s*$|^FAIL\t"
     r"|[Ss]ee above for more|^\s*For more (?:information|details)\b|This error happened while"
     r"|^\s*\[ERROR\] \[Help \d+\]|due to \d+ previous errors?|to rerun pass\b|\[build failed\]\s*$"
+    # aftermath: that errors happened, where, or that the run stopped because of them
+    r"|returned \d+ exit status|\b(?:errors?|problems?) (?:occurred|were encountered)\b"
+    r"|^\s*Errors? while running\b"
+    r"|warnings being treated as errors|\b[Bb]uild failed\b|Execution failed for task"
+    r"|\bencountered an error\b|There (?:are|were) test failures|The operation was cancell?ed"
+    r"|\b(?:the|see) above\b|\babove (?:errors?|output|log|messages?)\b"
+    r"|\bsee the [\w ]{0,30}(?:output|log)\b|^\s*compilation terminated\.?\s*$"
+    r"|\b[Pp]lease refer to\b|\brefer to \S+ for\b|\bcheck (?:the )?output in\b"
 )
 #: Headings and counts: they say that (and how much) failed, not what.
 _SUMMARY_RE = re.compile(
     r"^\s*(?:\[\w+\]\s*|[*>#-]\s*)?[\w ]{0,30}:\s*$"
     r"|:\s*[|>]-?\s*$"
-    r"|\b\d+ (?:(?:examples?|tests?|specs?|failures?|failed|failing|errors?|problems?|targets?)\b"
+    r"|\b\d+ (?:(?:examples?|tests?|specs?|failures?|failed|failing|errors?|problems?|targets?"
+    r"|files?)\b"
     r"|Error\(s\))"
-    r"|^\s*(?:Tests|Test Suites|Failures|Errors):\s+\d"
+    r"|^\s*(?:Tests|Test Suites|Failures|Errors):\s+\d|\bTests run: \d+, Failures: \d"
     r"|^\s*\d+ (?:fail|error|pass|skip)\w*\s*$"  # a count alone (" 2 fail", "3 errors")
-    r"|^\s*([=*~#_-])\1{2,} ?[\w ]{1,40}? ?\1{3,}\s*$"  # a banner ("===== FAILURES =====")
+    r"|^\s*#\s*(?:fail|pass|skip|todo|tests|suites|cancelled)\w*\s+\d+\s*$"  # TAP's "# fail 1"
+    r"|^\s*([=*~#_⎯─━═-])\1{2,} ?[\w ./:\[\]-]{1,80}? ?\1{3,}\s*$"  # a banner ("== FAILURES ==")
 )
 #: An exception line: "ValueError: bad", "java.lang.IllegalStateException: x".
 _EXCEPTION_LINE = re.compile(r"^\s*(?:\[\w+\]\s*)?(?:[\w$]+\.)*[A-Z]\w*(?:Error|Exception)\b:?")
@@ -937,7 +956,11 @@ _STARTS_WITH_WORD = re.compile(
     r"|[●✕×✗✘❌] )"
 )
 #: Source code echoed in a traceback ("    raise RuntimeError(…)"), not the error itself.
-_CODE_ECHO = re.compile(r"^\s+(?:raise|throw|assert|panic!?\(|fail\()\b")
+_CODE_ECHO = re.compile(
+    r"^\s+(?:raise|throw|assert|panic!?\(|fail\()\b"
+    r"|^\s*\d*\s+[|│](?:\s|$)"  # a compiler's source excerpt ("  5 | x = 1", "    |  ^^^")
+    r"|^\s*[\^~]+\s*$"  # a caret line under an excerpt
+)
 _HAS_LOCATION = re.compile(r"[\w./-]+\.\w+[:(]\d+")
 _GENERIC_EXIT = re.compile(r"^##\[error\]Process completed with exit code -?\d+\.?$")
 
@@ -1002,10 +1025,20 @@ def rank_lines(
         top = best if i in found else best_guess
         if not explained and chosen and score[i] < top - GUESS_BAND:
             continue  # a much weaker line only costs precision
+        if not explained and chosen and i not in found and _context_only(lines[i]):
+            continue  # no failure word, no diagnostic's shape: context, after the first line
         same = _SAME_TEXT.sub(" ", lines[i]).strip()
         if same in texts:
             continue  # the same message again (a summary repeating it, another prefix)
         texts.add(same)
+        if not explained:
+            twin = _repeated(lines, chosen, i)
+            if twin is not None:
+                # The same message said twice ("java.lang.AssertionError: expected:<1> …" and
+                # "[ERROR] FooTest.bar:12 expected:<1> …"): one line, the copy that says where.
+                if _HAS_LOCATION.search(lines[i]) and not _HAS_LOCATION.search(lines[twin]):
+                    chosen[chosen.index(twin)] = i
+                continue
         chosen.append(i)
         if len(chosen) >= limit:
             break
@@ -1015,6 +1048,30 @@ def rank_lines(
     if not chosen:
         chosen = _generic_tail(log, steps, newset)
     return chosen
+
+
+#: What a message's copies put before it: a level, an exception's class, an "error:" word.
+_MESSAGE_HEAD = re.compile(
+    r"^(?:\[\w+\]\s*)*(?:(?:[\w$]+\.)*[A-Z]\w*(?:Error|Exception)|error|Error|ERROR|fatal|FATAL)"
+    r"(?:\[\w+\])?:\s*"
+)
+#: Shortest message that counts as the same as another line's when the other holds it.
+_MIN_REPEAT_CHARS = 20
+
+
+def _context_only(s: str) -> bool:
+    return not (_WORD_RE.search(s) or _WEAK_RE.search(s) or _DIAGNOSTIC.match(s))
+
+
+def _repeated(lines: Sequence[str], chosen: Sequence[int], i: int) -> int | None:
+    """The chosen line whose message `lines[i]` repeats (one holds the other's), or None."""
+    mine = _MESSAGE_HEAD.sub("", _SAME_TEXT.sub(" ", lines[i]).strip())
+    for j in chosen:
+        other = _MESSAGE_HEAD.sub("", _SAME_TEXT.sub(" ", lines[j]).strip())
+        short, long = sorted((mine, other), key=len)
+        if len(short) >= _MIN_REPEAT_CHARS and short in long:
+            return j
+    return None
 
 
 def _guesses(
@@ -1050,6 +1107,8 @@ def _guesses(
                 value += 10
             elif _WEAK_RE.search(s) or _DIAGNOSTIC.match(s):
                 value += 6
+            else:
+                value -= NEW_ONLY_PENALTY  # new and nothing more: context, seldom the cause
             put(i, value)
     candidates: list[int] = []
     if words is not None and len(words):
@@ -1097,9 +1156,9 @@ _DIAGNOSTIC = re.compile(
 _NUMBERED = re.compile(r"^\s*\d{1,3}\) [A-Za-z]")
 #: A stack frame: where an error passed, not what it was.
 _FRAME = re.compile(
-    r"^\s*(?:\[\w+\]\s*)?(?:at (?:[\w$./<>\[\] -]+ ?\(|/)|File \"[^\"]+\", line \d+"
+    r"^\s*(?:\[\w+\]\s*)?(?:at (?:[\w$./<>\[\] -]+ ?\(|\.{0,2}/)|File \"[^\"]+\", line \d+"
     r"|#\d+\s+0x[0-9a-f]+"
-    r"|\d+: 0x[0-9a-f]+|[\w./-]+\.go:\d+ \+0x)"
+    r"|\d+: 0x[0-9a-f]+|\d+: [\w<>]+(?:::[\w<>{}#]+)+\s*$|[\w./-]+\.go:\d+ \+0x)"
     r"|^\s*[\w./*()$-]+\((?:\{?0x|\.\.\.|\)$)"
 )
 #: What two lines printing the same message may differ in: a step number, a time, box drawing,
@@ -1116,6 +1175,7 @@ _POINTER = re.compile(r"^\s*\S+:\d+: (?:\w+|\(.*\))$")
 #: "ERROR tests/test_a.py", "FAILED" alone): a heading over the failures printed beside it.
 _BARE_STATUS = re.compile(
     r"^\s*(?:FAIL(?:ED)?|ERROR|Error|error)(?:[:\s]\s*[\w./\\@:-]+(?:\s+\(?[\d.]+m?s\)?)?)?\s*$"
+    r"|^\s*\S.{0,200}?\s?\.{3,}\s*(?:fail(?:ed)?|FAIL(?:ED)?|Failed|error|ERROR)\s*$"
 )
 #: How many output lines at the end of each failed step are read for diagnostics' shapes.
 TAIL_LINES = 60

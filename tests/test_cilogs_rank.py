@@ -623,6 +623,39 @@ def test_unseen_ecosystem_shows_the_cause_first(
     assert all(any(m in k for m in marked) for k in d.key_lines), d.key_lines  # precision
 
 
+#: Real captured cases diagnosed without their own ecosystem's parsers (how a tool no parser knows
+#: is read), each with a line beside the cause that says only that something failed, where to
+#: look, what the run printed around it or the cause again: shown, it costs precision.
+BESIDE_THE_CAUSE = [
+    ("c/cmake-fatal", "-- Configuring incomplete, errors occurred!", False),
+    ("c/ctest-fail", "Errors while running CTest", False),
+    ("c/link", "collect2: error: ld returned 1 exit status", False),
+    ("c/werror", "cc1: all warnings being treated as errors", False),
+    ("python/black-check", "1 file would be reformatted, 3 files would be left unchanged.", False),
+    ("jvm/maven-parent-pom", "Some problems were encountered while processing the POMs:", False),
+    ("jvm/maven-failsafe-fail", "Tests run: 3, Failures: 1, Errors: 0", False),
+    # the exception's message, repeated in the [ERROR] summary line that says where
+    ("jvm/maven-surefire-fail", "java.lang.AssertionError: expected:<15> but was:<1>", False),
+    # new against the passing run, but a source excerpt and a backtrace frame
+    ("c/missing-header", '    5 | #include "version.h"', True),
+    ("rust/test-many", "             at ./src/lib.rs:6:5", True),
+]
+
+
+@pytest.mark.parametrize(("case_id", "line", "with_passing"), BESIDE_THE_CAUSE)
+def test_lines_beside_the_cause_are_not_shown(case_id: str, line: str, with_passing: bool) -> None:
+    from bot.logparsers import parsers
+
+    case = next(c for c in CASES if c.id == case_id)
+    log = cc.job_log(case, "actions")
+    assert line in log
+    passing = cc.job_log(case, "actions", passing=True) if with_passing else None
+    others = [p for p in parsers() if p.ecosystem != case.ecosystem and p.name != case.tool]
+    d = diagnose(log, passing, registry=others)
+    assert d.key_lines and _marked(d.key_lines[0], case), d.key_lines
+    assert not any(line.strip() in k for k in d.key_lines), d.key_lines
+
+
 # --- reproduction -------------------------------------------------------------------------------
 
 
