@@ -8,6 +8,7 @@ retry; stored, so a retried job does not ask again) → D duplicates → D map t
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import time
 from collections.abc import Sequence
@@ -331,13 +332,16 @@ class Classified(BaseModel):
     error: str = ""
     #: The config it was asked under (`loops.chart.config_key`).
     config: str = ""
+    #: A digest of the messages it was asked with (`_inputs_key`): an issue edited before the
+    #: job came back is classified again.
+    inputs: str = ""
     usage: Usage = Field(default_factory=Usage)
     models: list[str] = Field(default_factory=list)
 
 
 async def _classify(s: TriageRun) -> Classified:
     if s.decision is not None and not (s.cfg.model_for_area and s.areas):
-        return Classified(config=config_key(s.ctx))
+        return Classified(config=config_key(s.ctx), inputs=_inputs_key(s))
     tally = Tally(s.ctx, s.usage, s.models)
     before, calls = s.usage.copy(), len(s.models)
     try:
@@ -354,6 +358,7 @@ async def _classify(s: TriageRun) -> Classified:
         return Classified(
             error=str(exc),
             config=config_key(s.ctx),
+            inputs=_inputs_key(s),
             usage=s.usage.minus(before),
             models=s.models[calls:],
         )
@@ -361,13 +366,19 @@ async def _classify(s: TriageRun) -> Classified:
     return Classified(
         reply=reply.value.model_dump(),
         config=config_key(s.ctx),
+        inputs=_inputs_key(s),
         usage=s.usage.minus(before),
         models=s.models[calls:],
     )
 
 
+def _inputs_key(s: TriageRun) -> str:
+    text = json.dumps(s.messages, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 async def _restore_classified(s: TriageRun, stored: Classified) -> bool:
-    if stored.config != config_key(s.ctx):
+    if stored.config != config_key(s.ctx) or stored.inputs != _inputs_key(s):
         return False
     if stored.reply is not None:
         try:

@@ -297,3 +297,29 @@ async def test_a_triage_job_retried_after_its_post_failed_does_not_ask_the_model
     body = s.issue().comments[0].body
     assert "model `scripted-small`" in body
     s.gh.assert_no_violations()
+
+
+async def test_a_triage_job_retried_after_the_issue_was_edited_asks_the_model_again(
+    stack_factory: Any,
+) -> None:
+    s: Stack = await stack_factory(github_max_tries=1, job_max_attempts=1)
+    s.model.script("triage", triage_answer("bug"))
+    s.model.script("triage", triage_answer("feature"))
+    # GitHub fails the labelling: the only attempt errors after the model answered.
+    s.gh.fail_next(method="POST", path_regex=r"/issues/\d+/labels$", status=502, times=1)
+    await s.deliver("issues", opened())
+    await s.settle()
+    [job] = await s.store.list_jobs()
+    assert job["state"] == "dead"
+    # The reporter rewrites the issue before a maintainer retries the job from the dashboard:
+    # the classification stored for the old text no longer applies.
+    s.issue().title = "Please add a dark theme"
+    s.issue().body = "It would be nice to have a dark theme option in the settings page."
+    assert await s.store.retry_job(job["id"])
+    await s.settle()
+    assert len(s.model.calls_for("triage")) == 2
+    runs = await s.store.list_runs()
+    retry = [st["name"] for st in await s.store.steps_for(runs[0]["id"])]
+    assert "resume:classify" not in retry and "triage" in retry
+    assert s.issue().labels == ["enhancement"]  # the default label map's name for a feature
+    s.gh.assert_no_violations()
