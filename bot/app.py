@@ -169,7 +169,7 @@ class Runtime:
         """Run one leased job; an exception makes the worker retry it with backoff, except a
         `PermanentJobError` (checked before any GitHub call), which buries it at once."""
         assert self.github is not None and self.model is not None
-        runnable(job)
+        name = runnable(job)
         if job.installation_id is None:
             raise PermanentJobError("the delivery carried no installation id")
         client = self.github.for_repo(job.installation_id, job.repo)
@@ -178,7 +178,7 @@ class Runtime:
         )
         # The token reaches git only through pygit2's credential callback, never the sandbox.
         code = CodeHost(self.settings, self.mirrors, client.token)
-        await self.run_loop(job, forge, code=code)
+        await self.run_loop(job, forge, code=code, name=name)
 
     async def run_loop(
         self,
@@ -188,11 +188,13 @@ class Runtime:
         code: CodeHost | None = None,
         dry_run: bool = False,
         on_progress: Callable[[str], None] | None = None,
+        name: LoopName | None = None,
     ) -> tuple[Outcome, int]:
         """Run one loop as a recorded run; returns its outcome and run id. Local mode's forge
         implements the issue port only: a loop that needs another is refused before it starts
-        (`NeedsGitHub`)."""
-        name = runnable(job)
+        (`NeedsGitHub`). `name`: the loop `runnable(job)` already returned, if the caller
+        checked the job."""
+        name = name or runnable(job)
         if isinstance(forge, DryRunForge):
             if name not in ISSUE_LOOPS:
                 raise NeedsGitHub(name)

@@ -276,7 +276,7 @@ async def run(job: Job, ctx: CIContext) -> Outcome:
             "loopwright opened this issue to track a failing CI workflow on the default branch. "
             "Its comment is updated on every failing run; close the issue when CI is green.",
         )
-    return await run_chart(CHART, job, ctx, CiRun(ctx, job, report, target))
+    return await run_chart(CHART, job, ctx, CiRun(ctx, job, trigger, report, target))
 
 
 @dataclass
@@ -285,6 +285,8 @@ class CiRun(OnReport):
 
     ctx: CIContext
     job: Job
+    #: The job's trigger, parsed once (`CiTrigger.of`).
+    trigger: CiTrigger
     report: CiReport
     target: int
     #: The working copy at the failing commit, open from the reproduction to the chart's end.
@@ -320,7 +322,7 @@ class Diagnosed:
 async def _diagnose_stage(s: CiRun) -> Diagnosed:
     report = s.report
     before, calls = report.usage.copy(), len(report.models)
-    await _diagnose(s.ctx, s.job, report)
+    await _diagnose(s.ctx, s.trigger, report)
     return Diagnosed(
         list(report.jobs),
         report.explanation,
@@ -367,10 +369,10 @@ def _repaired(s: CiRun, repaired: CiRepaired) -> End | None:
 
 
 async def _reproduce(s: CiRun) -> None:
-    ctx, job, report, target = s.ctx, s.job, s.report, s.target
+    ctx, report, target = s.ctx, s.report, s.target
     assert ctx.code is not None
     cfg = ctx.config.ci
-    number = report.run.id if report.run else CiTrigger.of(job).check_suite_id or 0
+    number = report.run.id if report.run else s.trigger.check_suite_id or 0
     commands = report.commands
     s.checkout = co = await s.checkouts.enter_async_context(
         ctx.code.checkout(
@@ -545,11 +547,11 @@ CHART: Chart[CiRun] = Chart(
 )
 
 
-async def _diagnose(ctx: CIContext, job: Job, report: CiReport) -> None:
+async def _diagnose(ctx: CIContext, trigger: CiTrigger, report: CiReport) -> None:
     cfg = ctx.config.ci
     run_ = report.run
     if run_ is None:
-        await _diagnose_suite(ctx, job, report)
+        await _diagnose_suite(ctx, trigger, report)
     else:
         await _diagnose_run(ctx, run_, report)
     if not report.jobs:
@@ -627,9 +629,9 @@ async def _diagnose_run(ctx: CIContext, run_: WorkflowRun, report: CiReport) -> 
         )
 
 
-async def _diagnose_suite(ctx: CIContext, job: Job, report: CiReport) -> None:
+async def _diagnose_suite(ctx: CIContext, trigger: CiTrigger, report: CiReport) -> None:
     """Another CI app's check suite: its failed check runs' reports are the logs."""
-    suite_id = CiTrigger.of(job).check_suite_id or 0
+    suite_id = trigger.check_suite_id or 0
     runs = await ctx.forge.failed_check_runs(report.head_sha, suite_id)
     for name, text in runs[: ctx.config.ci.max_jobs]:
         started = time.perf_counter()

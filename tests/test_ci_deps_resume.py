@@ -16,6 +16,7 @@ from pydantic import TypeAdapter
 import bot.cilogs as cilogs
 from bot import db as dbmod
 from bot.forge import PullInfo
+from bot.jobs import CiTrigger
 from bot.model import Usage
 from bot.settings import load_settings
 from bot.store import Job, JobSpec, Store
@@ -65,7 +66,8 @@ async def _stored(store: Store, job: Job, stage: str, kind: Any, result: Any) ->
 
 
 def _ci_run(ctx: Any, job: Job, sha: str) -> ci_repair.CiRun:
-    return ci_repair.CiRun(ctx, job, ci_repair.CiReport(None, "main", sha), 1)
+    trigger = CiTrigger(trigger="/loopwright diagnose")
+    return ci_repair.CiRun(ctx, job, trigger, ci_repair.CiReport(None, "main", sha), 1)
 
 
 async def test_a_stored_diagnosis_is_put_back_only_for_its_commit_and_config(
