@@ -58,6 +58,30 @@ class ChartState(Protocol):
     models: list[str]
 
 
+@dataclass(frozen=True)
+class SpendMark:
+    """What a state had spent at one moment (`spend_mark`), to tell a stage's own spend."""
+
+    usage: Usage
+    calls: int
+
+
+def spend_mark(state: ChartState) -> SpendMark:
+    return SpendMark(state.usage.copy(), len(state.models))
+
+
+def spent_since(state: ChartState, mark: SpendMark) -> tuple[Usage, list[str]]:
+    """The tokens and model calls `state` gained since `mark`: a stage's spend, to store."""
+    return state.usage.minus(mark.usage), state.models[mark.calls :]
+
+
+def add_spend(state: ChartState, usage: Usage, models: Sequence[str]) -> None:
+    """Count spend made elsewhere (a stored stage's, a nested stage's) on `state`: it counts
+    against the run's caps and shows in its comment."""
+    state.usage.add(usage)
+    state.models.extend(models)
+
+
 class OnReport:
     """A loop's state whose end and tallies are those of the report it publishes."""
 

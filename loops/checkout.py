@@ -15,6 +15,7 @@ import os
 import shutil
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence, Set
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from bot.repo_config import CommandsConfig
@@ -148,6 +149,30 @@ class CodeHost:
             run_as = sandbox_user(self.settings)
             await asyncio.to_thread(grant_workspace, ws.root, run_as)
             yield Checkout(self, ws, commands)
+
+
+@dataclass(kw_only=True)
+class LateCheckout:
+    """A chart's state whose working copy one of its stages opens (after work that needs none)
+    and the chart's end closes: the chart's `workspace` is `LateCheckout.held`."""
+
+    #: The working copy, once `open_checkout` made it.
+    checkout: Checkout | None = None
+    checkouts: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
+
+    async def open_checkout(
+        self, opening: contextlib.AbstractAsyncContextManager[Checkout]
+    ) -> Checkout:
+        """Enter `opening` (`CodeHost.checkout(...)`); it stays open until the chart ends."""
+        self.checkout = await self.checkouts.enter_async_context(opening)
+        return self.checkout
+
+    @staticmethod
+    @contextlib.asynccontextmanager
+    async def held(state: LateCheckout) -> AsyncIterator[None]:
+        """What the chart's stages run inside: the checkout a stage opens closes after them."""
+        async with state.checkouts:
+            yield
 
 
 class Checkout:

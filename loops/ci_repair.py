@@ -18,8 +18,6 @@ from __future__ import annotations
 import re
 import shlex
 import time
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,11 +41,14 @@ from loops.chart import (
     End,
     OnReport,
     Stage,
+    add_spend,
     cancel_check,
     config_key,
     run_chart,
+    spend_mark,
+    spent_since,
 )
-from loops.checkout import Checkout
+from loops.checkout import Checkout, LateCheckout
 from loops.engine import (
     Budget,
     CIContext,
@@ -280,8 +281,10 @@ async def run(job: Job, ctx: CIContext) -> Outcome:
 
 
 @dataclass
-class CiRun(OnReport):
-    """One run of the CI chart: the report, and the issue or PR its comment goes to."""
+class CiRun(OnReport, LateCheckout):
+    """One run of the CI chart: the report, the issue or PR its comment goes to, and (its
+    `LateCheckout`) the failing commit's working copy, opened by the reproduction and held to
+    the chart's end."""
 
     ctx: CIContext
     job: Job
@@ -289,17 +292,6 @@ class CiRun(OnReport):
     trigger: CiTrigger
     report: CiReport
     target: int
-    #: The working copy at the failing commit, open from the reproduction to the chart's end.
-    checkout: Checkout | None = None
-    checkouts: AsyncExitStack = field(default_factory=AsyncExitStack)
-
-
-@asynccontextmanager
-async def _failing_commit(s: CiRun) -> AsyncIterator[None]:
-    """The stages run inside this: the checkout the reproduction opens closes when the
-    chart ends."""
-    async with s.checkouts:
-        yield
 
 
 @dataclass
@@ -321,7 +313,7 @@ class Diagnosed:
 
 async def _diagnose_stage(s: CiRun) -> Diagnosed:
     report = s.report
-    before, calls = report.usage.copy(), len(report.models)
+    mark = spend_mark(report)
     await _diagnose(s.ctx, s.trigger, report)
     return Diagnosed(
         list(report.jobs),
@@ -329,8 +321,7 @@ async def _diagnose_stage(s: CiRun) -> Diagnosed:
         report.detail,
         report.head_sha,
         config_key(s.ctx),
-        report.usage.minus(before),
-        report.models[calls:],
+        *spent_since(report, mark),
     )
 
 
@@ -341,8 +332,7 @@ async def _restore_diagnosis(s: CiRun, stored: Diagnosed) -> bool:
     report.jobs, report.explanation, report.detail = stored.jobs, stored.explanation, stored.detail
     # The explanation's tokens count against this run's budget (the patch stage charges the
     # report's usage) and appear in its comment, as they did the first time.
-    report.usage.add(stored.usage)
-    report.models.extend(stored.models)
+    add_spend(report, stored.usage, stored.models)
     return True
 
 
@@ -374,7 +364,7 @@ async def _reproduce(s: CiRun) -> None:
     cfg = ctx.config.ci
     number = report.run.id if report.run else s.trigger.check_suite_id or 0
     commands = report.commands
-    s.checkout = co = await s.checkouts.enter_async_context(
+    co = await s.open_checkout(
         ctx.code.checkout(
             ctx.forge.repo, report.head_sha, loop="ci", number=number, commands=ctx.config.commands
         )
@@ -466,9 +456,7 @@ async def _restore_repair(s: CiRun, stored: CiRepaired) -> bool:
     report.fixers = list(stored.fixers)
     report.patched = stored.patched
     if stored.patched is not None:
-        # What the patch spent counts against this run's caps and shows in its comment.
-        report.usage.add(stored.patched.usage)
-        report.models.extend(stored.patched.models)
+        add_spend(report, stored.patched.usage, stored.patched.models)
     return True
 
 
@@ -541,7 +529,7 @@ CHART: Chart[CiRun] = Chart(
         Catch(SandboxError, ExitReason.SANDBOX_ERROR),
     ],
     progress=lambda s, text: _progress(s.ctx, s.target, s.report, text),
-    workspace=_failing_commit,
+    workspace=CiRun.held,
     publish=lambda s: _publish(s.ctx, s.report, s.target),
     publishes="`loopwright:flaky` for a flaky failure, the `ci` section of the sticky comment",
 )
@@ -858,8 +846,7 @@ async def _patch(
     report.patched = await patch_stage(
         ctx, co, stage, budget=budget, cancelled=cancel_check(job, ctx)
     )
-    report.usage.add(report.patched.usage)
-    report.models.extend(report.patched.models)
+    add_spend(report, report.patched.usage, report.patched.models)
     result = report.patched.result
     assert result is not None
     if result.exit is not ExitReason.FIXED:

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,11 +37,14 @@ from loops.chart import (
     End,
     OnReport,
     Stage,
+    add_spend,
     cancel_check,
     config_key,
     run_chart,
+    spend_mark,
+    spent_since,
 )
-from loops.checkout import Checkout
+from loops.checkout import Checkout, LateCheckout
 from loops.engine import (
     Budget,
     ExitReason,
@@ -197,23 +198,14 @@ async def run(job: Job, ctx: PullContext) -> Outcome:
 
 
 @dataclass
-class DepsRun(OnReport):
-    """One run of the dependency chart."""
+class DepsRun(OnReport, LateCheckout):
+    """One run of the dependency chart; its `LateCheckout` is the head's working copy, opened
+    by the verdict stage (after the base's suite has run in a checkout of its own) and held to
+    the chart's end."""
 
     ctx: PullContext
     job: Job
     report: DepsReport
-    #: The head's working copy, open from the verdict to the end of the chart.
-    checkout: Checkout | None = None
-    checkouts: AsyncExitStack = field(default_factory=AsyncExitStack)
-
-
-@asynccontextmanager
-async def _head_checkout(s: DepsRun) -> AsyncIterator[None]:
-    """The stages run inside this: the head's checkout, opened by the verdict stage (after
-    the base's suite, in its own checkout, has run), closes when the chart ends."""
-    async with s.checkouts:
-        yield
 
 
 def _verdict_end(s: DepsRun, _: None) -> End | None:
@@ -248,14 +240,10 @@ def _asked(s: DepsRun) -> tuple[str, str, str, list[str], str]:
 
 async def _summarize(s: DepsRun) -> Summarized:
     report = s.report
-    before, calls = report.usage.copy(), len(report.models)
+    mark = spend_mark(report)
     await _summarize_notes(s.ctx, report)
-    return Summarized(
-        list(report.bullets),
-        *_asked(s),
-        usage=report.usage.minus(before),
-        models=report.models[calls:],
-    )
+    usage, models = spent_since(report, mark)
+    return Summarized(list(report.bullets), *_asked(s), usage=usage, models=models)
 
 
 async def _restore_summary(s: DepsRun, stored: Summarized) -> bool:
@@ -266,8 +254,7 @@ async def _restore_summary(s: DepsRun, stored: Summarized) -> bool:
     report.bullets = list(stored.bullets)
     # The summary's tokens count against the migration's budget (it charges the report's
     # usage) and appear in the comment, as they did the first time.
-    report.usage.add(stored.usage)
-    report.models.extend(stored.models)
+    add_spend(report, stored.usage, stored.models)
     return True
 
 
@@ -276,7 +263,7 @@ CHART: Chart[DepsRun] = Chart(
     before="D read the PR (a dependency bot's, open, a branch of this repository), parse the "
     "update (`parse_update`)",
     start="Running the test suite on the base and on this update…",
-    workspace=_head_checkout,
+    workspace=DepsRun.held,
     stages=[
         Stage(
             "verdict",
@@ -354,7 +341,7 @@ async def _verdict(s: DepsRun) -> None:
         report.exit = ExitReason.SANDBOX_ERROR
         report.detail = f"the suite gave no results on the base ({base_run.junit_error})"
         return
-    s.checkout = co = await s.checkouts.enter_async_context(
+    co = await s.open_checkout(
         ctx.code.checkout(
             ctx.forge.repo, pull.head_sha, loop="deps", number=pull.number, commands=commands
         )
@@ -489,8 +476,7 @@ async def _migrate(
     report.patched = await patch_stage(
         ctx, co, stage, budget=budget, cancelled=cancel_check(job, ctx)
     )
-    report.usage.add(report.patched.usage)
-    report.models.extend(report.patched.models)
+    add_spend(report, report.patched.usage, report.patched.models)
     result = report.patched.result
     assert result is not None
     if result.exit is ExitReason.COST_CAP:

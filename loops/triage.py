@@ -30,7 +30,16 @@ from bot.triage_checks import (
     missing_information,
     severity_to_post,
 )
-from loops.chart import Chart, End, Stage, config_key, run_chart
+from loops.chart import (
+    Chart,
+    End,
+    Stage,
+    add_spend,
+    config_key,
+    run_chart,
+    spend_mark,
+    spent_since,
+)
 from loops.engine import ExitReason, IssueContext, Outcome, Tally, format_footer
 from loops.triage_decide import Routing, TypeDecision, load_classifier, route
 
@@ -343,7 +352,7 @@ async def _classify(s: TriageRun) -> Classified:
     if s.decision is not None and not (s.cfg.model_for_area and s.areas):
         return Classified(config=config_key(s.ctx), inputs=_inputs_key(s))
     tally = Tally(s.ctx, s.usage, s.models)
-    before, calls = s.usage.copy(), len(s.models)
+    mark = spend_mark(s)
     try:
         reply = await s.ctx.model.structured(
             "triage",
@@ -355,20 +364,22 @@ async def _classify(s: TriageRun) -> Classified:
         )
     except ModelOutputError as exc:
         # With a classifier's decision, the area and summary fall back.
+        usage, models = spent_since(s, mark)
         return Classified(
             error=str(exc),
             config=config_key(s.ctx),
             inputs=_inputs_key(s),
-            usage=s.usage.minus(before),
-            models=s.models[calls:],
+            usage=usage,
+            models=models,
         )
     s.result = reply.value
+    usage, models = spent_since(s, mark)
     return Classified(
         reply=reply.value.model_dump(),
         config=config_key(s.ctx),
         inputs=_inputs_key(s),
-        usage=s.usage.minus(before),
-        models=s.models[calls:],
+        usage=usage,
+        models=models,
     )
 
 
@@ -386,8 +397,7 @@ async def _restore_classified(s: TriageRun, stored: Classified) -> bool:
         except ValidationError:
             # The repository's labels changed since: ask again.
             return False
-    s.usage.add(stored.usage)
-    s.models.extend(stored.models)
+    add_spend(s, stored.usage, stored.models)
     return True
 
 
