@@ -194,7 +194,8 @@ class Runtime:
         implements the issue port only: a loop that needs another is refused before it starts
         (`NeedsGitHub`). `name`: the loop `runnable(job)` already returned, if the caller
         checked the job."""
-        name = name or runnable(job)
+        if name is None:
+            name = runnable(job)
         if isinstance(forge, DryRunForge):
             if name not in ISSUE_LOOPS:
                 raise NeedsGitHub(name)
