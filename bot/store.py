@@ -340,12 +340,16 @@ class Store:
         return bool(n == 1)
 
     async def complete(self, job: Job) -> None:
+        """Mark the job done. A done job never runs again (the same command later is a new
+        job), so its stored stage results go with it; a dead job keeps its own for a Retry."""
         async with self.db.transaction() as tx:
-            await tx.execute(
+            n = await tx.execute(
                 "UPDATE jobs SET state='done', lease_owner=NULL, updated_at=:now "
                 "WHERE id=:id AND lease_owner=:w",
                 {"now": self._clock(), "id": job.id, "w": job.lease_owner},
             )
+            if n:
+                await tx.execute("DELETE FROM stage_results WHERE job_id=:id", {"id": job.id})
 
     async def release(self, job: Job, reason: str) -> bool:
         """Hand a job we must interrupt (shutdown) back to the queue at once, without spending

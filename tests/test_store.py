@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -458,3 +459,25 @@ async def test_stage_results_are_kept_per_job_redacted_and_the_latest_wins(
         assert await store.stage_results(other) == {}
     finally:
         await database.close()
+
+
+async def test_a_done_job_drops_its_stage_results_and_a_dead_one_keeps_them(
+    store: Store, clock: Clock
+) -> None:
+    for n in (1, 2):
+        await store.enqueue(spec(n), max_attempts=1)
+    done = await store.lease("w1", 30)
+    dead = await store.lease("w2", 30)
+    assert done is not None and dead is not None
+    for job in (done, dead):
+        await store.save_stage_result(job.id, "classify", {"reply": None})
+    # A worker that lost its lease does not complete the job, nor delete what it stored.
+    await store.complete(dataclasses.replace(done, lease_owner="another worker"))
+    assert await store.stage_results(done.id) == {"classify": {"reply": None}}
+    await store.complete(done)
+    assert await store.stage_results(done.id) == {}
+    await store.fail(dead, "boom", backoff_seconds=1)
+    assert (await store.get_job(dead.id) or {})["state"] == "dead"
+    # The dashboard's Retry of the dead job resumes from what it stored.
+    assert await store.retry_job(dead.id)
+    assert await store.stage_results(dead.id) == {"classify": {"reply": None}}
