@@ -1015,6 +1015,8 @@ def rank_lines(
     limit = MAX_KEY_LINES if explained else MAX_GUESS_LINES
     chosen: list[int] = []
     texts: set[str] = set()
+    #: Each chosen guess's message (without `_MESSAGE_HEAD`), to find a message said twice.
+    messages: dict[int, str] = {}
     best = score[ranked[0]] if ranked else 0.0
     # Guesses are measured against the best guess: a finding that explains nothing (a missing
     # command, exit 127) does not hide the guesses at the cause printed before it.
@@ -1032,7 +1034,8 @@ def rank_lines(
             continue  # the same message again (a summary repeating it, another prefix)
         texts.add(same)
         if not explained:
-            twin = _repeated(lines, chosen, i)
+            message = messages[i] = _MESSAGE_HEAD.sub("", same)
+            twin = _repeated(message, {j: messages[j] for j in chosen})
             if twin is not None:
                 # The same message said twice ("java.lang.AssertionError: expected:<1> …" and
                 # "[ERROR] FooTest.bar:12 expected:<1> …"): one line, the copy that says where.
@@ -1063,12 +1066,11 @@ def _context_only(s: str) -> bool:
     return not (_WORD_RE.search(s) or _WEAK_RE.search(s) or _DIAGNOSTIC.match(s))
 
 
-def _repeated(lines: Sequence[str], chosen: Sequence[int], i: int) -> int | None:
-    """The chosen line whose message `lines[i]` repeats (one holds the other's), or None."""
-    mine = _MESSAGE_HEAD.sub("", _SAME_TEXT.sub(" ", lines[i]).strip())
-    for j in chosen:
-        other = _MESSAGE_HEAD.sub("", _SAME_TEXT.sub(" ", lines[j]).strip())
-        short, long = sorted((mine, other), key=len)
+def _repeated(message: str, chosen: dict[int, str]) -> int | None:
+    """The chosen line (index → its message) whose message `message` repeats (one holds the
+    other's), or None."""
+    for j, other in chosen.items():
+        short, long = sorted((message, other), key=len)
         if len(short) >= _MIN_REPEAT_CHARS and short in long:
             return j
     return None
