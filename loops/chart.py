@@ -375,11 +375,17 @@ def chart_markdown(chart: Chart[Any]) -> str:
     return "\n".join(lines)
 
 
+def digest(value: Any) -> str:
+    """A short digest of a JSON value (keys sorted): what a stored result was made from, to
+    tell whether it still applies."""
+    text = json.dumps(value, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def config_key(ctx: LoopContext) -> str:
     """A digest of the repository's config as this run read it: a stored result made under
     another config (another test command, other budgets) does not apply."""
-    text = json.dumps(ctx.config.model_dump(mode="json"), sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return digest(ctx.config.model_dump(mode="json"))
 
 
 def _markers(name: str) -> tuple[str, str]:

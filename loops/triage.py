@@ -8,7 +8,6 @@ retry; stored, so a retried job does not ask again) → D duplicates → D map t
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import time
 from collections.abc import Sequence
@@ -36,6 +35,7 @@ from loops.chart import (
     Stage,
     add_spend,
     config_key,
+    digest,
     run_chart,
     spend_mark,
     spent_since,
@@ -384,8 +384,7 @@ async def _classify(s: TriageRun) -> Classified:
 
 
 def _inputs_key(s: TriageRun) -> str:
-    text = json.dumps(s.messages, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return digest(s.messages)
 
 
 async def _restore_classified(s: TriageRun, stored: Classified) -> bool:
